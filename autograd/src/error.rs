@@ -1,0 +1,76 @@
+//! The one error type of tapegrad. Every message names the op, the shapes involved and what was
+//! expected, so that a user reading it can fix the call without a debugger.
+
+use crate::shape::Shape;
+
+/// Everything that can go wrong in tapegrad, from a bad shape to a malformed checkpoint.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// Operand shapes that do not fit together (broadcasting, matmul, concat, reshape...).
+    #[error("{op}: incompatible shapes {shapes}: {expected}")]
+    Shape {
+        op: &'static str,
+        shapes: String,
+        expected: String,
+    },
+    /// An axis outside `-rank..rank`, or named twice.
+    #[error("{op}: axis {axis} is out of range for a tensor of shape {shape} (rank {rank})")]
+    Axis {
+        op: &'static str,
+        axis: isize,
+        shape: Shape,
+        rank: usize,
+    },
+    /// An argument that is invalid whatever the shapes (a zero stride, a negative probability...).
+    #[error("{op}: {msg}")]
+    Invalid { op: &'static str, msg: String },
+    /// `backward()` needs a one-element output to seed with 1.
+    #[error("backward: the output has shape {0}, expected a single element; use backward_with(grad) for a non-scalar output")]
+    NotScalar(Shape),
+    /// Two vars recorded on different tapes were combined.
+    #[error("{op}: the operands were recorded on different tapes")]
+    ForeignTape { op: &'static str },
+    /// A second backward pass through a graph whose chain-rule closures were already released.
+    #[error("backward: the graph through node {node} ({op}) was already released by an earlier backward; pass retain_graph (or create_graph) to the first one")]
+    GraphReleased { node: usize, op: &'static str },
+    /// Anomaly mode: an op produced NaN or infinity.
+    #[error("anomaly: {op} produced a non-finite value in the {pass} pass; inputs: {inputs}")]
+    NonFinite {
+        op: &'static str,
+        pass: &'static str,
+        inputs: String,
+    },
+    /// A file that could not be read or written.
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
+    /// A file or buffer that was read but is malformed.
+    #[error("{what}: {msg}")]
+    Format { what: String, msg: String },
+}
+
+/// tapegrad's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::Shape`], formatting the shapes as `[2, 3] and [4]`.
+    pub fn shape(op: &'static str, shapes: &[&Shape], expected: impl Into<String>) -> Self {
+        let shapes = shapes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        Error::Shape {
+            op,
+            shapes,
+            expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::Invalid {
+            op,
+            msg: msg.into(),
+        }
+    }
+}

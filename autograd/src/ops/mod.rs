@@ -1,0 +1,41 @@
+//! Differentiable ops on `Var`s, one family per file: the forward (a tensor kernel) and the
+//! chain rule sit together, with the rule in derivatives.yaml style in each doc comment.
+//!
+//! Primitives (hand-written derivatives): `unary`, `binary`, `reduce`, `movement`, `matmul`,
+//! `unfold`. Compositions (derivatives from the tape): `activation`, `softmax`, `loss`,
+//! `linear`, and the convolution, pooling and normalisation families.
+
+mod activation;
+mod binary;
+mod linear;
+mod loss;
+mod matmul;
+mod movement;
+mod reduce;
+mod softmax;
+mod unary;
+
+/// The gradients of a chain rule, one per input: `grads![a, b]` or `grads![None, Some(b)]`.
+#[macro_export]
+macro_rules! grads {
+    ($($g:expr),* $(,)?) => {
+        $crate::tape::InputGrads::from_iter([$($crate::ops::IntoGrad::into_grad($g)),*])
+    };
+}
+
+/// What a chain-rule closure may return for one input.
+pub trait IntoGrad<'t> {
+    fn into_grad(self) -> Option<crate::tape::Var<'t>>;
+}
+impl<'t> IntoGrad<'t> for crate::tape::Var<'t> {
+    fn into_grad(self) -> Option<crate::tape::Var<'t>> {
+        Some(self)
+    }
+}
+impl<'t> IntoGrad<'t> for Option<crate::tape::Var<'t>> {
+    fn into_grad(self) -> Option<crate::tape::Var<'t>> {
+        self
+    }
+}
+
+pub use loss::Reduction;

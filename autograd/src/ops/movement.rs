@@ -1,0 +1,167 @@
+//! Movement primitives: reshape, permute, broadcast_to, narrow, pad, concat (and stack, a
+//! composition). Each one's adjoint is another movement: a narrow's gradient is a pad with zeros,
+//! a pad's is a narrow, a broadcast's is a sum.
+
+use crate::error::{Error, Result};
+use crate::grads;
+use crate::shape::Shape;
+use crate::tape::{InputGrads, Op, Var};
+use crate::tensor::Tensor;
+
+pub const RESHAPE: Op = Op::new("reshape", "grad.reshape(self.shape)");
+pub const PERMUTE: Op = Op::new("permute", "grad.permute(inverse(perm))");
+pub const BROADCAST_TO: Op = Op::new("broadcast_to", "grad.sum_to(self.shape)");
+pub const NARROW: Op = Op::new("narrow", "grad.pad(start, size - start - len) with zeros");
+pub const PAD: Op = Op::new("pad", "grad.narrow(before, size) on each axis");
+pub const CONCAT: Op = Op::new("concat", "grad.narrow(offset_i, size_i) for each input i");
+
+impl<'t> Var<'t> {
+    /// The same values under another shape with the same element count.
+    /// Rule `reshape: grad.reshape(self.shape)`.
+    pub fn reshape(self, shape: impl Into<Shape>) -> Result<Var<'t>> {
+        let shape = shape.into();
+        if shape == self.shape() {
+            return Ok(self);
+        }
+        let v = self.value().reshape(shape)?;
+        Ok(self.tape().record(RESHAPE, &[self], v, |c| {
+            Ok(grads![c.grad().reshape(c.input(0).shape())?])
+        }))
+    }
+
+    /// Reshape with one dimension given as `-1` and inferred.
+    pub fn reshape_infer(self, dims: &[isize]) -> Result<Var<'t>> {
+        let shape = crate::tensor::infer_shape(&self.shape(), dims)?;
+        self.reshape(shape)
+    }
+
+    /// Flattens axes `start..` into one: `[N, C, H, W] -> [N, C*H*W]` for `start = 1`.
+    pub fn flatten(self, start: usize) -> Result<Var<'t>> {
+        let s = self.shape();
+        if start > s.rank() {
+            return Err(Error::Axis {
+                op: "flatten",
+                axis: start as isize,
+                shape: s.clone(),
+                rank: s.rank(),
+            });
+        }
+        let mut dims = s.dims()[..start].to_vec();
+        dims.push(s.dims()[start..].iter().product());
+        self.reshape(dims)
+    }
+
+    /// Output axis `i` is input axis `perm[i]`. Rule `permute: grad.permute(inverse(perm))`.
+    pub fn permute(self, perm: &[usize]) -> Result<Var<'t>> {
+        let v = self.value().permute(perm)?;
+        let mut inverse = vec![0; perm.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(self.tape().record(PERMUTE, &[self], v, move |c| {
+            Ok(grads![c.grad().permute(&inverse)?])
+        }))
+    }
+
+    /// Swaps two axes.
+    pub fn transpose(self, a: isize, b: isize) -> Result<Var<'t>> {
+        let s = self.shape();
+        let (a, b) = (s.axis("transpose", a)?, s.axis("transpose", b)?);
+        let mut perm: Vec<usize> = (0..s.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Expands size-1 and missing leading dimensions. Rule `broadcast_to: grad.sum_to(self)`.
+    pub fn broadcast_to(self, shape: impl Into<Shape>) -> Result<Var<'t>> {
+        let shape = shape.into();
+        if shape == self.shape() {
+            return Ok(self);
+        }
+        let v = self.value().broadcast_to(shape)?;
+        Ok(self.tape().record(BROADCAST_TO, &[self], v, |c| {
+            Ok(grads![c.grad().sum_to(&c.input(0).shape())?])
+        }))
+    }
+
+    /// `len` entries of `axis` from `start`. Rule `narrow: grad padded back with zeros`.
+    pub fn narrow(self, axis: isize, start: usize, len: usize) -> Result<Var<'t>> {
+        let v = self.value().narrow(axis, start, len)?;
+        let a = self.shape().axis("narrow", axis)?;
+        let size = self.shape().dim(a);
+        Ok(self.tape().record(NARROW, &[self], v, move |c| {
+            let mut pads = vec![(0, 0); a + 1];
+            pads[a] = (start, size - start - len);
+            let rank = c.input(0).rank();
+            pads.extend(std::iter::repeat_n((0, 0), rank - a - 1));
+            Ok(grads![c.grad().pad(&pads, 0.0)?])
+        }))
+    }
+
+    /// Pads each axis (the last `pads.len()` axes) with `(before, after)` copies of `value`.
+    /// Rule `pad: grad.narrow(before, size)` on each axis.
+    pub fn pad(self, pads: &[(usize, usize)], value: f32) -> Result<Var<'t>> {
+        let v = self.value().pad(pads, value)?;
+        let pads = pads.to_vec();
+        Ok(self.tape().record(PAD, &[self], v, move |c| {
+            let x = c.input(0).shape();
+            let off = x.rank() - pads.len();
+            let mut g = c.grad();
+            for (i, &(before, _)) in pads.iter().enumerate() {
+                g = g.narrow((off + i) as isize, before, x.dim(off + i))?;
+            }
+            Ok(grads![g])
+        }))
+    }
+
+    /// Joins vars along an existing axis. Rule `concat: grad.narrow(offset_i, size_i)` for
+    /// each input.
+    pub fn concat(parts: &[Var<'t>], axis: isize) -> Result<Var<'t>> {
+        let first = *parts
+            .first()
+            .ok_or_else(|| Error::invalid("concat", "needs at least one var"))?;
+        for p in parts {
+            first.same_tape("concat", *p)?;
+        }
+        let values: Vec<Tensor> = parts.iter().map(|p| p.value()).collect();
+        let refs: Vec<&Tensor> = values.iter().collect();
+        let v = Tensor::concat(&refs, axis)?;
+        let a = first.shape().axis("concat", axis)?;
+        Ok(first.tape().record(CONCAT, parts, v, move |c| {
+            let mut out = InputGrads::new();
+            let mut offset = 0;
+            for i in 0..c.inputs.len() {
+                let n = c.input(i).shape().dim(a);
+                out.push(Some(c.grad().narrow(a as isize, offset, n)?));
+                offset += n;
+            }
+            Ok(out)
+        }))
+    }
+
+    /// Joins equally shaped vars along a new axis (a reshape of each, then concat).
+    pub fn stack(parts: &[Var<'t>], axis: isize) -> Result<Var<'t>> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::invalid("stack", "needs at least one var"))?;
+        let (shape, a) = first.value().unsqueeze_shape("stack", axis)?;
+        let mut views = Vec::with_capacity(parts.len());
+        for p in parts {
+            if p.shape() != first.shape() {
+                return Err(Error::shape(
+                    "stack",
+                    &[&first.shape(), &p.shape()],
+                    "equal shapes",
+                ));
+            }
+            views.push(p.reshape(shape.clone())?);
+        }
+        Var::concat(&views, a as isize)
+    }
+
+    /// Adds a size-1 axis at `axis`.
+    pub fn unsqueeze(self, axis: isize) -> Result<Var<'t>> {
+        let (shape, _) = self.value().unsqueeze_shape("unsqueeze", axis)?;
+        self.reshape(shape)
+    }
+}

@@ -1,0 +1,72 @@
+//! Reduction primitives: sum, mean and max over any set of axes, and `sum_to`, the adjoint of
+//! broadcasting. argmax and top-k are not differentiable: call them on `var.value()`.
+
+use crate::error::Result;
+use crate::grads;
+use crate::shape::Shape;
+use crate::tape::{Op, Var};
+
+pub const SUM: Op = Op::new("sum", "grad.reshape(keepdim shape).broadcast_to(self)");
+pub const MAX: Op = Op::new(
+    "max",
+    "grad.broadcast_to(self) * (self == result) / count(self == result)",
+);
+pub const SUM_TO: Op = Op::new("sum_to", "grad.broadcast_to(self)");
+
+impl<'t> Var<'t> {
+    /// Sum over `axes` (every axis when empty); `keepdim` keeps them as size 1.
+    /// Rule `sum: grad.reshape(keepdim shape).broadcast_to(self)`.
+    pub fn sum(self, axes: &[isize], keepdim: bool) -> Result<Var<'t>> {
+        let x = self.value();
+        let v = x.sum_axes(axes, keepdim)?;
+        let kept = x.sum_axes(axes, true)?.shape().clone();
+        Ok(self.tape().record(SUM, &[self], v, move |c| {
+            let g = c.grad().reshape(kept.clone())?;
+            Ok(grads![g.broadcast_to(c.input(0).shape())?])
+        }))
+    }
+
+    /// Mean over `axes` (every axis when empty): a sum times 1/count.
+    pub fn mean(self, axes: &[isize], keepdim: bool) -> Result<Var<'t>> {
+        let ax = self.shape().axes("mean", axes)?;
+        let count: usize = ax.iter().map(|&a| self.shape().dim(a)).product();
+        Ok(self.sum(axes, keepdim)?.mul_scalar(1.0 / count as f32))
+    }
+
+    /// Maximum over `axes` (every axis when empty). Tie rule: the gradient is split evenly among
+    /// the elements equal to the maximum (as `torch.amax`).
+    /// Rule `max: grad.broadcast_to(self) * (self == result) / count(self == result)`.
+    pub fn max(self, axes: &[isize], keepdim: bool) -> Result<Var<'t>> {
+        let x = self.value();
+        let v = x.max_axes(axes, keepdim)?;
+        let axes = axes.to_vec();
+        Ok(self.tape().record(MAX, &[self], v, move |c| {
+            let x = c.input(0);
+            let shape = x.shape();
+            let kept = c
+                .result()
+                .value()
+                .reshape(shape.reduced(&shape.axes("max", &axes)?, true))?;
+            let hits = x.value().eq_mask(&kept)?;
+            let count = hits.sum_axes(&axes, true)?;
+            let weight = hits.div(&count)?;
+            let g = c
+                .grad()
+                .reshape(kept.shape().clone())?
+                .broadcast_to(shape)?;
+            Ok(grads![g.mul(c.tape().input(weight))?])
+        }))
+    }
+
+    /// Sums a broadcast value back to `shape`: the gradient of every broadcasting op.
+    /// Rule `sum_to: grad.broadcast_to(self)`.
+    pub fn sum_to(self, shape: &Shape) -> Result<Var<'t>> {
+        if &self.shape() == shape {
+            return Ok(self);
+        }
+        let v = self.value().sum_to(shape)?;
+        Ok(self.tape().record(SUM_TO, &[self], v, |c| {
+            Ok(grads![c.grad().broadcast_to(c.input(0).shape())?])
+        }))
+    }
+}

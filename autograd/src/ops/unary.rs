@@ -1,0 +1,112 @@
+//! Elementwise unary primitives. Each rule is written with var ops, so it can be differentiated
+//! again (the masks of `abs` and `relu` are constants: their derivatives are zero almost
+//! everywhere).
+
+use crate::grads;
+use crate::tape::{Op, Var};
+
+pub const NEG: Op = Op::new("neg", "grad.neg()");
+pub const EXP: Op = Op::new("exp", "grad * result");
+pub const LOG: Op = Op::new("log", "grad / self");
+pub const SQRT: Op = Op::new("sqrt", "grad / (2 * result)");
+pub const ABS: Op = Op::new("abs", "grad * self.sgn()");
+pub const POWF: Op = Op::new("powf", "grad * exponent * self.pow(exponent - 1)");
+pub const SIGMOID: Op = Op::new("sigmoid", "grad * result * (1 - result)");
+pub const TANH: Op = Op::new("tanh", "grad * (1 - result^2)");
+pub const RELU: Op = Op::new("relu", "grad * (result > 0)");
+
+impl<'t> Var<'t> {
+    /// `-x`. Rule `neg: grad.neg()`.
+    pub fn neg(self) -> Var<'t> {
+        let v = self.value().neg();
+        self.tape()
+            .record(NEG, &[self], v, |c| Ok(grads![c.grad().neg()]))
+    }
+
+    /// `e^x`. Rule `exp: grad * result`.
+    pub fn exp(self) -> Var<'t> {
+        let v = self.value().exp();
+        self.tape()
+            .record(EXP, &[self], v, |c| Ok(grads![c.grad().mul(c.result())?]))
+    }
+
+    /// Natural logarithm. Rule `log: grad / self`.
+    pub fn log(self) -> Var<'t> {
+        let v = self.value().ln();
+        self.tape()
+            .record(LOG, &[self], v, |c| Ok(grads![c.grad().div(c.input(0))?]))
+    }
+
+    /// Square root. Rule `sqrt: grad / (2 * result)`.
+    pub fn sqrt(self) -> Var<'t> {
+        let v = self.value().sqrt();
+        self.tape().record(SQRT, &[self], v, |c| {
+            Ok(grads![c.grad().div(c.result().mul_scalar(2.0))?])
+        })
+    }
+
+    /// `|x|`. Rule `abs: grad * self.sgn()` (the subgradient at 0 is 0, as PyTorch).
+    pub fn abs(self) -> Var<'t> {
+        let v = self.value().abs();
+        self.tape().record(ABS, &[self], v, |c| {
+            let x = c.input(0).value();
+            let sign = x.map(|x| {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            });
+            Ok(grads![c.grad().mul(c.tape().input(sign))?])
+        })
+    }
+
+    /// `x^p` for a scalar exponent. Rule `powf: grad * p * self.pow(p - 1)`.
+    pub fn powf(self, p: f32) -> Var<'t> {
+        let v = self.value().powf(p);
+        self.tape().record(POWF, &[self], v, move |c| {
+            if p == 0.0 {
+                return Ok(grads![None]);
+            }
+            let d = c.input(0).powf(p - 1.0).mul_scalar(p);
+            Ok(grads![c.grad().mul(d)?])
+        })
+    }
+
+    /// `x^2`, as `powf(2)`.
+    pub fn square(self) -> Var<'t> {
+        self.powf(2.0)
+    }
+
+    /// The logistic function `1 / (1 + e^-x)`, a primitive so that its derivative `s(1 - s)`
+    /// stays finite where the composition would give inf/inf. Rule
+    /// `sigmoid: grad * result * (1 - result)`.
+    pub fn sigmoid(self) -> Var<'t> {
+        let v = self.value().sigmoid();
+        self.tape().record(SIGMOID, &[self], v, |c| {
+            let s = c.result();
+            let ds = s.mul(s.neg().add_scalar(1.0))?;
+            Ok(grads![c.grad().mul(ds)?])
+        })
+    }
+
+    /// Hyperbolic tangent. Rule `tanh: grad * (1 - result^2)`.
+    pub fn tanh(self) -> Var<'t> {
+        let v = self.value().tanh();
+        self.tape().record(TANH, &[self], v, |c| {
+            let d = c.result().square().neg().add_scalar(1.0);
+            Ok(grads![c.grad().mul(d)?])
+        })
+    }
+
+    /// `max(x, 0)`. Rule `relu: grad * (result > 0)` (the derivative at 0 is 0, as PyTorch).
+    pub fn relu(self) -> Var<'t> {
+        let v = self.value().relu();
+        self.tape().record(RELU, &[self], v, |c| {
+            let mask = c.result().value().map(|y| (y > 0.0) as u8 as f32);
+            Ok(grads![c.grad().mul(c.tape().input(mask))?])
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! The backward pass: the whole algorithm of reverse-mode differentiation, in one place.
+//!
+//! Nodes sit on the tape in recording order, so walking ids downward from the output visits
+//! every node after all of its consumers. For each node that received a gradient, its chain-rule
+//! closure turns dL/d(result) into dL/d(input) for each input, and those are *summed* into the
+//! inputs' gradients: fan-out (a value used twice, as in a residual join `x + f(x)`) is handled
+//! here and nowhere else.
+//!
+//! Without `create_graph`, recording is off while closures run: their var ops compute plain
+//! values, which are taken as tensors and the temporary nodes dropped straight away; each node's
+//! closure (and what it captured) is released once used, and each intermediate gradient once it
+//! has been passed on. With `create_graph`, the closures' ops are recorded like any other, so the
+//! gradients are vars that can be differentiated again.
+
+use super::{Ctx, Grads, NodeId, NodeKind, Tape, Var};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+
+/// Options of a backward pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BackwardOptions {
+    /// Record the backward pass, so the gradients can be differentiated again (implies
+    /// `retain_graph`).
+    pub create_graph: bool,
+    /// Keep the chain-rule closures, so backward can run through this graph again.
+    pub retain_graph: bool,
+}
+
+/// A node's accumulated gradient: a plain value, or a recorded var with `create_graph`.
+enum Acc {
+    Value(Tensor),
+    Node(NodeId),
+}
+
+impl<'t> Var<'t> {
+    /// Backward seeded with `grad`, with explicit options.
+    pub fn backward_with_options(self, grad: Tensor, opts: BackwardOptions) -> Result<Grads<'t>> {
+        let tape = self.tape();
+        if grad.shape() != &self.shape() {
+            return Err(Error::shape(
+                "backward",
+                &[&self.shape(), grad.shape()],
+                "the seed gradient to have the output's shape",
+            ));
+        }
+        tape.check()?;
+        let create = opts.create_graph;
+        let retain = opts.retain_graph || create;
+        let was_recording = tape.set_recording(create);
+        let result = run(tape, self.id(), grad, create, retain);
+        tape.set_recording(was_recording);
+        let grads = result?;
+        tape.check()?;
+        Ok(grads)
+    }
+}
+
+fn run<'t>(
+    tape: &'t Tape,
+    root: NodeId,
+    seed: Tensor,
+    create: bool,
+    retain: bool,
+) -> Result<Grads<'t>> {
+    let mut acc: HashMap<NodeId, Acc> = HashMap::new();
+    let mut kept: HashMap<NodeId, (Tensor, Option<NodeId>)> = HashMap::new();
+    let seed = if create {
+        Acc::Node(tape.input(seed).id())
+    } else {
+        Acc::Value(seed)
+    };
+    acc.insert(root, seed);
+    for index in (0..=root.index()).rev() {
+        let id = NodeId(index as u32);
+        let Some(grad) = acc.remove(&id) else {
+            continue;
+        };
+        let (backward, inputs, keep, op, kind) = {
+            let mut nodes = tape.nodes.borrow_mut();
+            let n = &mut nodes[index];
+            let keep = n.retain_grad || matches!(n.kind, NodeKind::Variable | NodeKind::Param(_));
+            let backward = if retain {
+                n.backward.clone()
+            } else {
+                n.backward.take()
+            };
+            (backward, n.inputs.clone(), keep, n.op, n.kind)
+        };
+        let mark = tape.len();
+        let grad_var = match grad {
+            Acc::Value(t) => tape.input(t),
+            Acc::Node(g) => Var::new(tape, g),
+        };
+        if keep {
+            // A plain backward keeps values only: the var of the gradient is a temporary.
+            kept.insert(id, (grad_var.value(), create.then_some(grad_var.id())));
+        }
+        let Some(backward) = backward else {
+            if kind == NodeKind::Op {
+                return Err(Error::GraphReleased {
+                    node: index,
+                    op: op.name,
+                });
+            }
+            if !create {
+                tape.truncate(mark);
+            }
+            continue;
+        };
+        let ctx = Ctx {
+            tape,
+            inputs: inputs.clone(),
+            result: id,
+            grad: grad_var,
+        };
+        let input_grads = backward(&ctx)?;
+        for (&input, g) in inputs.iter().zip(input_grads) {
+            let Some(g) = g else { continue };
+            let (want, rg) = {
+                let nodes = tape.nodes.borrow();
+                (
+                    nodes[input.index()].value.shape().clone(),
+                    nodes[input.index()].requires_grad,
+                )
+            };
+            if !rg {
+                continue;
+            }
+            if g.shape() != want {
+                return Err(Error::shape(
+                    op.name,
+                    &[&want, &g.shape()],
+                    "the chain rule to return a gradient shaped like its input",
+                ));
+            }
+            if tape.anomaly_mode() {
+                tape.check_finite(op, "backward", &[Var::new(tape, input)], &g.value());
+            }
+            let summed = match acc.remove(&input) {
+                None if create => Acc::Node(g.id()),
+                None => Acc::Value(g.value()),
+                Some(Acc::Value(prev)) => Acc::Value(prev.add(&g.value())?),
+                Some(Acc::Node(prev)) => Acc::Node(Var::new(tape, prev).add(g)?.id()),
+            };
+            acc.insert(input, summed);
+        }
+        if !create {
+            tape.truncate(mark);
+        }
+    }
+    Ok(Grads::new(tape, kept))
+}

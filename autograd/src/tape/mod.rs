@@ -1,0 +1,298 @@
+//! The tape: an append-only list of nodes (a Wengert list), one per recorded op.
+//!
+//! A node holds the op, its input ids, its value and its chain-rule closure. Nodes are stored in
+//! recording order, so an input always precedes its consumers and walking the list backwards is a
+//! topological order: backward needs no graph search. `Var<'t>` is a `Copy` handle (the tape and a
+//! `NodeId`); its lifetime ties every graph to the one tape it was recorded on.
+
+mod backward;
+mod grads;
+mod param;
+mod var;
+
+pub use backward::BackwardOptions;
+pub use grads::Grads;
+pub use param::{Param, ParamId};
+pub use var::{Ctx, InputGrads, Var};
+
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Index of a node on its tape, in recording order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub(crate) u32);
+
+impl NodeId {
+    /// Position on the tape (0 is the first recorded node).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What a node computes: the op's name and its derivative rule, written as in PyTorch's
+/// derivatives.yaml (in terms of `grad`, the inputs and `result`). The trace prints the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub name: &'static str,
+    pub formula: &'static str,
+}
+
+impl Op {
+    pub const fn new(name: &'static str, formula: &'static str) -> Op {
+        Op { name, formula }
+    }
+}
+
+/// How a node came to be on the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Data that needs no gradient (`Tape::input`, or any op with recording off).
+    Constant,
+    /// A leaf whose gradient is wanted (`Tape::var`).
+    Variable,
+    /// A module parameter (`Tape::param`), found in `Grads` by its `ParamId`.
+    Param(ParamId),
+    /// The result of a recorded op.
+    Op,
+}
+
+/// The chain rule of one op: given the context (upstream gradient, inputs, result), the gradient
+/// for each input (`None` for inputs that need none).
+pub type BackwardFn = dyn for<'a> Fn(&Ctx<'a>) -> crate::Result<InputGrads<'a>>;
+
+pub(crate) struct Node {
+    pub(crate) op: Op,
+    pub(crate) kind: NodeKind,
+    pub(crate) inputs: SmallVec<[NodeId; 3]>,
+    pub(crate) value: Tensor,
+    pub(crate) backward: Option<Rc<BackwardFn>>,
+    pub(crate) requires_grad: bool,
+    pub(crate) retain_grad: bool,
+    pub(crate) label: Option<Rc<str>>,
+}
+
+/// Leaves are recorded under these pseudo-ops.
+pub(crate) const INPUT: Op = Op::new("input", "");
+pub(crate) const VARIABLE: Op = Op::new("variable", "");
+pub(crate) const PARAM: Op = Op::new("param", "");
+
+/// Records ops as they run, for reverse-mode differentiation. See the crate docs for the life of
+/// a training step. A tape is single-threaded (the kernels inside each op use all cores).
+pub struct Tape {
+    pub(crate) nodes: RefCell<Vec<Node>>,
+    recording: Cell<bool>,
+    params: RefCell<HashMap<ParamId, NodeId>>,
+    pub(crate) anomaly: RefCell<Option<crate::Error>>,
+    detect_anomaly: Cell<bool>,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl Tape {
+    /// A tape that records ops for backward.
+    pub fn new() -> Tape {
+        Tape {
+            nodes: RefCell::new(Vec::new()),
+            recording: Cell::new(true),
+            params: RefCell::new(HashMap::new()),
+            anomaly: RefCell::new(None),
+            detect_anomaly: Cell::new(false),
+        }
+    }
+
+    /// A tape for inference: ops compute values but record no closures and save nothing for a
+    /// backward pass.
+    pub fn inference() -> Tape {
+        let t = Tape::new();
+        t.recording.set(false);
+        t
+    }
+
+    /// Whether ops are being recorded for backward.
+    pub fn is_recording(&self) -> bool {
+        self.recording.get()
+    }
+
+    /// Runs `f` with recording off (PyTorch's `torch.no_grad()`), then restores the previous mode.
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        let prev = self.recording.replace(false);
+        let r = f();
+        self.recording.set(prev);
+        r
+    }
+
+    pub(crate) fn set_recording(&self, on: bool) -> bool {
+        self.recording.replace(on)
+    }
+
+    /// Anomaly mode: every op checks its result (and backward every gradient) for NaN and
+    /// infinity; the first one found is reported by `backward` (and by [`Tape::check`]) naming
+    /// the op and its inputs' statistics.
+    pub fn detect_anomaly(&self, on: bool) {
+        self.detect_anomaly.set(on);
+    }
+
+    pub(crate) fn anomaly_mode(&self) -> bool {
+        self.detect_anomaly.get()
+    }
+
+    /// The first anomaly found in anomaly mode, if any.
+    pub fn check(&self) -> crate::Result<()> {
+        match self.anomaly.borrow().as_ref() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Number of nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Data that needs no gradient (images, labels, masks).
+    pub fn input(&self, value: Tensor) -> Var<'_> {
+        self.push_leaf(INPUT, NodeKind::Constant, value, false)
+    }
+
+    /// A leaf whose gradient `backward` computes (recording permitting).
+    pub fn var(&self, value: Tensor) -> Var<'_> {
+        let rg = self.is_recording();
+        self.push_leaf(VARIABLE, NodeKind::Variable, value, rg)
+    }
+
+    /// Records a parameter: shares its storage (no copy). Recording the same parameter twice on
+    /// one tape returns the same var, so shared weights sum their gradients.
+    pub fn param(&self, p: &Param) -> Var<'_> {
+        if let Some(&id) = self.params.borrow().get(&p.id()) {
+            return Var::new(self, id);
+        }
+        let rg = self.is_recording() && p.requires_grad();
+        let v = self.push_leaf(PARAM, NodeKind::Param(p.id()), p.value().clone(), rg);
+        if let Some(name) = p.name() {
+            self.nodes.borrow_mut()[v.id().index()].label = Some(name.into());
+        }
+        self.params.borrow_mut().insert(p.id(), v.id());
+        v
+    }
+
+    /// The node of a parameter recorded on this tape.
+    pub fn param_node(&self, id: ParamId) -> Option<NodeId> {
+        self.params.borrow().get(&id).copied()
+    }
+
+    fn push_leaf(&self, op: Op, kind: NodeKind, value: Tensor, requires_grad: bool) -> Var<'_> {
+        self.push(Node {
+            op,
+            kind,
+            inputs: SmallVec::new(),
+            value,
+            backward: None,
+            requires_grad,
+            retain_grad: false,
+            label: None,
+        })
+    }
+
+    pub(crate) fn push(&self, node: Node) -> Var<'_> {
+        let mut nodes = self.nodes.borrow_mut();
+        let id = NodeId(u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes"));
+        nodes.push(node);
+        Var::new(self, id)
+    }
+
+    /// Records the result of an op. If recording is on and any input requires a gradient, the
+    /// node keeps its inputs and the chain-rule closure `backward`; otherwise it is a constant
+    /// and the closure is dropped unused. This is how a custom primitive is added: compute the
+    /// value with tensor kernels, then record it with its derivative rule written in var ops.
+    pub fn record<'t, F>(
+        &'t self,
+        op: Op,
+        inputs: &[Var<'t>],
+        value: Tensor,
+        backward: F,
+    ) -> Var<'t>
+    where
+        F: for<'a> Fn(&Ctx<'a>) -> crate::Result<InputGrads<'a>> + 'static,
+    {
+        if self.anomaly_mode() && self.anomaly.borrow().is_none() {
+            self.check_finite(op, "forward", inputs, &value);
+        }
+        let requires_grad = self.is_recording() && inputs.iter().any(|v| v.requires_grad());
+        if !requires_grad {
+            return self.push_leaf(op, NodeKind::Constant, value, false);
+        }
+        self.push(Node {
+            op,
+            kind: NodeKind::Op,
+            inputs: inputs.iter().map(|v| v.id()).collect(),
+            value,
+            backward: Some(Rc::new(backward)),
+            requires_grad: true,
+            retain_grad: false,
+            label: None,
+        })
+    }
+
+    pub(crate) fn check_finite(
+        &self,
+        op: Op,
+        pass: &'static str,
+        inputs: &[Var<'_>],
+        value: &Tensor,
+    ) {
+        if value.data().iter().all(|x| x.is_finite()) {
+            return;
+        }
+        let stats: Vec<String> = inputs
+            .iter()
+            .map(|v| crate::trace::summary(&v.value()))
+            .collect();
+        *self.anomaly.borrow_mut() = Some(crate::Error::NonFinite {
+            op: op.name,
+            pass,
+            inputs: stats.join("; "),
+        });
+    }
+
+    /// Drops every node recorded after the first `len` (temporaries of a backward step).
+    pub(crate) fn truncate(&self, len: usize) {
+        let dropped: Vec<Node> = self.nodes.borrow_mut().drain(len..).collect();
+        drop(dropped);
+    }
+
+    /// Op, kind, input ids and label of a node, for traces and graph export.
+    pub fn node_info(&self, id: NodeId) -> NodeInfo {
+        let nodes = self.nodes.borrow();
+        let n = &nodes[id.index()];
+        NodeInfo {
+            op: n.op,
+            kind: n.kind,
+            inputs: n.inputs.to_vec(),
+            shape: n.value.shape().clone(),
+            requires_grad: n.requires_grad,
+            label: n.label.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+/// A node's description (no value), for traces and graph export.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub op: Op,
+    pub kind: NodeKind,
+    pub inputs: Vec<NodeId>,
+    pub shape: crate::Shape,
+    pub requires_grad: bool,
+    pub label: Option<String>,
+}

@@ -1,0 +1,158 @@
+//! `Var<'t>`: a handle to a node on a tape, the thing users compute with.
+
+use super::{BackwardOptions, Grads, NodeId, NodeKind, Tape};
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+use std::fmt;
+
+/// A value recorded on a tape: a `Copy` handle (the tape and a node id). Ops on vars record
+/// nodes; the lifetime keeps a var from outliving, or straying from, its tape.
+#[derive(Clone, Copy)]
+pub struct Var<'t> {
+    tape: &'t Tape,
+    id: NodeId,
+}
+
+/// The gradients a chain-rule closure returns, one per input (`None`: no gradient flows there).
+pub type InputGrads<'t> = SmallVec<[Option<Var<'t>>; 3]>;
+
+/// What a chain-rule closure sees: the upstream gradient, the op's inputs and its result, all as
+/// vars, so the rule is written with differentiable ops (and can itself be differentiated).
+pub struct Ctx<'t> {
+    pub(crate) tape: &'t Tape,
+    pub(crate) inputs: SmallVec<[NodeId; 3]>,
+    pub(crate) result: NodeId,
+    pub(crate) grad: Var<'t>,
+}
+
+impl<'t> Ctx<'t> {
+    /// dL/d(result), the gradient flowing in from the op's consumers.
+    pub fn grad(&self) -> Var<'t> {
+        self.grad
+    }
+    /// The op's `i`-th input.
+    pub fn input(&self, i: usize) -> Var<'t> {
+        Var::new(self.tape, self.inputs[i])
+    }
+    /// The op's output value.
+    pub fn result(&self) -> Var<'t> {
+        Var::new(self.tape, self.result)
+    }
+    /// The tape, for recording constants in a rule.
+    pub fn tape(&self) -> &'t Tape {
+        self.tape
+    }
+    /// Whether the `i`-th input wants a gradient (rules may skip work for the others).
+    pub fn needs(&self, i: usize) -> bool {
+        self.input(i).requires_grad()
+    }
+}
+
+impl<'t> Var<'t> {
+    pub(crate) fn new(tape: &'t Tape, id: NodeId) -> Var<'t> {
+        Var { tape, id }
+    }
+
+    pub fn id(self) -> NodeId {
+        self.id
+    }
+
+    pub fn tape(self) -> &'t Tape {
+        self.tape
+    }
+
+    /// The value (shares storage, no copy).
+    pub fn value(self) -> Tensor {
+        self.tape.nodes.borrow()[self.id.index()].value.clone()
+    }
+
+    pub fn shape(self) -> Shape {
+        self.tape.nodes.borrow()[self.id.index()]
+            .value
+            .shape()
+            .clone()
+    }
+
+    pub fn dims(self) -> Vec<usize> {
+        self.shape().dims().to_vec()
+    }
+
+    pub fn rank(self) -> usize {
+        self.shape().rank()
+    }
+
+    /// Whether a gradient flows to this var in backward.
+    pub fn requires_grad(self) -> bool {
+        self.tape.nodes.borrow()[self.id.index()].requires_grad
+    }
+
+    /// The value of a one-element var.
+    pub fn item(self) -> Result<f32> {
+        self.value().item()
+    }
+
+    pub fn kind(self) -> NodeKind {
+        self.tape.nodes.borrow()[self.id.index()].kind
+    }
+
+    /// The same value as a constant: gradients stop here.
+    pub fn detach(self) -> Var<'t> {
+        self.tape.input(self.value())
+    }
+
+    /// Keeps this intermediate var's gradient in the `Grads` of the next backward (leaves'
+    /// gradients are always kept).
+    pub fn retain_grad(self) -> Var<'t> {
+        self.tape.nodes.borrow_mut()[self.id.index()].retain_grad = true;
+        self
+    }
+
+    /// Names the var in traces and graphs.
+    pub fn label(self, name: &str) -> Var<'t> {
+        self.tape.nodes.borrow_mut()[self.id.index()].label = Some(name.into());
+        self
+    }
+
+    /// Fails unless `other` is on the same tape.
+    pub(crate) fn same_tape(self, op: &'static str, other: Var<'t>) -> Result<()> {
+        if std::ptr::eq(self.tape, other.tape) {
+            Ok(())
+        } else {
+            Err(Error::ForeignTape { op })
+        }
+    }
+
+    /// A constant on this var's tape.
+    pub fn constant(self, value: Tensor) -> Var<'t> {
+        self.tape.input(value)
+    }
+
+    /// Reverse-mode differentiation from a one-element output, seeded with 1.
+    pub fn backward(self) -> Result<Grads<'t>> {
+        let shape = self.shape();
+        if shape.numel() != 1 {
+            return Err(Error::NotScalar(shape));
+        }
+        self.backward_with_options(Tensor::ones(shape), BackwardOptions::default())
+    }
+
+    /// Reverse-mode differentiation seeded with `grad` (dL/d self), for any output shape.
+    pub fn backward_with(self, grad: Tensor) -> Result<Grads<'t>> {
+        self.backward_with_options(grad, BackwardOptions::default())
+    }
+}
+
+impl fmt::Debug for Var<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.tape.nodes.borrow()[self.id.index()];
+        write!(f, "Var#{}({}, {})", self.id.0, n.op.name, n.value)
+    }
+}
+
+impl fmt::Display for Var<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.value())
+    }
+}

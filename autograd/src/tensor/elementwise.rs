@@ -1,0 +1,270 @@
+//! Elementwise kernels: unary maps and NumPy-broadcast binary and ternary ops.
+//!
+//! Broadcasting never materialises the expanded operand: each operand is read through strides in
+//! which broadcast dimensions have stride 0, one output row (the last dimension) at a time, and
+//! rows are spread over rayon's threads when the output is large.
+
+use super::{Tensor, PAR_THRESHOLD};
+use crate::error::Result;
+use crate::shape::Shape;
+use rayon::prelude::*;
+
+impl Tensor {
+    /// Applies `f` to every element (in parallel for large tensors).
+    pub fn map(&self, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+        let src = self.data();
+        let mut out = vec![0.0f32; src.len()];
+        if src.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(8192)
+                .zip(src.par_chunks(8192))
+                .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &s)| *o = f(s)));
+        } else {
+            out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
+        }
+        Tensor::from_parts(out, self.shape().clone())
+    }
+
+    /// Combines two tensors elementwise with NumPy broadcasting; `op` names the caller in errors.
+    pub fn zip_with(
+        &self,
+        other: &Tensor,
+        op: &'static str,
+        f: impl Fn(f32, f32) -> f32 + Sync + Send,
+    ) -> Result<Tensor> {
+        let shape = Shape::broadcast(op, self.shape(), other.shape())?;
+        let (a, b) = (self.data(), other.data());
+        if self.shape() == other.shape() {
+            let mut out = vec![0.0f32; a.len()];
+            let kernel = |(o, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
+                for i in 0..o.len() {
+                    o[i] = f(a[i], b[i]);
+                }
+            };
+            if a.len() >= PAR_THRESHOLD {
+                out.par_chunks_mut(8192)
+                    .zip(a.par_chunks(8192).zip(b.par_chunks(8192)))
+                    .for_each(kernel);
+            } else {
+                kernel((&mut out, (a, b)));
+            }
+            return Ok(Tensor::from_parts(out, shape));
+        }
+        if other.numel() == 1 {
+            let s = b[0];
+            return Ok(self.map(|x| f(x, s)).reshape_unchecked(shape));
+        }
+        if self.numel() == 1 {
+            let s = a[0];
+            return Ok(other.map(|y| f(s, y)).reshape_unchecked(shape));
+        }
+        let sa = self.shape().broadcast_strides(&shape);
+        let sb = other.shape().broadcast_strides(&shape);
+        let out = broadcast_rows(&shape, |row_out, offsets, inner| {
+            let (oa, ob) = (offsets(&sa), offsets(&sb));
+            let (ia, ib) = (inner(&sa), inner(&sb));
+            for (j, o) in row_out.iter_mut().enumerate() {
+                *o = f(a[oa + j * ia], b[ob + j * ib]);
+            }
+        });
+        Ok(Tensor::from_parts(out, shape))
+    }
+
+    /// `where(mask, a, b)`: `a` where `mask` is non-zero, else `b`, all three broadcast together.
+    pub fn where_cond(mask: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let shape = Shape::broadcast("where", mask.shape(), a.shape())?;
+        let shape = Shape::broadcast("where", &shape, b.shape())?;
+        let (sm, sa, sb) = (
+            mask.shape().broadcast_strides(&shape),
+            a.shape().broadcast_strides(&shape),
+            b.shape().broadcast_strides(&shape),
+        );
+        let (m, ad, bd) = (mask.data(), a.data(), b.data());
+        let out = broadcast_rows(&shape, |row_out, offsets, inner| {
+            let (om, oa, ob) = (offsets(&sm), offsets(&sa), offsets(&sb));
+            let (im, ia, ib) = (inner(&sm), inner(&sa), inner(&sb));
+            for (j, o) in row_out.iter_mut().enumerate() {
+                *o = if m[om + j * im] != 0.0 {
+                    ad[oa + j * ia]
+                } else {
+                    bd[ob + j * ib]
+                };
+            }
+        });
+        Ok(Tensor::from_parts(out, shape))
+    }
+
+    pub fn add(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "add", |a, b| a + b)
+    }
+    pub fn sub(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "sub", |a, b| a - b)
+    }
+    pub fn mul(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "mul", |a, b| a * b)
+    }
+    pub fn div(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "div", |a, b| a / b)
+    }
+    /// Elementwise maximum; NaN in either operand gives NaN.
+    pub fn maximum(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(
+            o,
+            "maximum",
+            |a, b| if a.is_nan() || a >= b { a } else { b },
+        )
+    }
+    /// Elementwise minimum; NaN in either operand gives NaN.
+    pub fn minimum(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(
+            o,
+            "minimum",
+            |a, b| if a.is_nan() || a <= b { a } else { b },
+        )
+    }
+    /// Mask (1.0 / 0.0) of `self > o`.
+    pub fn gt(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "gt", |a, b| (a > b) as u8 as f32)
+    }
+    /// Mask of `self >= o`.
+    pub fn ge(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "ge", |a, b| (a >= b) as u8 as f32)
+    }
+    /// Mask of `self < o`.
+    pub fn lt(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "lt", |a, b| (a < b) as u8 as f32)
+    }
+    /// Mask of `self <= o`.
+    pub fn le(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "le", |a, b| (a <= b) as u8 as f32)
+    }
+    /// Mask of `self == o`.
+    pub fn eq_mask(&self, o: &Tensor) -> Result<Tensor> {
+        self.zip_with(o, "eq", |a, b| (a == b) as u8 as f32)
+    }
+
+    pub fn neg(&self) -> Tensor {
+        self.map(|x| -x)
+    }
+    pub fn exp(&self) -> Tensor {
+        self.map(f32::exp)
+    }
+    pub fn ln(&self) -> Tensor {
+        self.map(f32::ln)
+    }
+    pub fn sqrt(&self) -> Tensor {
+        self.map(f32::sqrt)
+    }
+    pub fn abs(&self) -> Tensor {
+        self.map(f32::abs)
+    }
+    pub fn powf(&self, p: f32) -> Tensor {
+        self.map(move |x| x.powf(p))
+    }
+    /// `1 / (1 + e^-x)`, written so that neither branch overflows.
+    pub fn sigmoid(&self) -> Tensor {
+        self.map(sigmoid)
+    }
+    pub fn tanh(&self) -> Tensor {
+        self.map(f32::tanh)
+    }
+    pub fn relu(&self) -> Tensor {
+        self.map(|x| if x > 0.0 { x } else { 0.0 })
+    }
+    pub fn add_scalar(&self, s: f32) -> Tensor {
+        self.map(move |x| x + s)
+    }
+    pub fn mul_scalar(&self, s: f32) -> Tensor {
+        self.map(move |x| x * s)
+    }
+}
+
+/// The numerically stable logistic function.
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Drives a broadcast kernel row by row. `kernel(row, offsets, inner)` fills one output row;
+/// `offsets(strides)` is the operand's offset at the row start and `inner(strides)` its stride
+/// along the last dimension.
+fn broadcast_rows<K>(shape: &Shape, kernel: K) -> Vec<f32>
+where
+    K: Fn(&mut [f32], &dyn Fn(&[usize]) -> usize, &dyn Fn(&[usize]) -> usize) + Sync,
+{
+    let n = shape.numel();
+    let mut out = vec![0.0f32; n];
+    if n == 0 {
+        return out;
+    }
+    let rank = shape.rank();
+    let inner_len = shape.dims()[rank - 1];
+    let dims = shape.dims();
+    let row = |r: usize, o: &mut [f32]| {
+        let offsets = |strides: &[usize]| {
+            let (mut rem, mut off) = (r, 0);
+            for ax in (0..rank - 1).rev() {
+                off += (rem % dims[ax]) * strides[ax];
+                rem /= dims[ax];
+            }
+            off
+        };
+        let inner = |strides: &[usize]| strides[rank - 1];
+        kernel(o, &offsets, &inner);
+    };
+    if inner_len == 0 {
+        return out;
+    }
+    if n >= PAR_THRESHOLD {
+        out.par_chunks_mut(inner_len)
+            .enumerate()
+            .for_each(|(r, o)| row(r, o));
+    } else {
+        out.chunks_mut(inner_len)
+            .enumerate()
+            .for_each(|(r, o)| row(r, o));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_add_matches_explicit_loops() {
+        let a = Tensor::arange(0.0, 24.0, 1.0)
+            .unwrap()
+            .reshape([2, 3, 4])
+            .unwrap();
+        let b = Tensor::from_vec(vec![10.0, 20.0, 30.0], [3, 1]).unwrap();
+        let c = a.add(&b).unwrap();
+        for i in 0..2 {
+            for j in 0..3 {
+                for k in 0..4 {
+                    let want = a.get(&[i, j, k]).unwrap() + b.get(&[j, 0]).unwrap();
+                    assert_eq!(c.get(&[i, j, k]).unwrap(), want);
+                }
+            }
+        }
+        assert!(a.add(&Tensor::zeros([2, 4])).is_err());
+    }
+
+    #[test]
+    fn sigmoid_is_finite_at_extremes() {
+        let t = Tensor::from_slice(&[-100.0, 0.0, 100.0]).sigmoid();
+        assert!(t.data()[0] > 0.0 && t.data()[0] < 1e-40);
+        assert_eq!(t.data()[1], 0.5);
+        assert_eq!(t.data()[2], 1.0);
+    }
+
+    #[test]
+    fn where_broadcasts_three_ways() {
+        let m = Tensor::from_vec(vec![1.0, 0.0], [2, 1]).unwrap();
+        let r = Tensor::where_cond(&m, &Tensor::ones([1, 3]), &Tensor::scalar(-1.0)).unwrap();
+        assert_eq!(r.to_vec(), vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0]);
+    }
+}

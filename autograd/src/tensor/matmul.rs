@@ -1,0 +1,332 @@
+//! Matrix multiplication: 2-d and batched with broadcast batch dimensions, through
+//! `matrixmultiply`'s sgemm.
+//!
+//! Either operand may be read transposed (`Transpose`) without a copy, since sgemm takes any
+//! strides; the backward rules of matmul use this. Work is parallel with rayon: over the batch when
+//! it has at least as many matrices as threads, otherwise by splitting the longer of M and N into
+//! one block per thread, each block a single-threaded sgemm (faster than matrixmultiply's own
+//! threading on the small and skinny shapes convolutions produce).
+
+use super::Tensor;
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use rayon::prelude::*;
+
+/// Whether a matmul operand is read as stored or transposed (its last two axes swapped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transpose {
+    No,
+    Yes,
+}
+
+/// Below this many multiply-accumulates a matmul runs on one thread.
+const PAR_MACS: usize = 1 << 16;
+
+impl Tensor {
+    /// `torch.matmul`: 2-d, batched, with NumPy broadcasting of the batch dimensions; a 1-d
+    /// operand is promoted to a matrix (a row on the left, a column on the right) and the added
+    /// dimension is removed from the result.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        if self.rank() == 0 || other.rank() == 0 {
+            return Err(Error::shape(
+                "matmul",
+                &[self.shape(), other.shape()],
+                "operands of rank 1 or more",
+            ));
+        }
+        let a = if self.rank() == 1 {
+            self.reshape_unchecked(Shape::new(&[1, self.numel()]))
+        } else {
+            self.clone()
+        };
+        let b = if other.rank() == 1 {
+            other.reshape_unchecked(Shape::new(&[other.numel(), 1]))
+        } else {
+            other.clone()
+        };
+        let c = a.matmul_t(&b, Transpose::No, Transpose::No)?;
+        let mut dims = c.dims().to_vec();
+        if other.rank() == 1 {
+            dims.pop();
+        }
+        if self.rank() == 1 {
+            let r = dims.len();
+            dims.remove(r - if other.rank() == 1 { 1 } else { 2 });
+        }
+        Ok(c.reshape_unchecked(Shape::new(&dims)))
+    }
+
+    /// Batched `op(a) @ op(b)` for operands of rank >= 2, where `op` transposes the last two axes
+    /// when asked. Batch dimensions broadcast.
+    pub fn matmul_t(&self, other: &Tensor, ta: Transpose, tb: Transpose) -> Result<Tensor> {
+        let (a, b) = (self, other);
+        let err = |what: &str| {
+            Error::shape(
+                "matmul",
+                &[a.shape(), b.shape()],
+                format!("{what} (transposed: {ta:?}, {tb:?})"),
+            )
+        };
+        if a.rank() < 2 || b.rank() < 2 {
+            return Err(err("operands of rank 2 or more"));
+        }
+        let (ra, rb) = (a.rank(), b.rank());
+        let (ar, ac) = (a.dims()[ra - 2], a.dims()[ra - 1]);
+        let (br, bc) = (b.dims()[rb - 2], b.dims()[rb - 1]);
+        let (m, k) = if ta == Transpose::Yes {
+            (ac, ar)
+        } else {
+            (ar, ac)
+        };
+        let (k2, n) = if tb == Transpose::Yes {
+            (bc, br)
+        } else {
+            (br, bc)
+        };
+        if k != k2 {
+            return Err(err(&format!("the inner dimensions to agree ({k} vs {k2})")));
+        }
+        let batch_a = Shape::new(&a.dims()[..ra - 2]);
+        let batch_b = Shape::new(&b.dims()[..rb - 2]);
+        let batch = Shape::broadcast("matmul", &batch_a, &batch_b)
+            .map_err(|_| err("batch dimensions that broadcast"))?;
+        let nb = batch.numel();
+        let sa = batch_a.broadcast_strides(&batch);
+        let sb = batch_b.broadcast_strides(&batch);
+        let offset = |strides: &[usize], i: usize, mat: usize| {
+            let (mut rem, mut off) = (i, 0);
+            for ax in (0..batch.rank()).rev() {
+                off += (rem % batch.dims()[ax]) * strides[ax];
+                rem /= batch.dims()[ax];
+            }
+            off * mat
+        };
+        let (rsa, csa) = if ta == Transpose::Yes {
+            (1, ac)
+        } else {
+            (ac, 1)
+        };
+        let (rsb, csb) = if tb == Transpose::Yes {
+            (1, bc)
+        } else {
+            (bc, 1)
+        };
+        let mut out = vec![0.0f32; nb * m * n];
+        let mut dims = batch.dims().to_vec();
+        dims.extend([m, n]);
+        if m * n == 0 {
+            return Ok(Tensor::from_parts(out, Shape::new(&dims)));
+        }
+        let (ad, bd) = (a.data(), b.data());
+        let one = |i: usize, c: &mut [f32], threads: usize| {
+            let pa = &ad[offset(&sa, i, ar * ac)..][..ar * ac];
+            let pb = &bd[offset(&sb, i, br * bc)..][..br * bc];
+            gemm_split(m, k, n, pa, rsa, csa, pb, rsb, csb, c, threads);
+        };
+        let threads = rayon::current_num_threads();
+        if nb * m * n * k < PAR_MACS || threads == 1 {
+            out.chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| one(i, c, 1));
+        } else if nb >= threads {
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| one(i, c, 1));
+        } else {
+            out.chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| one(i, c, threads));
+        }
+        Ok(Tensor::from_parts(out, Shape::new(&dims)))
+    }
+}
+
+/// `c (m x n, row-major) = a @ b` with the longer of M and N split into `parts` blocks run in
+/// parallel.
+#[allow(clippy::too_many_arguments)]
+fn gemm_split(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    c: &mut [f32],
+    parts: usize,
+) {
+    if parts <= 1 || m * n * k < PAR_MACS {
+        sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, n, 1);
+        return;
+    }
+    if m >= n {
+        // Row blocks of C are contiguous: split C and A by rows.
+        let rows = m.div_ceil(parts);
+        c.par_chunks_mut(rows * n).enumerate().for_each(|(p, cb)| {
+            let r0 = p * rows;
+            let mr = cb.len() / n;
+            sgemm(
+                mr,
+                k,
+                n,
+                1.0,
+                &a[r0 * rsa..],
+                rsa,
+                csa,
+                b,
+                rsb,
+                csb,
+                0.0,
+                cb,
+                n,
+                1,
+            );
+        });
+    } else {
+        // Column blocks: each thread computes C[:, j0..j1] into its own buffer, then they are
+        // copied into place (C's column blocks are not contiguous slices).
+        let cols = n.div_ceil(parts);
+        let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(cols))
+            .into_par_iter()
+            .map(|p| {
+                let j0 = p * cols;
+                let nc = cols.min(n - j0);
+                let mut buf = vec![0.0f32; m * nc];
+                sgemm(
+                    m,
+                    k,
+                    nc,
+                    1.0,
+                    a,
+                    rsa,
+                    csa,
+                    &b[j0 * csb..],
+                    rsb,
+                    csb,
+                    0.0,
+                    &mut buf,
+                    nc,
+                    1,
+                );
+                (j0, buf)
+            })
+            .collect();
+        for (j0, buf) in blocks {
+            let nc = buf.len() / m;
+            for (row, src) in c.chunks_mut(n).zip(buf.chunks(nc)) {
+                row[j0..j0 + nc].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Safe wrapper over `matrixmultiply::sgemm`: `c = alpha * a @ b + beta * c` for an `m x k` matrix
+/// `a` and a `k x n` matrix `b` read through row and column strides.
+///
+/// Panics if a slice is too short for its strides: the check that makes the `unsafe` call sound.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(a.len() >= last(m, k, rsa, csa), "sgemm: a is too short");
+    assert!(b.len() >= last(k, n, rsb, csb), "sgemm: b is too short");
+    assert!(c.len() >= last(m, n, rsc, csc), "sgemm: c is too short");
+    // matrixmultiply only offers an unsafe pointer interface, and it is the planned sgemm. The
+    // assertions above guarantee every index it reads or writes lies inside the slices, `c` is
+    // borrowed mutably so it cannot alias `a` or `b`, and strides fit in isize since they index
+    // slices that exist.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            csc as isize,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::rng;
+
+    /// The textbook triple loop, the reference for every fast path.
+    fn naive(a: &Tensor, b: &Tensor) -> Tensor {
+        let (m, k, n) = (a.dims()[0], a.dims()[1], b.dims()[1]);
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    c[i * n + j] += a.data()[i * k + p] * b.data()[p * n + j];
+                }
+            }
+        }
+        Tensor::from_vec(c, [m, n]).unwrap()
+    }
+
+    #[test]
+    fn fast_paths_match_the_naive_kernel() {
+        let mut g = rng(1);
+        // Small, row-split and column-split shapes.
+        for &(m, k, n) in &[(3, 4, 5), (300, 70, 20), (20, 70, 300), (1, 9, 1)] {
+            let a = Tensor::randn([m, k], &mut g);
+            let b = Tensor::randn([k, n], &mut g);
+            let want = naive(&a, &b);
+            assert!(a.matmul(&b).unwrap().allclose(&want, 1e-4, 1e-4));
+            let at = a.transpose(0, 1).unwrap();
+            let bt = b.transpose(0, 1).unwrap();
+            let got = at.matmul_t(&bt, Transpose::Yes, Transpose::Yes).unwrap();
+            assert!(got.allclose(&want, 1e-4, 1e-4));
+        }
+    }
+
+    #[test]
+    fn batch_dims_broadcast_and_vectors_promote() {
+        let mut g = rng(2);
+        let a = Tensor::randn([2, 1, 3, 4], &mut g);
+        let b = Tensor::randn([5, 4, 2], &mut g);
+        let c = a.matmul(&b).unwrap();
+        assert_eq!(c.dims(), &[2, 5, 3, 2]);
+        let a1 = a.narrow(0, 1, 1).unwrap().reshape([3, 4]).unwrap();
+        let b3 = b.narrow(0, 3, 1).unwrap().reshape([4, 2]).unwrap();
+        let want = naive(&a1, &b3);
+        let got = c.narrow(0, 1, 1).unwrap().narrow(1, 3, 1).unwrap();
+        assert!(got.reshape([3, 2]).unwrap().allclose(&want, 1e-5, 1e-5));
+        let v = Tensor::randn([4], &mut g);
+        assert_eq!(v.matmul(&v).unwrap().dims(), &[] as &[usize]);
+        assert_eq!(a.matmul(&v).unwrap().dims(), &[2, 1, 3]);
+        assert!(a.matmul(&Tensor::zeros([3, 3])).is_err());
+    }
+}

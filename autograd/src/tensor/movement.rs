@@ -1,0 +1,379 @@
+//! Movement kernels: reshape, permute, broadcast_to, narrow, pad, concat and stack.
+//!
+//! Storage is always contiguous, so a reshape shares storage and every other movement is one
+//! strided copy (`strided_copy`): permute reads through permuted strides, broadcast_to through
+//! zero strides, narrow through an offset.
+
+use super::{Tensor, PAR_THRESHOLD};
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use rayon::prelude::*;
+
+impl Tensor {
+    /// The same data under another shape with the same element count (no copy). One dimension
+    /// may be given as `usize::MAX` to be inferred... use [`Tensor::reshape_infer`] for `-1`.
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                &[self.shape(), &shape],
+                format!("a shape holding {} elements", self.numel()),
+            ));
+        }
+        Ok(self.reshape_unchecked(shape))
+    }
+
+    /// Reshape where one dimension may be `-1`, inferred from the others (as `torch.reshape`).
+    pub fn reshape_infer(&self, dims: &[isize]) -> Result<Tensor> {
+        Ok(self.reshape_unchecked(infer_shape(self.shape(), dims)?))
+    }
+
+    pub(crate) fn reshape_unchecked(&self, shape: Shape) -> Tensor {
+        debug_assert_eq!(shape.numel(), self.numel());
+        Tensor {
+            data: self.data.clone(),
+            shape,
+        }
+    }
+
+    /// Reorders the axes: output axis `i` is input axis `perm[i]`.
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
+        check_perm(self.shape(), perm)?;
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(self.clone());
+        }
+        let strides = self.shape().strides();
+        let src: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
+        let shape = Shape::new(&perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>());
+        Ok(strided_copy(self.data(), 0, &src, shape))
+    }
+
+    /// Swaps two axes.
+    pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
+        let (a, b) = (
+            self.shape().axis("transpose", a)?,
+            self.shape().axis("transpose", b)?,
+        );
+        let mut perm: Vec<usize> = (0..self.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Expands size-1 (and missing leading) dimensions to `shape`, NumPy style.
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        let b = Shape::broadcast("broadcast_to", self.shape(), &shape)?;
+        if b != shape {
+            return Err(Error::shape(
+                "broadcast_to",
+                &[self.shape(), &shape],
+                "a target every source dimension equals or that source dimension to be 1",
+            ));
+        }
+        if &shape == self.shape() {
+            return Ok(self.clone());
+        }
+        let src = self.shape().broadcast_strides(&shape);
+        Ok(strided_copy(self.data(), 0, &src, shape))
+    }
+
+    /// `len` entries of `axis` starting at `start` (as `torch.narrow`).
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
+        let a = self.shape().axis("narrow", axis)?;
+        let n = self.dims()[a];
+        if start.checked_add(len).is_none_or(|e| e > n) {
+            return Err(Error::invalid(
+                "narrow",
+                format!(
+                    "range {start}..{} is outside axis {a} of size {n} (shape {})",
+                    start.saturating_add(len),
+                    self.shape()
+                ),
+            ));
+        }
+        let mut dims = self.dims().to_vec();
+        dims[a] = len;
+        let strides = self.shape().strides();
+        Ok(strided_copy(
+            self.data(),
+            start * strides[a],
+            &strides,
+            Shape::new(&dims),
+        ))
+    }
+
+    /// Pads each axis with `pads[axis] = (before, after)` copies of `value`; `pads` may be shorter
+    /// than the rank, in which case it applies to the last axes.
+    pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Result<Tensor> {
+        if pads.len() > self.rank() {
+            return Err(Error::invalid(
+                "pad",
+                format!(
+                    "{} (before, after) pairs given for a tensor of rank {} (shape {})",
+                    pads.len(),
+                    self.rank(),
+                    self.shape()
+                ),
+            ));
+        }
+        let off = self.rank() - pads.len();
+        let pad_of = |i: usize| if i < off { (0, 0) } else { pads[i - off] };
+        let dims: Vec<usize> = (0..self.rank())
+            .map(|i| self.dims()[i] + pad_of(i).0 + pad_of(i).1)
+            .collect();
+        let shape = Shape::new(&dims);
+        let mut out = vec![value; shape.numel()];
+        if self.numel() == 0 {
+            return Ok(Tensor::from_parts(out, shape));
+        }
+        let ostr = shape.strides();
+        let rank = self.rank();
+        let inner = self.dims()[rank - 1];
+        let src = self.data();
+        for (r, row) in src.chunks(inner).enumerate() {
+            let (mut rem, mut o) = (r, pad_of(rank - 1).0);
+            for ax in (0..rank - 1).rev() {
+                o += (rem % self.dims()[ax] + pad_of(ax).0) * ostr[ax];
+                rem /= self.dims()[ax];
+            }
+            out[o..o + inner].copy_from_slice(row);
+        }
+        Ok(Tensor::from_parts(out, shape))
+    }
+
+    /// Joins tensors along an existing axis; every other dimension must agree.
+    pub fn concat(parts: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
+        let a = first.shape().axis("concat", axis)?;
+        for p in parts {
+            let ok = p.rank() == first.rank()
+                && (0..first.rank()).all(|i| i == a || p.dims()[i] == first.dims()[i]);
+            if !ok {
+                return Err(Error::shape(
+                    "concat",
+                    &[first.shape(), p.shape()],
+                    format!("equal ranks and sizes in every dimension but {a}"),
+                ));
+            }
+        }
+        let outer: usize = first.dims()[..a].iter().product();
+        let inner: usize = first.dims()[a + 1..].iter().product();
+        let total: usize = parts.iter().map(|p| p.dims()[a]).sum();
+        let mut dims = first.dims().to_vec();
+        dims[a] = total;
+        let mut out = Vec::with_capacity(outer * total * inner);
+        for o in 0..outer {
+            for p in parts {
+                let block = p.dims()[a] * inner;
+                out.extend_from_slice(&p.data()[o * block..(o + 1) * block]);
+            }
+        }
+        Ok(Tensor::from_parts(out, Shape::new(&dims)))
+    }
+
+    /// Joins equally shaped tensors along a new axis.
+    pub fn stack(parts: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::invalid("stack", "needs at least one tensor"))?;
+        let expanded = first.unsqueeze_shape("stack", axis)?;
+        let mut views = Vec::with_capacity(parts.len());
+        for p in parts {
+            if p.shape() != first.shape() {
+                return Err(Error::shape(
+                    "stack",
+                    &[first.shape(), p.shape()],
+                    "equal shapes",
+                ));
+            }
+            views.push(p.reshape_unchecked(expanded.0.clone()));
+        }
+        let refs: Vec<&Tensor> = views.iter().collect();
+        Tensor::concat(&refs, expanded.1 as isize)
+    }
+
+    /// The shape with a new size-1 axis at `axis` (which may be `rank` or negative), and the
+    /// normalised axis.
+    pub(crate) fn unsqueeze_shape(&self, op: &'static str, axis: isize) -> Result<(Shape, usize)> {
+        let r = self.rank() as isize + 1;
+        let a = if axis < 0 { axis + r } else { axis };
+        if a < 0 || a >= r {
+            return Err(Error::Axis {
+                op,
+                axis,
+                shape: self.shape().clone(),
+                rank: self.rank(),
+            });
+        }
+        let mut dims = self.dims().to_vec();
+        dims.insert(a as usize, 1);
+        Ok((Shape::new(&dims), a as usize))
+    }
+}
+
+/// Resolves a `-1` in a requested shape.
+pub(crate) fn infer_shape(from: &Shape, dims: &[isize]) -> Result<Shape> {
+    let bad = || {
+        Error::invalid(
+            "reshape",
+            format!(
+                "cannot view shape {from} ({} elements) as {dims:?}",
+                from.numel()
+            ),
+        )
+    };
+    let known: usize = dims
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
+    let holes = dims.iter().filter(|&&d| d == -1).count();
+    if holes > 1 || dims.iter().any(|&d| d < -1) {
+        return Err(bad());
+    }
+    let out: Vec<usize> = if holes == 1 {
+        if known == 0 || !from.numel().is_multiple_of(known) {
+            return Err(bad());
+        }
+        dims.iter()
+            .map(|&d| {
+                if d == -1 {
+                    from.numel() / known
+                } else {
+                    d as usize
+                }
+            })
+            .collect()
+    } else {
+        dims.iter().map(|&d| d as usize).collect()
+    };
+    let s = Shape::new(&out);
+    if s.numel() != from.numel() {
+        return Err(bad());
+    }
+    Ok(s)
+}
+
+pub(crate) fn check_perm(shape: &Shape, perm: &[usize]) -> Result<()> {
+    let mut seen = vec![false; shape.rank()];
+    let ok = perm.len() == shape.rank()
+        && perm
+            .iter()
+            .all(|&p| p < shape.rank() && !std::mem::replace(&mut seen[p], true));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "permute",
+            format!(
+                "{perm:?} is not a permutation of the {} axes of shape {shape}",
+                shape.rank()
+            ),
+        ))
+    }
+}
+
+/// Copies `src` read at `offset + sum(index[i] * strides[i])` into a contiguous tensor of `shape`.
+pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape: Shape) -> Tensor {
+    let n = shape.numel();
+    let rank = shape.rank();
+    let mut out = vec![0.0f32; n];
+    if n == 0 {
+        return Tensor::from_parts(out, shape);
+    }
+    if rank == 0 {
+        out[0] = src[offset];
+        return Tensor::from_parts(out, shape);
+    }
+    let dims = shape.dims();
+    let inner = dims[rank - 1];
+    let step = strides[rank - 1];
+    let row = |r: usize, o: &mut [f32]| {
+        let (mut rem, mut base) = (r, offset);
+        for ax in (0..rank - 1).rev() {
+            base += (rem % dims[ax]) * strides[ax];
+            rem /= dims[ax];
+        }
+        if step == 1 {
+            o.copy_from_slice(&src[base..base + inner]);
+        } else {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = src[base + j * step];
+            }
+        }
+    };
+    if n >= PAR_THRESHOLD {
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, o)| row(r, o));
+    } else {
+        out.chunks_mut(inner)
+            .enumerate()
+            .for_each(|(r, o)| row(r, o));
+    }
+    Tensor::from_parts(out, shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t234() -> Tensor {
+        Tensor::arange(0.0, 24.0, 1.0)
+            .unwrap()
+            .reshape([2, 3, 4])
+            .unwrap()
+    }
+
+    #[test]
+    fn permute_moves_elements() {
+        let t = t234();
+        let p = t.permute(&[2, 0, 1]).unwrap();
+        assert_eq!(p.dims(), &[4, 2, 3]);
+        for i in 0..2 {
+            for j in 0..3 {
+                for k in 0..4 {
+                    assert_eq!(p.get(&[k, i, j]).unwrap(), t.get(&[i, j, k]).unwrap());
+                }
+            }
+        }
+        assert!(t.permute(&[0, 0, 1]).is_err());
+    }
+
+    #[test]
+    fn narrow_pad_concat_stack() {
+        let t = t234();
+        let n = t.narrow(1, 1, 2).unwrap();
+        assert_eq!(n.dims(), &[2, 2, 4]);
+        assert_eq!(n.get(&[1, 0, 3]).unwrap(), t.get(&[1, 1, 3]).unwrap());
+        assert!(t.narrow(1, 2, 2).is_err());
+        let p = t.pad(&[(1, 0), (0, 2)], -1.0).unwrap();
+        assert_eq!(p.dims(), &[2, 4, 6]);
+        assert_eq!(p.get(&[1, 0, 0]).unwrap(), -1.0);
+        assert_eq!(p.get(&[1, 1, 0]).unwrap(), t.get(&[1, 0, 0]).unwrap());
+        let c = Tensor::concat(&[&t, &n], 1).unwrap();
+        assert_eq!(c.dims(), &[2, 5, 4]);
+        assert_eq!(c.get(&[1, 4, 2]).unwrap(), n.get(&[1, 1, 2]).unwrap());
+        let s = Tensor::stack(&[&t, &t], 0).unwrap();
+        assert_eq!(s.dims(), &[2, 2, 3, 4]);
+        assert!(Tensor::concat(&[&t, &Tensor::zeros([2, 3])], 0).is_err());
+    }
+
+    #[test]
+    fn reshape_infers_minus_one() {
+        let t = t234();
+        assert_eq!(t.reshape_infer(&[-1, 4]).unwrap().dims(), &[6, 4]);
+        assert!(t.reshape_infer(&[-1, 5]).is_err());
+        assert!(t.reshape([5, 5]).is_err());
+        assert_eq!(
+            Tensor::from_slice(&[1.0, 2.0])
+                .broadcast_to([2, 2])
+                .unwrap()
+                .to_vec(),
+            vec![1.0, 2.0, 1.0, 2.0]
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The tape's contract: backward, fan-out, detach, no-grad, retained graphs, higher order.
+
+use tapegrad_autograd::{BackwardOptions, Error, Param, Tape, Tensor};
+
+fn t(v: &[f32]) -> Tensor {
+    Tensor::from_slice(v)
+}
+
+#[test]
+fn chain_rule_on_a_scalar_example() {
+    // z = f(x, y) = x*y + sin-free: z = x*y + x^2; dz/dx = y + 2x, dz/dy = x.
+    let tape = Tape::new();
+    let x = tape.var(Tensor::scalar(3.0));
+    let y = tape.var(Tensor::scalar(-2.0));
+    let z = x * y + x.square();
+    let g = z.backward().unwrap();
+    assert_eq!(g.get(x).unwrap().item().unwrap(), -2.0 + 6.0);
+    assert_eq!(g.get(y).unwrap().item().unwrap(), 3.0);
+}
+
+#[test]
+fn fan_out_sums_both_paths() {
+    // y = x + relu(x) (a residual join); for x > 0 dy/dx = 2, for x < 0 it is 1.
+    let tape = Tape::new();
+    let x = tape.var(t(&[2.0, -1.0]));
+    let y = (x + x.relu()).sum(&[], false).unwrap();
+    let g = y.backward().unwrap();
+    assert_eq!(g.get(x).unwrap().to_vec(), vec![2.0, 1.0]);
+}
+
+#[test]
+fn detach_and_no_grad_stop_gradients() {
+    let tape = Tape::new();
+    let x = tape.var(t(&[1.0, 2.0]));
+    let y = (x * x.detach()).sum(&[], false).unwrap();
+    // d/dx (x * c) = c with c = x's value.
+    assert_eq!(
+        y.backward().unwrap().get(x).unwrap().to_vec(),
+        vec![1.0, 2.0]
+    );
+    let before = tape.len();
+    let z = tape.no_grad(|| x.exp());
+    assert!(!z.requires_grad());
+    assert_eq!(tape.len(), before + 1);
+    let inf = Tape::inference();
+    let a = inf.var(t(&[1.0]));
+    assert!(!a.exp().requires_grad());
+}
+
+#[test]
+fn backward_rejects_bad_calls() {
+    let tape = Tape::new();
+    let x = tape.var(t(&[1.0, 2.0]));
+    let y = x.exp();
+    assert!(matches!(y.backward(), Err(Error::NotScalar(_))));
+    assert!(y.backward_with(Tensor::ones([3])).is_err());
+    let s = y.sum(&[], false).unwrap();
+    s.backward().unwrap();
+    // The closures were released by the first pass.
+    assert!(matches!(s.backward(), Err(Error::GraphReleased { .. })));
+    let other = Tape::new();
+    let w = other.var(t(&[1.0, 2.0]));
+    assert!(matches!(x.add(w), Err(Error::ForeignTape { .. })));
+}
+
+#[test]
+fn retain_graph_allows_a_second_pass() {
+    let tape = Tape::new();
+    let x = tape.var(t(&[1.0, 2.0]));
+    let s = x.exp().sum(&[], false).unwrap();
+    let opts = BackwardOptions {
+        retain_graph: true,
+        ..Default::default()
+    };
+    let g1 = s
+        .backward_with_options(Tensor::scalar(1.0), opts)
+        .unwrap()
+        .get(x)
+        .unwrap();
+    let g2 = s.backward().unwrap().get(x).unwrap();
+    assert_eq!(g1, g2);
+}
+
+#[test]
+fn params_are_recorded_without_copy_and_found_in_grads() {
+    let p = Param::new(t(&[1.0, -2.0]));
+    let tape = Tape::new();
+    let w = tape.param(&p);
+    assert!(w.value().shares_storage(p.value()));
+    // The same parameter recorded twice is one node: shared weights sum their gradients.
+    let w2 = tape.param(&p);
+    assert_eq!(w.id(), w2.id());
+    let y = (w * w2).sum(&[], false).unwrap();
+    let g = y.backward().unwrap();
+    assert_eq!(g.param(&p).unwrap().to_vec(), vec![2.0, -4.0]);
+}
+
+#[test]
+fn backward_drops_its_temporaries() {
+    let tape = Tape::new();
+    let x = tape.var(Tensor::ones([4, 4]));
+    let y = x.tanh().sigmoid().exp().sum(&[], false).unwrap();
+    let before = tape.len();
+    y.backward().unwrap();
+    assert_eq!(tape.len(), before);
+}
+
+#[test]
+fn second_derivative_of_tanh_matches_closed_form() {
+    // d/dx tanh = 1 - tanh^2; d2/dx2 tanh = -2 tanh (1 - tanh^2).
+    let xs = [-2.0f32, -0.5, 0.0, 0.7, 1.5];
+    let tape = Tape::new();
+    let x = tape.var(t(&xs));
+    let y = x.tanh().sum(&[], false).unwrap();
+    let opts = BackwardOptions {
+        create_graph: true,
+        ..Default::default()
+    };
+    let g = y.backward_with_options(Tensor::scalar(1.0), opts).unwrap();
+    let dx = g.var(x).unwrap();
+    let g2 = dx
+        .sum(&[], false)
+        .unwrap()
+        .backward()
+        .unwrap()
+        .get(x)
+        .unwrap();
+    for (i, &v) in xs.iter().enumerate() {
+        let th = v.tanh();
+        assert!((dx.value().data()[i] - (1.0 - th * th)).abs() < 1e-6);
+        let want = -2.0 * th * (1.0 - th * th);
+        assert!(
+            (g2.data()[i] - want).abs() < 1e-5,
+            "{} vs {want}",
+            g2.data()[i]
+        );
+    }
+}

@@ -1,0 +1,1 @@
+pub use tapegrad_autograd as autograd;

@@ -1,1 +1,5 @@
-//! placeholder
+//! tapegrad-nn: modules, layers, losses, optimisers, initialisers, checkpoints and data.
+
+pub mod module;
+
+pub use module::{Entry, Module, Sequential};

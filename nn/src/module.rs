@@ -1,0 +1,160 @@
+//! The `Module` trait: a forward pass on vars, and a visitor over named parameters and buffers.
+//!
+//! Names are dotted paths, as PyTorch's `state_dict`: `features.0.weight`,
+//! `layer1.0.bn1.running_mean`. A container passes `prefix + child_name + "."` to each child.
+//!
+//! A custom module is a struct holding its layers, a `forward` that composes them, and a
+//! `visit` that names them:
+//!
+//! ```
+//! use tapegrad_autograd::{Result, Var, Tensor, Param};
+//! use tapegrad_nn::{Entry, Module};
+//!
+//! /// y = relu(x * scale) + x: a residual join, whose gradient sums both paths.
+//! struct Residual { scale: Param }
+//!
+//! impl Module for Residual {
+//!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+//!         let s = x.tape().param(&self.scale);
+//!         x.mul(s)?.relu().add(x)
+//!     }
+//!     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+//!         f(&format!("{prefix}scale"), Entry::Param(&mut self.scale));
+//!     }
+//! }
+//! let mut m = Residual { scale: Param::new(Tensor::scalar(2.0)) };
+//! assert_eq!(m.num_parameters(), 1);
+//! ```
+
+use tapegrad_autograd::{Param, Result, Tensor, Var};
+
+/// A parameter (trained) or a buffer (state that is saved but not trained, such as batch norm's
+/// running statistics), as visited by [`Module::visit`].
+pub enum Entry<'a> {
+    Param(&'a mut Param),
+    Buffer(&'a mut Tensor),
+}
+
+/// A layer or a network.
+pub trait Module {
+    /// The forward pass; parameters are recorded on `x`'s tape.
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>>;
+
+    /// Calls `f` with the dotted name (`prefix` + own name) of every parameter and buffer, in
+    /// registration order.
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+
+    /// Training (true) or evaluation mode, for layers that differ (batch norm, dropout).
+    /// Containers pass it on to their children.
+    fn set_training(&mut self, _on: bool) {}
+
+    /// Short type name for summaries (`Conv2d`, `Linear`, ...).
+    fn type_name(&self) -> &'static str {
+        let full = std::any::type_name::<Self>();
+        let base = full.split('<').next().unwrap_or(full);
+        base.rsplit("::").next().unwrap_or(base)
+    }
+
+    /// Number of trainable scalars.
+    fn num_parameters(&mut self) -> usize {
+        let mut n = 0;
+        self.visit("", &mut |_, e| {
+            if let Entry::Param(p) = e {
+                n += p.value().numel();
+            }
+        });
+        n
+    }
+
+    /// Dotted names of the parameters, in order.
+    fn parameter_names(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.visit("", &mut |name, e| {
+            if let Entry::Param(_) = e {
+                names.push(name.to_string());
+            }
+        });
+        names
+    }
+
+    /// Sets training mode on.
+    fn train(&mut self) {
+        self.set_training(true)
+    }
+
+    /// Sets evaluation mode on.
+    fn eval(&mut self) {
+        self.set_training(false)
+    }
+}
+
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        (**self).forward(x)
+    }
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        (**self).visit(prefix, f)
+    }
+    fn set_training(&mut self, on: bool) {
+        (**self).set_training(on)
+    }
+    fn type_name(&self) -> &'static str {
+        (**self).type_name()
+    }
+}
+
+/// Children run one after another; they are named `0`, `1`, ... as in PyTorch's `Sequential`.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+
+    /// Appends a layer (builder style).
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(mut self, layer: impl Module + 'static) -> Sequential {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    pub fn push(&mut self, layer: Box<dyn Module>) {
+        self.layers.push(layer);
+    }
+
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Module>] {
+        &mut self.layers
+    }
+}
+
+impl Module for Sequential {
+    fn forward<'t>(&mut self, mut x: Var<'t>) -> Result<Var<'t>> {
+        for l in &mut self.layers {
+            x = l.forward(x)?;
+        }
+        Ok(x)
+    }
+
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.visit(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn set_training(&mut self, on: bool) {
+        for l in &mut self.layers {
+            l.set_training(on);
+        }
+    }
+}

@@ -66,13 +66,13 @@ impl<'t> Var<'t> {
         let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
         let (oc, cg, kh, kw) = (ws.dim(0), ws.dim(1), ws.dim(2), ws.dim(3));
         let g = o.groups;
-        if g == 0 || c % g != 0 || oc % g != 0 || cg != c / g {
+        if g == 0 || !c.is_multiple_of(g) || !oc.is_multiple_of(g) || cg != c / g {
             return Err(Error::shape(
                 "conv2d",
                 &[&xs, &ws],
                 format!(
                     "groups ({g}) dividing both the {c} input and {oc} output channels, and weights with in/groups = {} channels",
-                    if g == 0 { 0 } else { c / g }
+                    c.checked_div(g).unwrap_or(0)
                 ),
             ));
         }
@@ -135,7 +135,7 @@ impl<'t> Var<'t> {
         let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
         let (og, kh, kw) = (ws.dim(1), ws.dim(2), ws.dim(3));
         let g = o.groups;
-        if g == 0 || c % g != 0 {
+        if g == 0 || !c.is_multiple_of(g) {
             return Err(Error::invalid(
                 "conv_transpose2d",
                 format!("groups ({g}) must divide the {c} input channels"),

@@ -188,7 +188,8 @@ impl Tensor {
     /// overlapping windows; entries that fell on padding are dropped.
     pub fn fold2d(&self, w: &Window2d) -> Result<Tensor> {
         let (kk, l) = (w.cells(), w.positions());
-        if self.rank() != 3 || self.dims()[2] != l || kk == 0 || self.dims()[1] % kk != 0 {
+        if self.rank() != 3 || self.dims()[2] != l || kk == 0 || !self.dims()[1].is_multiple_of(kk)
+        {
             return Err(Error::shape(
                 "fold",
                 &[self.shape()],

@@ -1,5 +1,6 @@
 //! tapegrad-nn: modules, layers, losses, optimisers, initialisers, checkpoints and data.
 
+pub mod layers;
 pub mod module;
 
 pub use module::{Entry, Module, Sequential};

@@ -2,5 +2,7 @@
 
 pub mod layers;
 pub mod module;
+pub mod summary;
 
-pub use module::{Entry, Module, Sequential};
+pub use module::{Entry, LayerInfo, Module, Sequential};
+pub use summary::{forward_child, summary, Summary, SummaryRow};

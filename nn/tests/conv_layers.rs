@@ -102,3 +102,26 @@ fn a_small_cnn_composes_and_names_its_layers() {
     let loss = y.sum(&[], false).unwrap();
     assert!(loss.backward().is_ok());
 }
+
+#[test]
+fn summary_counts_macs_and_follows_the_receptive_field() {
+    // Two 3x3 convolutions see what one 5x5 sees (RF 5), with 2*9*C^2 instead of 25*C^2 weights.
+    let mut g = rng(3);
+    let c = Conv2dOptions::default().padding(1);
+    let mut net = Sequential::new()
+        .add(Conv2d::new(8, 8, 3, c, false, &mut g).unwrap())
+        .add(Conv2d::new(8, 8, 3, c, false, &mut g).unwrap())
+        .add(MaxPool2d::new(2, 2))
+        .add(Conv2d::new(8, 8, 3, c, false, &mut g).unwrap());
+    let s = tapegrad_nn::summary(&mut net, &[1, 8, 16, 16]).unwrap();
+    let rf: Vec<usize> = s.layers().map(|r| r.receptive_field.0).collect();
+    // 3, then 3 + 2 = 5, then the pool adds (2-1)*1 = 6 and doubles the jump, then 6 + 2*2 = 10.
+    assert_eq!(rf, vec![3, 5, 6, 10]);
+    assert_eq!(s.row("2").unwrap().effective_stride, (2, 2));
+    // MACs of conv 0: 16*16*8 outputs, each 8*3*3.
+    assert_eq!(s.row("0").unwrap().macs, 16 * 16 * 8 * 72);
+    assert_eq!(s.total_params, 3 * 8 * 8 * 9);
+    assert_eq!(s.output_shape.dims(), &[1, 8, 8, 8]);
+    let text = s.to_string();
+    assert!(text.contains("total parameters 1,728"), "{text}");
+}

@@ -1,6 +1,6 @@
 //! `Conv2d`: a 2-d convolution layer holding its weights, PyTorch's layout and initialisation.
 
-use crate::module::{Entry, Module};
+use crate::module::{Entry, LayerInfo, Module};
 use tapegrad_autograd::{Conv2dOptions, Error, Param, Result, Rng, Tensor, Var};
 
 /// `nn.Conv2d`: weight `[out, in/groups, kh, kw]`, optional bias `[out]`, both initialised as
@@ -89,6 +89,16 @@ impl Module for Conv2d {
         let tape = x.tape();
         let b = self.bias.as_ref().map(|b| tape.param(b));
         x.conv2d(tape.param(&self.weight), b, self.options)
+    }
+
+    fn describe(&self) -> LayerInfo {
+        LayerInfo::Conv {
+            in_per_group: self.weight.value().dims()[1],
+            kernel: self.kernel(),
+            stride: self.options.stride,
+            padding: self.options.padding,
+            dilation: self.options.dilation,
+        }
     }
 
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {

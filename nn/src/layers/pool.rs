@@ -1,6 +1,6 @@
 //! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`.
 
-use crate::module::{Entry, Module};
+use crate::module::{Entry, LayerInfo, Module};
 use tapegrad_autograd::{Pool2dOptions, Result, Var};
 
 /// `nn.MaxPool2d`. Gradient ties split evenly (see the `pool` ops).
@@ -16,6 +16,13 @@ impl MaxPool2d {
 impl Module for MaxPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.max_pool2d(self.0)
+    }
+    fn describe(&self) -> LayerInfo {
+        LayerInfo::Pool {
+            kernel: self.0.kernel,
+            stride: self.0.stride,
+            dilation: self.0.dilation,
+        }
     }
     fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
@@ -38,6 +45,14 @@ impl AvgPool2d {
 impl Module for AvgPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.avg_pool2d(self.options, self.count_include_pad)
+    }
+    fn describe(&self) -> LayerInfo {
+        let o = self.options;
+        LayerInfo::Pool {
+            kernel: o.kernel,
+            stride: o.stride,
+            dilation: o.dilation,
+        }
     }
     fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

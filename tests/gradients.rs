@@ -11,23 +11,23 @@ use proptest::prelude::*;
 use tapegrad::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn smooth_unary_primitives(x in tensor(0, 4, -2.0, 2.0)) {
         // d(-x) = -1, d e^x = e^x, d sigmoid = s(1 - s), d tanh = 1 - tanh^2, d x^2 = 2x.
-        check(|_, v| Ok(v[0].neg()), &[x.clone()])?;
-        check(|_, v| Ok(v[0].exp()), &[x.clone()])?;
-        check(|_, v| Ok(v[0].sigmoid()), &[x.clone()])?;
-        check(|_, v| Ok(v[0].tanh()), &[x.clone()])?;
-        check(|_, v| Ok(v[0].square()), &[x.clone()])?;
+        check(|_, v| Ok(v[0].neg()), std::slice::from_ref(&x))?;
+        check(|_, v| Ok(v[0].exp()), std::slice::from_ref(&x))?;
+        check(|_, v| Ok(v[0].sigmoid()), std::slice::from_ref(&x))?;
+        check(|_, v| Ok(v[0].tanh()), std::slice::from_ref(&x))?;
+        check(|_, v| Ok(v[0].square()), std::slice::from_ref(&x))?;
         check(|_, v| Ok(-v[0]), &[x])?;
     }
 
     #[test]
     fn log_and_sqrt_on_positive_inputs(x in tensor(0, 4, 0.2, 3.0)) {
         // d log x = 1/x, d sqrt x = 1 / (2 sqrt x); both smooth for x >= 0.2.
-        check(|_, v| Ok(v[0].log()), &[x.clone()])?;
+        check(|_, v| Ok(v[0].log()), std::slice::from_ref(&x))?;
         check(|_, v| Ok(v[0].sqrt()), &[x])?;
     }
 
@@ -44,9 +44,9 @@ proptest! {
         alpha in 0.5f32..2.0,
     ) {
         // |x|' = sign x, relu' = (x > 0), leaky_relu' = 1 or slope, elu' = 1 or alpha e^x.
-        check(|_, v| Ok(v[0].abs()), &[x.clone()])?;
-        check(|_, v| Ok(v[0].relu()), &[x.clone()])?;
-        check(move |_, v| Ok(v[0].leaky_relu(slope)), &[x.clone()])?;
+        check(|_, v| Ok(v[0].abs()), std::slice::from_ref(&x))?;
+        check(|_, v| Ok(v[0].relu()), std::slice::from_ref(&x))?;
+        check(move |_, v| Ok(v[0].leaky_relu(slope)), std::slice::from_ref(&x))?;
         check(move |_, v| Ok(v[0].elu(alpha)), &[x])?;
     }
 
@@ -120,7 +120,7 @@ proptest! {
     ) {
         // d sum / dx = 1 everywhere, d mean / dx = 1 / count.
         let ax = axes.clone();
-        check(move |_, v| v[0].sum(&ax, keepdim), &[x.clone()])?;
+        check(move |_, v| v[0].sum(&ax, keepdim), std::slice::from_ref(&x))?;
         check(move |_, v| v[0].mean(&axes, keepdim), &[x])?;
     }
 
@@ -157,7 +157,7 @@ proptest! {
     ) {
         // A reshape moves no values: its gradient is the upstream one reshaped back.
         let t = target.clone();
-        check(move |_, v| v[0].reshape(t.clone()), &[x.clone()])?;
+        check(move |_, v| v[0].reshape(t.clone()), std::slice::from_ref(&x))?;
         let mut spec: Vec<isize> = target.iter().map(|&d| d as isize).collect();
         if !spec.is_empty() {
             spec[hole] = -1;
@@ -174,7 +174,7 @@ proptest! {
         })
     ) {
         // The gradient of a permutation is the inverse permutation of the upstream gradient.
-        check(move |_, v| v[0].permute(&perm), &[x.clone()])?;
+        check(move |_, v| v[0].permute(&perm), std::slice::from_ref(&x))?;
         check(move |_, v| v[0].transpose(a, b), &[x])?;
     }
 
@@ -278,7 +278,7 @@ fn transpose(yes: bool) -> Transpose {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn matmul_2d_batched_and_broadcast((a, b) in matmul_operands(false, false)) {
@@ -337,7 +337,7 @@ proptest! {
         })
     ) {
         // d softmax_i / dx_j = s_i (delta_ij - s_j); d log_softmax_i / dx_j = delta_ij - s_j.
-        check(move |_, v| v[0].softmax(axis), &[x.clone()])?;
+        check(move |_, v| v[0].softmax(axis), std::slice::from_ref(&x))?;
         check(move |_, v| v[0].log_softmax(axis), &[x])?;
     }
 
@@ -367,9 +367,9 @@ proptest! {
         // nll picks -x[i, t_i]; cross-entropy's gradient is (softmax(x) - q) / N with
         // q = (1 - eps) onehot + eps / C.
         let l = labels.clone();
-        check(move |_, v| v[0].nll_loss(&l, r), &[x.clone()])?;
+        check(move |_, v| v[0].nll_loss(&l, r), std::slice::from_ref(&x))?;
         let l = labels.clone();
-        check(move |_, v| v[0].cross_entropy(&l), &[x.clone()])?;
+        check(move |_, v| v[0].cross_entropy(&l), std::slice::from_ref(&x))?;
         check(move |_, v| v[0].cross_entropy_with(&labels, eps, r), &[x])?;
     }
 
@@ -394,4 +394,25 @@ proptest! {
         let (lo, hi) = (low as f32 * 0.5, (low + width) as f32 * 0.5);
         check(move |_, v| v[0].clamp(lo, hi), &[x])?;
     }
+}
+
+#[test]
+fn where_and_leaky_relu_on_scalars() {
+    // All-rank-0 operands: where(1, a, b) = a, so d/da = 1 and d/db = 0; leaky_relu(-2) with
+    // slope 0.1 is -0.2 with derivative 0.1.
+    let tape = Tape::new();
+    let (a, b) = (
+        tape.var(Tensor::scalar(2.0)),
+        tape.var(Tensor::scalar(-1.0)),
+    );
+    let y = Var::where_cond(tape.input(Tensor::scalar(1.0)), a, b).unwrap();
+    assert_eq!(y.item().unwrap(), 2.0);
+    let g = y.backward().unwrap();
+    assert_eq!(g.get(a).unwrap().item().unwrap(), 1.0);
+    assert_eq!(g.get(b).unwrap().item().unwrap(), 0.0);
+    let x = tape.var(Tensor::scalar(-2.0));
+    let l = x.leaky_relu(0.1);
+    assert!((l.item().unwrap() + 0.2).abs() < 1e-7);
+    let d = l.backward().unwrap().get(x).unwrap().item().unwrap();
+    assert!((d - 0.1).abs() < 1e-7);
 }

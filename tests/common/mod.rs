@@ -109,11 +109,14 @@ pub fn distinct_of(dims: Vec<usize>) -> impl Strategy<Value = Tensor> {
 }
 
 /// `n` shapes that broadcast together (NumPy rules): a common shape of rank `0..=max_rank`, from
-/// which each operand drops some leading dimensions and sets some of the others to 1.
+/// which each operand drops some leading dimensions and sets some of the others (30%) to 1.
 pub fn broadcast_shapes(n: usize, max_rank: usize) -> impl Strategy<Value = Vec<Vec<usize>>> {
     dims(0, max_rank).prop_flat_map(move |out| {
         let r = out.len();
-        let one = (0..=r, prop::collection::vec(any::<bool>(), r));
+        let one = (
+            leading_drop(r),
+            prop::collection::vec(prop::bool::weighted(0.3), r),
+        );
         prop::collection::vec(one, n).prop_map(move |picks| {
             picks
                 .into_iter()
@@ -140,13 +143,23 @@ pub fn broadcast_pair(max_rank: usize) -> impl Strategy<Value = (Vec<usize>, Vec
 pub fn broadcastable_to(max_rank: usize) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
     dims(0, max_rank).prop_flat_map(|big| {
         let r = big.len();
-        (0..=r, prop::collection::vec(any::<bool>(), r)).prop_map(move |(drop, ones)| {
-            let small = (drop..r)
-                .map(|i| if ones[i] { 1 } else { big[i] })
-                .collect();
-            (small, big.clone())
-        })
+        (
+            leading_drop(r),
+            prop::collection::vec(prop::bool::weighted(0.3), r),
+        )
+            .prop_map(move |(drop, ones)| {
+                let small = (drop..r)
+                    .map(|i| if ones[i] { 1 } else { big[i] })
+                    .collect();
+                (small, big.clone())
+            })
     })
+}
+
+/// How many leading dimensions an operand drops: usually none, so that most cases keep their
+/// rank and broadcast through size-1 dimensions, sometimes any number up to all of them.
+fn leading_drop(r: usize) -> impl Strategy<Value = usize> {
+    prop_oneof![2 => Just(0), 1 => 0..=r]
 }
 
 /// A set of distinct axes of a rank-`r` tensor, each written either as `i` or as `i - r`; may be

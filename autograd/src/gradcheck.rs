@@ -97,7 +97,8 @@ where
     let analytic: Vec<Tensor> = vars.iter().map(|&v| grads.get_or_zeros(v)).collect();
 
     let loss = |xs: &[Tensor]| -> Result<f64> {
-        // A recording tape: `f` may itself run a backward pass (a gradient of a gradient).
+        // A recording tape, not an inference one: `f` may itself run a backward pass (a
+        // gradient penalty), which needs its forward recorded.
         let tape = Tape::new();
         let vars: Vec<Var> = xs.iter().map(|t| tape.var(t.clone())).collect();
         let y = f(&tape, &vars)?.value();

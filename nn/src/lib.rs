@@ -2,6 +2,7 @@
 
 pub mod init;
 pub mod layers;
+pub mod loss;
 pub mod module;
 
 pub use module::{Entry, Module, Sequential};

@@ -45,6 +45,9 @@ fn check(op: &'static str, scores: &Tensor, labels: &[usize]) -> Result<usize> {
             "scores of shape [N, classes]",
         ));
     };
+    if k == 0 {
+        return Err(Error::shape(op, &[scores.shape()], "at least one class"));
+    }
     if n != labels.len() {
         return Err(Error::invalid(
             op,
@@ -188,6 +191,9 @@ impl fmt::Display for ConfusionMatrix {
     /// predicted classes numbered across the top.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = self.num_classes();
+        if k == 0 {
+            return write!(f, "(no classes)");
+        }
         let name_w = self
             .classes
             .iter()
@@ -208,10 +214,10 @@ impl fmt::Display for ConfusionMatrix {
         writeln!(f, " | accuracy")?;
         writeln!(f, "{}", "-".repeat(name_w + 7 + cell * k + 11))?;
         let acc = self.per_class_accuracy();
-        for i in 0..k {
-            write!(f, "{i:>2} {:<name_w$}  |", self.classes[i])?;
-            for j in 0..k {
-                write!(f, "{:>cell$}", self.counts[i * k + j])?;
+        for (i, (name, row)) in self.classes.iter().zip(self.counts.chunks(k)).enumerate() {
+            write!(f, "{i:>2} {name:<name_w$}  |")?;
+            for n in row {
+                write!(f, "{n:>cell$}")?;
             }
             match acc[i] {
                 Some(a) => writeln!(f, " | {:>6.2}%", 100.0 * a)?,

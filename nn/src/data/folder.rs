@@ -59,6 +59,9 @@ fn decode(path: &Path, grayscale: bool) -> std::result::Result<(Vec<f32>, usize,
         .decode()
         .map_err(|e| format!("cannot decode image: {e}"))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Err(format!("the image is empty ({w}x{h})"));
+    }
     let (c, interleaved) = if grayscale {
         (1, img.to_luma8().into_raw())
     } else {

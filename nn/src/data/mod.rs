@@ -1,7 +1,7 @@
 //! Data: in-memory datasets, their loaders from files (IDX, CIFAR-10 batches, image folders), a
 //! built-in synthetic set, per-sample transforms, and a batching loader with prefetching.
 //!
-//! Layers know nothing of datasets: a batch leaves this module as an NCHW [`Tensor`] plus labels.
+//! Layers know nothing of datasets: a batch leaves this module as an NCHW [`Tensor`](tapegrad_autograd::Tensor) plus labels.
 //!
 //! ```
 //! use std::sync::Arc;

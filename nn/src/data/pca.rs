@@ -20,13 +20,13 @@ use tapegrad_autograd::{Error, Result, Rng, Tensor};
 /// Each rotation in the (p, q) plane zeroes `a[p][q]`; the sum of squares off the diagonal
 /// shrinks quadratically once small, so a handful of sweeps reach machine precision.
 pub fn symmetric_eigen3(a: [[f64; 3]; 3]) -> Result<([f64; 3], [[f64; 3]; 3])> {
-    let scale = a.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-    if !scale.is_finite() {
+    if a.iter().flatten().any(|v| !v.is_finite()) {
         return Err(Error::invalid(
             "symmetric_eigen3",
             format!("matrix {a:?} has non-finite entries"),
         ));
     }
+    let scale = a.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
     for (p, q) in [(0, 1), (0, 2), (1, 2)] {
         if (a[p][q] - a[q][p]).abs() > 1e-9 * scale.max(1e-300) {
             return Err(Error::invalid(

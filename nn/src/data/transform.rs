@@ -26,8 +26,12 @@ pub trait Transform: Send + Sync {
 /// `(C, H, W)` of a rank-3 tensor, or an error naming `op`.
 pub(crate) fn chw(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize)> {
     match *x.dims() {
-        [c, h, w] => Ok((c, h, w)),
-        _ => Err(Error::shape(op, &[x.shape()], "one [C, H, W] image")),
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok((c, h, w)),
+        _ => Err(Error::shape(
+            op,
+            &[x.shape()],
+            "one non-empty [C, H, W] image",
+        )),
     }
 }
 

@@ -5,7 +5,9 @@
 
 use tapegrad_autograd::{Conv2dOptions, DropoutMode, Result, Rng, Var};
 use tapegrad_nn::init::{self, Init};
-use tapegrad_nn::layers::{AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU};
+use tapegrad_nn::layers::{
+    AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU,
+};
 use tapegrad_nn::{forward_child, Entry, Module, Sequential};
 
 /// AlexNet as `features`, `avgpool`, `classifier`.
@@ -15,8 +17,23 @@ pub struct AlexNet {
     pub classifier: Sequential,
 }
 
-fn conv(i: usize, o: usize, k: usize, s: usize, p: usize, g: usize, rng: &mut Rng) -> Result<Conv2d> {
-    Conv2d::new(i, o, k, Conv2dOptions::default().stride(s).padding(p).groups(g), true, rng)
+fn conv(
+    i: usize,
+    o: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    g: usize,
+    rng: &mut Rng,
+) -> Result<Conv2d> {
+    Conv2d::new(
+        i,
+        o,
+        k,
+        Conv2dOptions::default().stride(s).padding(p).groups(g),
+        true,
+        rng,
+    )
 }
 
 impl AlexNet {
@@ -44,7 +61,11 @@ impl AlexNet {
             .add(Linear::new(4096, 4096, true, rng))
             .add(ReLU)
             .add(Linear::new(4096, num_classes, true, rng));
-        Ok(AlexNet { features, avgpool: Some(AdaptiveAvgPool2d((6, 6))), classifier })
+        Ok(AlexNet {
+            features,
+            avgpool: Some(AdaptiveAvgPool2d((6, 6))),
+            classifier,
+        })
     }
 
     /// The paper's network for 227x227 input; `two_towers` splits conv2, conv4 and conv5 into two
@@ -76,12 +97,19 @@ impl AlexNet {
             .add(ReLU)
             .add(classic(2)?)
             .add(Linear::new(4096, num_classes, true, rng));
-        let mut net = AlexNet { features, avgpool: None, classifier };
+        let mut net = AlexNet {
+            features,
+            avgpool: None,
+            classifier,
+        };
         // The paper: weights N(0, 0.01); biases 1 in conv2, conv4, conv5 and the FC layers, else 0.
         let ones = ["features.4.bias", "features.10.bias", "features.12.bias"];
         init::apply(&mut net, rng, |name, _| {
             Some(if name.ends_with("weight") {
-                Init::Normal { mean: 0.0, std: 0.01 }
+                Init::Normal {
+                    mean: 0.0,
+                    std: 0.01,
+                }
             } else if name.starts_with("classifier") || ones.contains(&name) {
                 Init::Constant(1.0)
             } else {

@@ -12,11 +12,22 @@ pub struct ConvBnRelu {
 }
 
 impl ConvBnRelu {
-    pub fn new(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, bn_eps: f32, rng: &mut Rng) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        bn_eps: f32,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         let o = Conv2dOptions::default().stride(stride).padding(pad);
         let mut bn = BatchNorm2d::new(cout);
         bn.eps = bn_eps;
-        Ok(ConvBnRelu { conv: Conv2d::new(cin, cout, k, o, false, rng)?, bn })
+        Ok(ConvBnRelu {
+            conv: Conv2d::new(cin, cout, k, o, false, rng)?,
+            bn,
+        })
     }
 }
 

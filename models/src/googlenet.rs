@@ -23,7 +23,14 @@ impl NaiveInception {
     pub fn new(cin: usize, c1: usize, c3: usize, c5: usize, rng: &mut Rng) -> Result<Self> {
         let conv = |k: usize, c: usize, rng: &mut Rng| -> Result<Sequential> {
             Ok(Sequential::new()
-                .add(Conv2d::new(cin, c, k, Conv2dOptions::default().padding(k / 2), true, rng)?)
+                .add(Conv2d::new(
+                    cin,
+                    c,
+                    k,
+                    Conv2dOptions::default().padding(k / 2),
+                    true,
+                    rng,
+                )?)
                 .add(ReLU))
         };
         Ok(NaiveInception {
@@ -82,9 +89,19 @@ impl Inception {
                 .add(ConvBnRelu::new(c3_reduce, c3, 3, 1, 1, BN_EPS, rng)?),
             branch3: Sequential::new()
                 .add(ConvBnRelu::new(cin, c5_reduce, 1, 1, 0, BN_EPS, rng)?)
-                .add(ConvBnRelu::new(c5_reduce, c5, kernel5, 1, kernel5 / 2, BN_EPS, rng)?),
+                .add(ConvBnRelu::new(
+                    c5_reduce,
+                    c5,
+                    kernel5,
+                    1,
+                    kernel5 / 2,
+                    BN_EPS,
+                    rng,
+                )?),
             branch4: Sequential::new()
-                .add(MaxPool2d(Pool2dOptions::new(3).stride(1).padding(1).ceil_mode(true)))
+                .add(MaxPool2d(
+                    Pool2dOptions::new(3).stride(1).padding(1).ceil_mode(true),
+                ))
                 .add(ConvBnRelu::new(cin, pool_proj, 1, 1, 0, BN_EPS, rng)?),
         })
     }
@@ -175,7 +192,13 @@ pub struct GoogLeNet {
 }
 
 const NAMES3: [&str; 2] = ["inception3a", "inception3b"];
-const NAMES4: [&str; 5] = ["inception4a", "inception4b", "inception4c", "inception4d", "inception4e"];
+const NAMES4: [&str; 5] = [
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+];
 const NAMES5: [&str; 2] = ["inception5a", "inception5b"];
 
 impl GoogLeNet {
@@ -188,7 +211,10 @@ impl GoogLeNet {
             conv2: ConvBnRelu::new(64, 64, 1, 1, 0, BN_EPS, rng)?,
             conv3: ConvBnRelu::new(64, 192, 3, 1, 1, BN_EPS, rng)?,
             maxpool2: pool(3, 2),
-            inception3: [inc(192, 64, 96, 128, 16, 32, 32, rng)?, inc(256, 128, 128, 192, 32, 96, 64, rng)?],
+            inception3: [
+                inc(192, 64, 96, 128, 16, 32, 32, rng)?,
+                inc(256, 128, 128, 192, 32, 96, 64, rng)?,
+            ],
             maxpool3: pool(3, 2),
             inception4: [
                 inc(480, 192, 96, 208, 16, 48, 64, rng)?,
@@ -198,9 +224,15 @@ impl GoogLeNet {
                 inc(528, 256, 160, 320, 32, 128, 128, rng)?,
             ],
             maxpool4: pool(2, 2),
-            inception5: [inc(832, 256, 160, 320, 32, 128, 128, rng)?, inc(832, 384, 192, 384, 48, 128, 128, rng)?],
+            inception5: [
+                inc(832, 256, 160, 320, 32, 128, 128, rng)?,
+                inc(832, 384, 192, 384, 48, 128, 128, rng)?,
+            ],
             aux: if aux_logits {
-                Some([InceptionAux::new(512, num_classes, rng)?, InceptionAux::new(528, num_classes, rng)?])
+                Some([
+                    InceptionAux::new(512, num_classes, rng)?,
+                    InceptionAux::new(528, num_classes, rng)?,
+                ])
             } else {
                 None
             },
@@ -212,7 +244,10 @@ impl GoogLeNet {
         // torchvision: truncated normal(0, 0.01) for convolutions and linear layers; a plain
         // normal with the same small deviation here.
         init::apply(&mut net, rng, |name, dims| {
-            (dims.len() >= 2 && name.ends_with("weight")).then_some(Init::Normal { mean: 0.0, std: 0.01 })
+            (dims.len() >= 2 && name.ends_with("weight")).then_some(Init::Normal {
+                mean: 0.0,
+                std: 0.01,
+            })
         })?;
         Ok(net)
     }

@@ -21,12 +21,21 @@ pub struct LeNetConfig {
 impl LeNetConfig {
     /// The original sizes for `input_size` x `input_size` single-channel images.
     pub fn classic(input_size: usize, num_classes: usize) -> Self {
-        LeNetConfig { input_size, in_channels: 1, num_classes, modern: false, widths: (6, 16, 120, 84) }
+        LeNetConfig {
+            input_size,
+            in_channels: 1,
+            num_classes,
+            modern: false,
+            widths: (6, 16, 120, 84),
+        }
     }
 
     /// ReLU and max pooling, original sizes.
     pub fn modern(input_size: usize, num_classes: usize) -> Self {
-        LeNetConfig { modern: true, ..Self::classic(input_size, num_classes) }
+        LeNetConfig {
+            modern: true,
+            ..Self::classic(input_size, num_classes)
+        }
     }
 }
 
@@ -42,11 +51,16 @@ impl LeNet5 {
             28 => 2,
             32 => 0,
             s => {
-                return Err(Error::invalid("LeNet5", format!("input size {s} must be 28 or 32")));
+                return Err(Error::invalid(
+                    "LeNet5",
+                    format!("input size {s} must be 28 or 32"),
+                ));
             }
         };
         let (c1, c2, c3, hidden) = c.widths;
-        let conv = |i, o, p, rng: &mut Rng| Conv2d::new(i, o, 5, Conv2dOptions::default().padding(p), true, rng);
+        let conv = |i, o, p, rng: &mut Rng| {
+            Conv2d::new(i, o, 5, Conv2dOptions::default().padding(p), true, rng)
+        };
         let mut f = Sequential::new().add(conv(c.in_channels, c1, pad, rng)?);
         if c.modern {
             f = f
@@ -69,9 +83,16 @@ impl LeNet5 {
                 .add(Tanh);
         }
         let mut classifier = Sequential::new().add(Linear::new(c3, hidden, true, rng));
-        classifier = if c.modern { classifier.add(ReLU) } else { classifier.add(Tanh) };
+        classifier = if c.modern {
+            classifier.add(ReLU)
+        } else {
+            classifier.add(Tanh)
+        };
         classifier = classifier.add(Linear::new(hidden, c.num_classes, true, rng));
-        Ok(LeNet5 { features: f, classifier })
+        Ok(LeNet5 {
+            features: f,
+            classifier,
+        })
     }
 }
 

@@ -26,7 +26,14 @@ pub struct ResNetConfig {
 impl ResNetConfig {
     /// The ImageNet network of this depth.
     pub fn new(depth: usize, num_classes: usize) -> Self {
-        ResNetConfig { depth, num_classes, in_channels: 3, width: 64, small_stem: false, plain: false }
+        ResNetConfig {
+            depth,
+            num_classes,
+            in_channels: 3,
+            width: 64,
+            small_stem: false,
+            plain: false,
+        }
     }
 
     fn blocks(&self) -> Result<(bool, [usize; 4])> {
@@ -36,18 +43,32 @@ impl ResNetConfig {
             50 => (true, [3, 4, 6, 3]),
             101 => (true, [3, 4, 23, 3]),
             152 => (true, [3, 8, 36, 3]),
-            d => return Err(Error::invalid("ResNet", format!("depth {d} is not one of 18, 34, 50, 101, 152"))),
+            d => {
+                return Err(Error::invalid(
+                    "ResNet",
+                    format!("depth {d} is not one of 18, 34, 50, 101, 152"),
+                ))
+            }
         })
     }
 }
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Conv2d> {
-    Conv2d::new(cin, cout, k, Conv2dOptions::default().stride(stride).padding(k / 2), false, rng)
+    Conv2d::new(
+        cin,
+        cout,
+        k,
+        Conv2dOptions::default().stride(stride).padding(k / 2),
+        false,
+        rng,
+    )
 }
 
 /// The projection shortcut (1x1 convolution + batch norm) where the shape changes.
 fn downsample(cin: usize, cout: usize, stride: usize, rng: &mut Rng) -> Result<Sequential> {
-    Ok(Sequential::new().add(conv(cin, cout, 1, stride, rng)?).add(BatchNorm2d::new(cout)))
+    Ok(Sequential::new()
+        .add(conv(cin, cout, 1, stride, rng)?)
+        .add(BatchNorm2d::new(cout)))
 }
 
 /// Two 3x3 convolutions: `y = relu(F(x) + x)`.
@@ -67,7 +88,9 @@ impl BasicBlock {
             bn1: BatchNorm2d::new(c),
             conv2: conv(c, c, 3, 1, rng)?,
             bn2: BatchNorm2d::new(c),
-            downsample: (shortcut && (stride != 1 || cin != c)).then(|| downsample(cin, c, stride, rng)).transpose()?,
+            downsample: (shortcut && (stride != 1 || cin != c))
+                .then(|| downsample(cin, c, stride, rng))
+                .transpose()?,
             shortcut,
         })
     }
@@ -97,7 +120,9 @@ impl Bottleneck {
             bn2: BatchNorm2d::new(c),
             conv3: conv(c, out, 1, 1, rng)?,
             bn3: BatchNorm2d::new(out),
-            downsample: (shortcut && (stride != 1 || cin != out)).then(|| downsample(cin, out, stride, rng)).transpose()?,
+            downsample: (shortcut && (stride != 1 || cin != out))
+                .then(|| downsample(cin, out, stride, rng))
+                .transpose()?,
             shortcut,
         })
     }
@@ -105,7 +130,12 @@ impl Bottleneck {
 
 /// The residual join `relu(f + x)` (or `relu(f)` in a plain network); the tape sums the
 /// gradients of both paths into `x`.
-fn join<'t>(f: Var<'t>, x: Var<'t>, ds: &mut Option<Sequential>, shortcut: bool) -> Result<Var<'t>> {
+fn join<'t>(
+    f: Var<'t>,
+    x: Var<'t>,
+    ds: &mut Option<Sequential>,
+    shortcut: bool,
+) -> Result<Var<'t>> {
     if !shortcut {
         return Ok(f.relu());
     }
@@ -195,8 +225,18 @@ impl ResNet {
         let (conv1, maxpool) = if c.small_stem {
             (conv(c.in_channels, w, 3, 1, rng)?, None)
         } else {
-            let stem = Conv2d::new(c.in_channels, w, 7, Conv2dOptions::default().stride(2).padding(3), false, rng)?;
-            (stem, Some(MaxPool2d(Pool2dOptions::new(3).stride(2).padding(1))))
+            let stem = Conv2d::new(
+                c.in_channels,
+                w,
+                7,
+                Conv2dOptions::default().stride(2).padding(3),
+                false,
+                rng,
+            )?;
+            (
+                stem,
+                Some(MaxPool2d(Pool2dOptions::new(3).stride(2).padding(1))),
+            )
         };
         let mut cin = w;
         let mut stage = |i: usize, rng: &mut Rng| -> Result<Sequential> {
@@ -213,7 +253,12 @@ impl ResNet {
             }
             Ok(s)
         };
-        let layers = [stage(0, rng)?, stage(1, rng)?, stage(2, rng)?, stage(3, rng)?];
+        let layers = [
+            stage(0, rng)?,
+            stage(1, rng)?,
+            stage(2, rng)?,
+            stage(3, rng)?,
+        ];
         let mut net = ResNet {
             conv1,
             bn1: BatchNorm2d::new(w),

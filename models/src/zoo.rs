@@ -7,18 +7,54 @@ use tapegrad_nn::Module;
 /// The names `by_name` knows. `-small` ResNets have the small-image stem; `plain` networks have
 /// no shortcuts.
 pub const NAMES: &[&str] = &[
-    "lenet5", "lenet5-modern", "alexnet", "alexnet-paper", "alexnet-paper-towers",
-    "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "plain18", "plain34", "plain50", "plain101", "plain152",
-    "resnet18-small", "resnet34-small", "plain18-small", "plain34-small",
+    "lenet5",
+    "lenet5-modern",
+    "alexnet",
+    "alexnet-paper",
+    "alexnet-paper-towers",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "googlenet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "plain18",
+    "plain34",
+    "plain50",
+    "plain101",
+    "plain152",
+    "resnet18-small",
+    "resnet34-small",
+    "plain18-small",
+    "plain34-small",
 ];
 
 /// A model from its name, with `num_classes` outputs and parameters drawn from `seed`.
-pub fn by_name(name: &str, num_classes: usize, in_channels: usize, seed: u64) -> Result<Box<dyn Module>> {
+pub fn by_name(
+    name: &str,
+    num_classes: usize,
+    in_channels: usize,
+    seed: u64,
+) -> Result<Box<dyn Module>> {
     let mut g = rng(seed);
-    let bad = || Error::invalid("models::by_name", format!("unknown model '{name}'; known: {}", NAMES.join(", ")));
-    if let Some(rest) = name.strip_prefix("resnet").or_else(|| name.strip_prefix("plain")) {
+    let bad = || {
+        Error::invalid(
+            "models::by_name",
+            format!("unknown model '{name}'; known: {}", NAMES.join(", ")),
+        )
+    };
+    if let Some(rest) = name
+        .strip_prefix("resnet")
+        .or_else(|| name.strip_prefix("plain"))
+    {
         let (depth, small) = match rest.strip_suffix("-small") {
             Some(d) => (d, true),
             None => (rest, false),
@@ -37,11 +73,28 @@ pub fn by_name(name: &str, num_classes: usize, in_channels: usize, seed: u64) ->
             Some(d) => (d, true),
             None => (rest, false),
         };
-        return Ok(Box::new(Vgg::new(depth.parse().map_err(|_| bad())?, bn, num_classes, &mut g)?));
+        return Ok(Box::new(Vgg::new(
+            depth.parse().map_err(|_| bad())?,
+            bn,
+            num_classes,
+            &mut g,
+        )?));
     }
     Ok(match name {
-        "lenet5" => Box::new(LeNet5::new(LeNetConfig { in_channels, ..LeNetConfig::classic(28, num_classes) }, &mut g)?),
-        "lenet5-modern" => Box::new(LeNet5::new(LeNetConfig { in_channels, ..LeNetConfig::modern(28, num_classes) }, &mut g)?),
+        "lenet5" => Box::new(LeNet5::new(
+            LeNetConfig {
+                in_channels,
+                ..LeNetConfig::classic(28, num_classes)
+            },
+            &mut g,
+        )?),
+        "lenet5-modern" => Box::new(LeNet5::new(
+            LeNetConfig {
+                in_channels,
+                ..LeNetConfig::modern(28, num_classes)
+            },
+            &mut g,
+        )?),
         "alexnet" => Box::new(AlexNet::torchvision(num_classes, &mut g)?),
         "alexnet-paper" => Box::new(AlexNet::paper(num_classes, false, &mut g)?),
         "alexnet-paper-towers" => Box::new(AlexNet::paper(num_classes, true, &mut g)?),

@@ -1,8 +1,10 @@
 //! tapegrad-nn: modules, layers, losses, optimisers, initialisers, checkpoints and data.
 
+pub mod data;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub mod metrics;
 pub mod module;
 pub mod optim;
 pub mod summary;

@@ -59,7 +59,10 @@ pub fn by_name(
             Some(d) => (d, true),
             None => (rest, false),
         };
-        let depth = depth.parse().map_err(|_| bad())?;
+        let depth: usize = depth.parse().map_err(|_| bad())?;
+        if ![18, 34, 50, 101, 152].contains(&depth) {
+            return Err(bad());
+        }
         let c = ResNetConfig {
             in_channels,
             small_stem: small,

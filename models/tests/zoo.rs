@@ -1,0 +1,135 @@
+//! The zoo: torchvision's parameter counts, the lecture's summary figures, and one backward pass
+//! of each family reaching every parameter.
+
+use tapegrad_autograd::{rng, Tape, Tensor};
+use tapegrad_models::{by_name, default_input, summary, NAMES};
+use tapegrad_nn::{Entry, Module};
+
+#[test]
+fn parameter_counts_equal_torchvision() {
+    for (name, want) in [
+        ("alexnet", 61_100_840),
+        ("vgg11", 132_863_336),
+        ("vgg16", 138_357_544),
+        ("vgg19", 143_667_240),
+        ("googlenet", 6_624_904),
+        ("resnet18", 11_689_512),
+        ("resnet34", 21_797_672),
+        ("resnet50", 25_557_032),
+        ("resnet101", 44_549_160),
+        ("resnet152", 60_192_808),
+    ] {
+        let mut m = by_name(name, 1000, 3, 0).unwrap();
+        assert_eq!(m.num_parameters(), want, "{name}");
+    }
+}
+
+#[test]
+fn every_name_builds_and_unknown_names_are_errors() {
+    // The largest (VGG, ResNet-101/152) are built by the parameter-count test.
+    let large = |n: &str| n.starts_with("vgg") || n.contains("101") || n.contains("152");
+    for name in NAMES.iter().filter(|n| !large(n)) {
+        assert!(
+            by_name(name, 10, default_input(name)[1], 0).is_ok(),
+            "{name}"
+        );
+    }
+    let err = by_name("resnet19", 10, 3, 0).err().unwrap().to_string();
+    assert!(err.contains("resnet19"), "{err}");
+}
+
+#[test]
+fn paper_alexnet_summary_matches_the_lecture() {
+    let mut m = by_name("alexnet-paper", 1000, 3, 0).unwrap();
+    let s = summary(m.as_mut(), &[1, 3, 227, 227]).unwrap();
+    let conv1 = s.row("features.0").unwrap();
+    // 96 kernels of 11x11x3: 34,848 weights + 96 biases; 55x55 outputs each costing 11*11*3.
+    assert_eq!(conv1.params, 34_848 + 96);
+    assert_eq!(conv1.macs, 105_415_200);
+    assert_eq!(conv1.output_shape.dims(), &[1, 96, 55, 55]);
+    let fc = |n: &str| s.row(n).unwrap().params as f64 / 1e6;
+    // FC6 9216x4096, FC7 4096x4096, FC8 4096x1000 (plus biases): ~38M, ~17M, ~4M.
+    assert!((fc("classifier.0") - 37.75).abs() < 0.1);
+    assert!((fc("classifier.3") - 16.78).abs() < 0.1);
+    assert!((fc("classifier.6") - 4.1).abs() < 0.1);
+}
+
+#[test]
+fn googlenet_output_sizes_match_the_lecture() {
+    let mut m = by_name("googlenet", 1000, 3, 0).unwrap();
+    let s = summary(m.as_mut(), &[1, 3, 224, 224]).unwrap();
+    let hwc = |n: &str| {
+        let d = s
+            .row(n)
+            .unwrap_or_else(|| panic!("{n}"))
+            .output_shape
+            .dims()
+            .to_vec();
+        (d[2], d[3], d[1])
+    };
+    assert_eq!(hwc("conv1"), (112, 112, 64));
+    assert_eq!(hwc("maxpool1"), (56, 56, 64));
+    assert_eq!(hwc("conv3"), (56, 56, 192));
+    assert_eq!(hwc("maxpool2"), (28, 28, 192));
+    assert_eq!(hwc("inception3a"), (28, 28, 256));
+    assert_eq!(hwc("inception3b"), (28, 28, 480));
+    assert_eq!(hwc("maxpool3"), (14, 14, 480));
+    for n in ["inception4a", "inception4b", "inception4c"] {
+        assert_eq!(hwc(n), (14, 14, 512));
+    }
+}
+
+#[test]
+fn vgg16_receptive_field() {
+    // Thirteen 3x3 convolutions and four 2x2 pools before conv5_3: RF 196, 212 after the last
+    // pool. The field does not depend on the input size, so a small input does.
+    let mut m = by_name("vgg16", 10, 3, 0).unwrap();
+    let s = summary(m.as_mut(), &[1, 3, 32, 32]).unwrap();
+    assert_eq!(s.row("features.28").unwrap().type_name, "Conv2d");
+    assert_eq!(s.row("features.28").unwrap().receptive_field, (196, 196));
+    assert_eq!(s.row("features.30").unwrap().receptive_field, (212, 212));
+    assert_eq!(s.row("features.30").unwrap().effective_stride, (32, 32));
+}
+
+/// One backward pass at batch 2 gives every parameter a finite gradient that is not all zero.
+fn check_backward(name: &str, input: [usize; 4]) {
+    let mut m = by_name(name, 10, input[1], 1).unwrap();
+    let tape = Tape::new();
+    let x = tape.input(Tensor::randn(input, &mut rng(2)));
+    let y = m.forward(x).unwrap();
+    assert_eq!(y.dims(), vec![input[0], 10], "{name}");
+    let loss = y.cross_entropy(&[3, 7]).unwrap();
+    let grads = loss.backward().unwrap();
+    m.visit("", &mut |pname, e| {
+        if let Entry::Param(p) = e {
+            let g = grads
+                .param(p)
+                .unwrap_or_else(|| panic!("{name}: no gradient for {pname}"));
+            assert!(
+                g.data().iter().all(|v| v.is_finite()),
+                "{name}: {pname} not finite"
+            );
+            assert!(
+                g.data().iter().any(|&v| v != 0.0),
+                "{name}: {pname} all zero"
+            );
+        }
+    });
+}
+
+#[test]
+fn backward_reaches_every_parameter_small_models() {
+    check_backward("lenet5", [2, 1, 28, 28]);
+    check_backward("lenet5-modern", [2, 1, 28, 28]);
+    check_backward("resnet18-small", [2, 3, 32, 32]);
+    check_backward("plain18-small", [2, 3, 32, 32]);
+    check_backward("resnet50", [2, 3, 64, 64]);
+    check_backward("googlenet", [2, 3, 64, 64]);
+}
+
+#[test]
+fn backward_reaches_every_parameter_large_models() {
+    check_backward("alexnet", [2, 3, 64, 64]);
+    check_backward("vgg11_bn", [2, 3, 32, 32]);
+    check_backward("alexnet-paper-towers", [2, 3, 227, 227]);
+}

@@ -11,6 +11,8 @@ use tapegrad::prelude::*;
 const CREATE: BackwardOptions = BackwardOptions {
     create_graph: true,
     retain_graph: true,
+    trace: false,
+    stop_after: None,
 };
 
 fn grid() -> Tensor {

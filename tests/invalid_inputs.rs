@@ -397,6 +397,7 @@ proptest! {
         expect_err("backward", || y.backward_with_options(Tensor::scalar(1.0), BackwardOptions {
             create_graph: true,
             retain_graph: true,
+            ..Default::default()
         }))?;
         // A second pass through a graph released by the first.
         let s = y.sum(&[], false).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -3,13 +3,15 @@
 //! (a) A 512x512x512 matmul through the tape (forward, and forward + backward) against direct
 //!     `sgemm` calls on the same data. A single sgemm call runs on one thread while the tape's
 //!     kernel splits the rows over rayon's threads, so the like-for-like reference is sgemm split
-//!     the same way; the one-thread figure is printed too. Target: tape >= 90% of direct.
+//!     the same way, writing fresh outputs as the tape does; the one-thread figure is printed
+//!     too. Target: tape >= 90% of direct.
 //! (b) The tape's bookkeeping: 1,000 chained elementwise ops on a `[4]` tensor, forward and
 //!     backward, per graph. Target: < 1 ms.
 //! (c) Matmul (the kernel behind conv2d after im2col) on ResNet's first 3x3 stage shape
 //!     (M=64, K=576, N=100352) and LeNet's first conv (M=6, K=25, N=36864).
 //!
-//! Run: `cargo run --release --example bench_core` (about half a minute on 2 cores).
+//! Run: `cargo run --release --example bench_core [a] [b] [c]` (all sections by default; about
+//! half a minute on 2 cores).
 
 use rayon::prelude::*;
 use std::time::Instant;
@@ -79,6 +81,9 @@ fn sgemm_split(
     });
 }
 
+/// A benchmarked variant: label, flops per call, and the call.
+type Variant<'a> = (&'static str, f64, Box<dyn FnMut() + 'a>);
+
 fn matmul_512(runs: usize) {
     let n = 512;
     let flops = 2.0 * (n * n * n) as f64;
@@ -88,64 +93,91 @@ fn matmul_512(runs: usize) {
     let seed = Tensor::randn([n, n], &mut g);
     let (ad, bd, gd) = (a.data(), b.data(), seed.data());
     let mut c = vec![0.0f32; n * n];
-    let (mut da, mut db) = (vec![0.0f32; n * n], vec![0.0f32; n * n]);
     let (rm, tr) = ((n, 1), (1, n)); // row-major and transposed strides
 
+    // The variants run interleaved, one call of each per round, so that load from other
+    // processes on the machine falls on all of them alike.
+    let mut variants: Vec<Variant> = vec![
+        (
+            "direct sgemm, one call (1 thread)",
+            flops,
+            Box::new(|| sgemm(n, n, n, 1.0, ad, n, 1, bd, n, 1, 0.0, &mut c, n, 1)),
+        ),
+        (
+            "direct sgemm, rows split over the threads",
+            flops,
+            Box::new(|| sgemm_split(n, n, n, ad, rm, bd, rm, &mut vec![0.0; n * n])),
+        ),
+        (
+            "tape forward (tape.var inputs)",
+            flops,
+            Box::new(|| {
+                let tape = Tape::new();
+                let y = tape.var(a.clone()).matmul(tape.var(b.clone())).unwrap();
+                std::hint::black_box(y.value());
+            }),
+        ),
+        // Forward + backward: C = A B, dA = G Bᵀ, dB = Aᵀ G (three matmuls).
+        (
+            "direct fwd + bwd (3 split sgemm)",
+            3.0 * flops,
+            Box::new(|| {
+                // Fresh outputs, as the tape allocates its results.
+                let mut out = [
+                    vec![0.0f32; n * n],
+                    vec![0.0f32; n * n],
+                    vec![0.0f32; n * n],
+                ];
+                sgemm_split(n, n, n, ad, rm, bd, rm, &mut out[0]);
+                sgemm_split(n, n, n, gd, rm, bd, tr, &mut out[1]);
+                sgemm_split(n, n, n, ad, tr, gd, rm, &mut out[2]);
+                std::hint::black_box(&out);
+            }),
+        ),
+        (
+            "tape forward + backward",
+            3.0 * flops,
+            Box::new(|| {
+                let tape = Tape::new();
+                let (x, w) = (tape.var(a.clone()), tape.var(b.clone()));
+                let y = x.matmul(w).unwrap();
+                let grads = y.backward_with(seed.clone()).unwrap();
+                std::hint::black_box((grads.get(x), grads.get(w)));
+            }),
+        ),
+    ];
+    let mut secs = vec![Vec::with_capacity(runs); variants.len()];
+    for (_, _, f) in variants.iter_mut() {
+        f(); // warm-up
+    }
+    for _ in 0..runs {
+        for (i, (_, _, f)) in variants.iter_mut().enumerate() {
+            let t = Instant::now();
+            f();
+            secs[i].push(t.elapsed().as_secs_f64());
+        }
+    }
     println!(
-        "(a) matmul {n}x{n}x{n}, {runs} runs, {} rayon threads; GFLOP/s   best  median",
+        "(a) matmul {n}x{n}x{n}, {runs} interleaved runs, {} rayon threads; GFLOP/s   best  median",
         rayon::current_num_threads()
     );
-    let one = gflops(
-        flops,
-        time_runs(runs, || {
-            sgemm(n, n, n, 1.0, ad, n, 1, bd, n, 1, 0.0, &mut c, n, 1)
-        }),
-    );
-    row("direct sgemm, one call (1 thread)", one);
-    let split = gflops(
-        flops,
-        time_runs(runs, || sgemm_split(n, n, n, ad, rm, bd, rm, &mut c)),
-    );
-    row("direct sgemm, rows split over the threads", split);
-    let tape_fwd = gflops(
-        flops,
-        time_runs(runs, || {
-            let tape = Tape::new();
-            let y = tape.var(a.clone()).matmul(tape.var(b.clone())).unwrap();
-            std::hint::black_box(y.value());
-        }),
-    );
-    row("tape forward (tape.var inputs)", tape_fwd);
-
-    // Forward + backward: C = A B, dA = G Bᵀ, dB = Aᵀ G (three matmuls).
-    let split3 = gflops(
-        3.0 * flops,
-        time_runs(runs, || {
-            sgemm_split(n, n, n, ad, rm, bd, rm, &mut c);
-            sgemm_split(n, n, n, gd, rm, bd, tr, &mut da);
-            sgemm_split(n, n, n, ad, tr, gd, rm, &mut db);
-        }),
-    );
-    row("direct fwd + bwd (3 split sgemm)", split3);
-    let tape_fb = gflops(
-        3.0 * flops,
-        time_runs(runs, || {
-            let tape = Tape::new();
-            let (x, w) = (tape.var(a.clone()), tape.var(b.clone()));
-            let y = x.matmul(w).unwrap();
-            let grads = y.backward_with(seed.clone()).unwrap();
-            std::hint::black_box((grads.get(x), grads.get(w)));
-        }),
-    );
-    row("tape forward + backward", tape_fb);
+    let rates: Vec<(f64, f64)> = variants
+        .iter()
+        .zip(secs)
+        .map(|((label, flops, _), s)| {
+            let r = gflops(*flops, s);
+            row(label, r);
+            r
+        })
+        .collect();
     let pct = |t: (f64, f64), d: (f64, f64)| (100.0 * t.0 / d.0, 100.0 * t.1 / d.1);
-    let (f_best, f_med) = pct(tape_fwd, split);
-    let (b_best, b_med) = pct(tape_fb, split3);
+    let (f_best, f_med) = pct(rates[2], rates[1]);
+    let (b_best, b_med) = pct(rates[4], rates[3]);
     println!(
         "  tape / direct (same threads): forward {f_best:.0}% best, {f_med:.0}% median; \
          forward+backward {b_best:.0}% best, {b_med:.0}% median (target >= 90%)"
     );
-    let (o_best, o_med) = pct(tape_fwd, one);
+    let (o_best, o_med) = pct(rates[2], rates[0]);
     println!("  tape forward / one sgemm call: {o_best:.0}% best, {o_med:.0}% median");
 }
 
@@ -225,20 +257,17 @@ fn conv_shape(label: &str, m: usize, k: usize, n: usize, runs: usize) {
 }
 
 fn main() {
-    matmul_512(30);
-    bookkeeping(300);
-    conv_shape(
-        "ResNet conv 3x3x64 -> 64 on 56x56, batch 32",
-        64,
-        576,
-        100352,
-        5,
-    );
-    conv_shape(
-        "LeNet conv1 5x5 -> 6 on 28x28 (24x24 out), batch 64",
-        6,
-        25,
-        36864,
-        50,
-    );
+    // Optional arguments pick sections (`a`, `b`, `c`), e.g. to profile one of them.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let on = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
+    if on("a") {
+        matmul_512(30);
+    }
+    if on("b") {
+        bookkeeping(300);
+    }
+    if on("c") {
+        conv_shape("ResNet conv 3x3x64 -> 64 on 56x56, batch 32", 64, 576, 100352, 5);
+        conv_shape("LeNet conv1 5x5 -> 6 on 28x28 (24x24 out), batch 64", 6, 25, 36864, 50);
+    }
 }

@@ -1,6 +1,29 @@
+//! tapegrad: reverse-mode automatic differentiation on a tape, and convolutional networks on top.
+//!
+//! This facade re-exports the workspace crates; `use tapegrad::prelude::*;` brings in what a
+//! training step needs.
+
+pub use tapegrad_autograd as autograd;
+pub use tapegrad_models as models;
+pub use tapegrad_nn as nn;
+
+/// The everyday names of the three crates.
+pub mod prelude {
+    pub use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckOptions};
+    pub use tapegrad_autograd::{
+        gradcheck, rng, BackwardOptions, Error, GradcheckReport, Grads, Param, ParamId, Reduction,
+        Result, Rng, Shape, Tape, Tensor, Transpose, Var,
+    };
+    pub use tapegrad_nn::{Entry, Module, Sequential};
+}
+
+/// With the default `mimalloc` feature, every program using tapegrad allocates through mimalloc,
+/// which reuses freed memory instead of returning it to the OS and faulting it back in.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The README's examples, compiled and run as doctests of this crate.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-
-pub use tapegrad_autograd as autograd;

@@ -97,7 +97,9 @@ where
     let analytic: Vec<Tensor> = vars.iter().map(|&v| grads.get_or_zeros(v)).collect();
 
     let loss = |xs: &[Tensor]| -> Result<f64> {
-        let tape = Tape::inference();
+        // A recording tape, not an inference one: `f` may itself run a backward pass (a
+        // gradient penalty), which needs its forward recorded.
+        let tape = Tape::new();
         let vars: Vec<Var> = xs.iter().map(|t| tape.var(t.clone())).collect();
         let y = f(&tape, &vars)?.value();
         if y.shape() != r.shape() {

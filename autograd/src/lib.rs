@@ -24,7 +24,7 @@ pub mod trace;
 
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, GradcheckReport};
-pub use ops::Reduction;
+pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, Reduction, RunningStats};
 pub use shape::Shape;
 pub use tape::{BackwardOptions, Ctx, Grads, NodeId, Op, Param, ParamId, Tape, Var};
-pub use tensor::{rng, Rng, Tensor, Transpose};
+pub use tensor::{rng, Rng, Tensor, Transpose, Window2d};

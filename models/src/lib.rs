@@ -1,1 +1,18 @@
-//! placeholder
+//! tapegrad-models: the lecture's history of CNNs as code a user can train, inspect and load
+//! PyTorch weights into: LeNet-5, AlexNet, VGG, GoogLeNet, ResNet, and `summary`.
+
+pub mod alexnet;
+pub mod blocks;
+pub mod googlenet;
+pub mod lenet;
+pub mod resnet;
+pub mod vgg;
+mod zoo;
+
+pub use alexnet::AlexNet;
+pub use googlenet::{GoogLeNet, Inception, NaiveInception};
+pub use lenet::{LeNet5, LeNetConfig};
+pub use resnet::{BasicBlock, Bottleneck, ResNet, ResNetConfig};
+pub use tapegrad_nn::summary::{summary, Summary, SummaryRow};
+pub use vgg::Vgg;
+pub use zoo::{by_name, default_input, NAMES};

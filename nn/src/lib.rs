@@ -1,5 +1,14 @@
 //! tapegrad-nn: modules, layers, losses, optimisers, initialisers, checkpoints and data.
 
+pub mod data;
+pub mod init;
+pub mod layers;
+pub mod loss;
+pub mod metrics;
 pub mod module;
+pub mod optim;
+pub mod summary;
 
-pub use module::{Entry, Module, Sequential};
+pub use module::{Entry, LayerInfo, Module, Sequential};
+pub use optim::Optimizer;
+pub use summary::{forward_child, summary, Summary, SummaryRow};

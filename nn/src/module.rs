@@ -35,6 +35,29 @@ pub enum Entry<'a> {
     Buffer(&'a mut Tensor),
 }
 
+/// The geometry and cost of a leaf layer, as summaries need them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerInfo {
+    /// A convolution: each output element costs `in_per_group * kh * kw` MACs.
+    Conv {
+        in_per_group: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+    },
+    /// A fully connected layer: each output element costs `in_features` MACs.
+    Linear { in_features: usize },
+    /// A sliding-window pooling layer (no MACs).
+    Pool {
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        dilation: (usize, usize),
+    },
+    /// Anything else: a container, an activation, a normalisation.
+    Other,
+}
+
 /// A layer or a network.
 pub trait Module {
     /// The forward pass; parameters are recorded on `x`'s tape.
@@ -47,6 +70,12 @@ pub trait Module {
     /// Training (true) or evaluation mode, for layers that differ (batch norm, dropout).
     /// Containers pass it on to their children.
     fn set_training(&mut self, _on: bool) {}
+
+    /// What the layer computes, for summaries (MACs, receptive field). Containers and custom
+    /// modules keep the default.
+    fn describe(&self) -> LayerInfo {
+        LayerInfo::Other
+    }
 
     /// Short type name for summaries (`Conv2d`, `Linear`, ...).
     fn type_name(&self) -> &'static str {
@@ -101,6 +130,9 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn type_name(&self) -> &'static str {
         (**self).type_name()
     }
+    fn describe(&self) -> LayerInfo {
+        (**self).describe()
+    }
 }
 
 /// Children run one after another; they are named `0`, `1`, ... as in PyTorch's `Sequential`.
@@ -140,8 +172,8 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward<'t>(&mut self, mut x: Var<'t>) -> Result<Var<'t>> {
-        for l in &mut self.layers {
-            x = l.forward(x)?;
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            x = crate::summary::forward_child(&i.to_string(), l, x)?;
         }
         Ok(x)
     }

@@ -169,27 +169,32 @@ impl<'t> Var<'t> {
 
     /// Mask (constant 1.0 / 0.0) of `self > other`; not differentiable.
     pub fn gt(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.compare(other, Tensor::gt)
+        self.compare(other, "gt", Tensor::gt)
     }
     /// Mask of `self >= other`.
     pub fn ge(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.compare(other, Tensor::ge)
+        self.compare(other, "ge", Tensor::ge)
     }
     /// Mask of `self < other`.
     pub fn lt(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.compare(other, Tensor::lt)
+        self.compare(other, "lt", Tensor::lt)
     }
     /// Mask of `self <= other`.
     pub fn le(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.compare(other, Tensor::le)
+        self.compare(other, "le", Tensor::le)
     }
     /// Mask of `self == other`.
     pub fn eq_mask(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.compare(other, Tensor::eq_mask)
+        self.compare(other, "eq_mask", Tensor::eq_mask)
     }
 
-    fn compare(self, other: Var<'t>, f: fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Var<'t>> {
-        self.same_tape("compare", other)?;
+    fn compare(
+        self,
+        other: Var<'t>,
+        op: &'static str,
+        f: fn(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Var<'t>> {
+        self.same_tape(op, other)?;
         Ok(self.constant(f(&self.value(), &other.value())?))
     }
 }

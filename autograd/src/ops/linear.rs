@@ -8,6 +8,10 @@ impl<'t> Var<'t> {
     /// `x Wᵀ + b` for `x` of shape `[..., in]`, `weight` `[out, in]` and an optional `bias`
     /// `[out]`; the transpose is read in place (no copy).
     pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Result<Var<'t>> {
+        self.same_tape("linear", weight)?;
+        if let Some(b) = bias {
+            self.same_tape("linear", b)?;
+        }
         let (xs, ws) = (self.shape(), weight.shape());
         let bad = |what: &str| Error::shape("linear", &[&xs, &ws], what.to_string());
         if ws.rank() != 2 || xs.rank() == 0 || xs.dim(xs.rank() - 1) != ws.dim(1) {

@@ -7,13 +7,18 @@
 
 mod activation;
 mod binary;
+mod conv;
+mod dropout;
 mod linear;
 mod loss;
 mod matmul;
 mod movement;
+mod norm;
+mod pool;
 mod reduce;
 mod softmax;
 mod unary;
+mod unfold;
 
 /// The gradients of a chain rule, one per input: `grads![a, b]` or `grads![None, Some(b)]`.
 #[macro_export]
@@ -38,4 +43,8 @@ impl<'t> IntoGrad<'t> for Option<crate::tape::Var<'t>> {
     }
 }
 
+pub use conv::Conv2dOptions;
+pub use dropout::DropoutMode;
 pub use loss::Reduction;
+pub use norm::RunningStats;
+pub use pool::{max_pool2d_indices, Pool2dOptions};

@@ -147,6 +147,7 @@ impl<'t> Var<'t> {
         let (shape, a) = first.value().unsqueeze_shape("stack", axis)?;
         let mut views = Vec::with_capacity(parts.len());
         for p in parts {
+            first.same_tape("stack", *p)?;
             if p.shape() != first.shape() {
                 return Err(Error::shape(
                     "stack",

@@ -15,6 +15,7 @@
 use super::{Ctx, Grads, NodeId, NodeKind, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::trace::{Trace, TraceStep};
 use std::collections::HashMap;
 
 /// Options of a backward pass.
@@ -25,6 +26,10 @@ pub struct BackwardOptions {
     pub create_graph: bool,
     /// Keep the chain-rule closures, so backward can run through this graph again.
     pub retain_graph: bool,
+    /// Record a [`Trace`] of every step (available from `Grads::trace`).
+    pub trace: bool,
+    /// Stop after this node's chain rule has run (gradients past it are not computed).
+    pub stop_after: Option<NodeId>,
 }
 
 /// A node's accumulated gradient: a plain value, or a recorded var with `create_graph`.
@@ -48,7 +53,7 @@ impl<'t> Var<'t> {
         let create = opts.create_graph;
         let retain = opts.retain_graph || create;
         let was_recording = tape.set_recording(create);
-        let result = run(tape, self.id(), grad, create, retain);
+        let result = run(tape, self.id(), grad, create, retain, opts);
         tape.set_recording(was_recording);
         let grads = result?;
         tape.check()?;
@@ -62,8 +67,12 @@ fn run<'t>(
     seed: Tensor,
     create: bool,
     retain: bool,
+    opts: BackwardOptions,
 ) -> Result<Grads<'t>> {
     let mut acc: HashMap<NodeId, Acc> = HashMap::new();
+    // Number of consumers whose gradients were summed into each node (fan-out), for the trace.
+    let mut paths: HashMap<NodeId, usize> = HashMap::from([(root, 1)]);
+    let mut trace = opts.trace.then(Trace::default);
     let mut kept: HashMap<NodeId, (Tensor, Option<NodeId>)> = HashMap::new();
     let seed = if create {
         Acc::Node(tape.input(seed).id())
@@ -76,6 +85,7 @@ fn run<'t>(
         let Some(grad) = acc.remove(&id) else {
             continue;
         };
+        let n_paths = paths.remove(&id).unwrap_or(1);
         let (backward, inputs, keep, op, kind) = {
             let mut nodes = tape.nodes.borrow_mut();
             let n = &mut nodes[index];
@@ -96,7 +106,13 @@ fn run<'t>(
             // A plain backward keeps values only: the var of the gradient is a temporary.
             kept.insert(id, (grad_var.value(), create.then_some(grad_var.id())));
         }
+        let mut step = trace
+            .as_ref()
+            .map(|_| TraceStep::new(tape, id, grad_var.value(), n_paths));
         let Some(backward) = backward else {
+            if let (Some(t), Some(s)) = (trace.as_mut(), step) {
+                t.steps.push(s);
+            }
             if kind == NodeKind::Op {
                 return Err(Error::GraphReleased {
                     node: index,
@@ -115,6 +131,9 @@ fn run<'t>(
             grad: grad_var,
         };
         let input_grads = backward(&ctx)?;
+        if let Some(s) = step.as_mut() {
+            s.sent = input_grads.iter().map(|g| g.map(|g| g.value())).collect();
+        }
         for (&input, g) in inputs.iter().zip(input_grads) {
             let Some(g) = g else { continue };
             let (want, rg) = {
@@ -144,10 +163,17 @@ fn run<'t>(
                 Some(Acc::Node(prev)) => Acc::Node(Var::new(tape, prev).add(g)?.id()),
             };
             acc.insert(input, summed);
+            *paths.entry(input).or_insert(0) += 1;
         }
         if !create {
             tape.truncate(mark);
         }
+        if let (Some(t), Some(s)) = (trace.as_mut(), step) {
+            t.steps.push(s);
+        }
+        if opts.stop_after == Some(id) {
+            break;
+        }
     }
-    Ok(Grads::new(tape, kept))
+    Ok(Grads::new(tape, kept, trace))
 }

@@ -2,6 +2,7 @@
 
 use super::{NodeId, Param, Tape, Var};
 use crate::tensor::Tensor;
+use crate::trace::Trace;
 use std::collections::HashMap;
 
 /// Gradients of the output of a backward pass with respect to the leaves (vars and parameters)
@@ -11,11 +12,22 @@ use std::collections::HashMap;
 pub struct Grads<'t> {
     tape: &'t Tape,
     kept: HashMap<NodeId, (Tensor, Option<NodeId>)>,
+    trace: Option<Trace>,
 }
 
 impl<'t> Grads<'t> {
-    pub(crate) fn new(tape: &'t Tape, kept: HashMap<NodeId, (Tensor, Option<NodeId>)>) -> Self {
-        Grads { tape, kept }
+    pub(crate) fn new(
+        tape: &'t Tape,
+        kept: HashMap<NodeId, (Tensor, Option<NodeId>)>,
+        trace: Option<Trace>,
+    ) -> Self {
+        Grads { tape, kept, trace }
+    }
+
+    /// The step-by-step record of the backward pass, when it was asked for
+    /// (`BackwardOptions::trace`).
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
     }
 
     /// dL/d`v`, or `None` if no path led from `v` to the output.

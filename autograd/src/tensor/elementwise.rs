@@ -201,6 +201,11 @@ where
         return out;
     }
     let rank = shape.rank();
+    if rank == 0 {
+        // A scalar result is one row of one element, and every operand is a scalar too.
+        kernel(&mut out, &|_| 0, &|_| 0);
+        return out;
+    }
     let inner_len = shape.dims()[rank - 1];
     let dims = shape.dims();
     let row = |r: usize, o: &mut [f32]| {

@@ -14,7 +14,7 @@ mod reduce;
 mod unfold;
 
 pub use matmul::{sgemm, Transpose};
-pub use unfold::Conv2dGeometry;
+pub use unfold::Window2d;
 
 use crate::error::{Error, Result};
 use crate::shape::Shape;

@@ -99,9 +99,9 @@ impl Tensor {
 
     /// Index of the largest value along `axis` (the first one on ties), as f32 (exact below 2^24).
     pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        let a = self.shape().axis("argmax", axis)?;
         let (values, indices) = self.topk(1, axis)?;
         let _ = values;
-        let a = self.shape().axis("argmax", axis)?;
         let shape = self.shape().reduced(&[a], keepdim);
         Ok(indices.reshape_unchecked(shape))
     }

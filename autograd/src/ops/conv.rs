@@ -1,0 +1,206 @@
+//! Convolution as a composition: unfold -> matmul with the weights (per group) -> reshape
+//! (+ bias). Its backward pass needs no rule of its own: the tape runs matmul's and unfold's,
+//! which is the lecture's point that the backward of a convolution is itself a convolution.
+
+use crate::error::{Error, Result};
+use crate::tape::Var;
+use crate::tensor::{Transpose, Window2d};
+
+/// Stride, padding, dilation and groups of a 2-d convolution (PyTorch's defaults: 1, 0, 1, 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = (s, s);
+        self
+    }
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = (p, p);
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = (d, d);
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
+impl<'t> Var<'t> {
+    /// 2-d cross-correlation of `[N, C, H, W]` input with `[O, C/groups, kh, kw]` weights (PyTorch's
+    /// layout), plus an optional `[O]` bias. Groups split input channels and outputs into
+    /// consecutive blocks; `groups == C` is a depthwise convolution.
+    pub fn conv2d(
+        self,
+        weight: Var<'t>,
+        bias: Option<Var<'t>>,
+        o: Conv2dOptions,
+    ) -> Result<Var<'t>> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        if xs.rank() != 4 || ws.rank() != 4 {
+            return Err(Error::shape(
+                "conv2d",
+                &[&xs, &ws],
+                "an [N, C, H, W] input and [out, in/groups, kh, kw] weights",
+            ));
+        }
+        let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
+        let (oc, cg, kh, kw) = (ws.dim(0), ws.dim(1), ws.dim(2), ws.dim(3));
+        let g = o.groups;
+        if g == 0 || !c.is_multiple_of(g) || !oc.is_multiple_of(g) || cg != c / g {
+            return Err(Error::shape(
+                "conv2d",
+                &[&xs, &ws],
+                format!(
+                    "groups ({g}) dividing both the {c} input and {oc} output channels, and weights with in/groups = {} channels",
+                    c.checked_div(g).unwrap_or(0)
+                ),
+            ));
+        }
+        if let Some(b) = bias {
+            if b.shape().dims() != [oc] {
+                return Err(Error::shape(
+                    "conv2d",
+                    &[&ws, &b.shape()],
+                    format!("a bias of shape [{oc}]"),
+                ));
+            }
+        }
+        let win = Window2d::conv("conv2d", (h, w), (kh, kw), o.stride, o.padding, o.dilation)?;
+        let (oh, ow) = win.output;
+        let l = oh * ow;
+        let pointwise = (kh, kw) == (1, 1) && o.stride == (1, 1) && o.padding == (0, 0);
+        // [N, C*kh*kw, L]; a 1x1 stride-1 convolution needs no unfold, only a view.
+        let cols = if pointwise {
+            self.reshape([n, c, l])?
+        } else {
+            self.unfold(&win, 0.0)?
+        };
+        let k = cg * kh * kw;
+        let y = if g == 1 {
+            // [O, K] @ [N, K, L]: the weights broadcast over the batch.
+            weight
+                .reshape([oc, k])?
+                .matmul_t(cols, Transpose::No, Transpose::No)?
+        } else {
+            let wg = weight.reshape([g, oc / g, k])?;
+            let cg_cols = cols.reshape([n, g, k, l])?;
+            wg.matmul_t(cg_cols, Transpose::No, Transpose::No)?
+        };
+        let y = y.reshape([n, oc, oh, ow])?;
+        match bias {
+            Some(b) => y.add(b.reshape([oc, 1, 1])?),
+            None => Ok(y),
+        }
+    }
+
+    /// Transposed convolution (the adjoint of `conv2d` in its input): input `[N, C, H, W]`,
+    /// weights `[C, O/groups, kh, kw]` (PyTorch's layout), output size
+    /// `(H - 1) s - 2p + d (k - 1) + output_padding + 1`. A composition: matmul with the
+    /// transposed weights, then fold.
+    pub fn conv_transpose2d(
+        self,
+        weight: Var<'t>,
+        bias: Option<Var<'t>>,
+        o: Conv2dOptions,
+        output_padding: (usize, usize),
+    ) -> Result<Var<'t>> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        if xs.rank() != 4 || ws.rank() != 4 || ws.dim(0) != xs.dim(1) {
+            return Err(Error::shape(
+                "conv_transpose2d",
+                &[&xs, &ws],
+                "an [N, C, H, W] input and [C, out/groups, kh, kw] weights",
+            ));
+        }
+        let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
+        let (og, kh, kw) = (ws.dim(1), ws.dim(2), ws.dim(3));
+        let g = o.groups;
+        if g == 0 || !c.is_multiple_of(g) {
+            return Err(Error::invalid(
+                "conv_transpose2d",
+                format!("groups ({g}) must divide the {c} input channels"),
+            ));
+        }
+        if output_padding.0 >= o.stride.0.max(o.dilation.0)
+            || output_padding.1 >= o.stride.1.max(o.dilation.1)
+        {
+            return Err(Error::invalid(
+                "conv_transpose2d",
+                format!("output_padding {output_padding:?} must be smaller than the stride or the dilation"),
+            ));
+        }
+        let size = |i: usize, s: usize, p: usize, d: usize, k: usize, op: usize| -> Result<usize> {
+            ((i - 1) * s + d * (k - 1) + op + 1)
+                .checked_sub(2 * p)
+                .filter(|&v| v > 0)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "conv_transpose2d",
+                        format!("padding {p} leaves no output for input size {i}"),
+                    )
+                })
+        };
+        let out_h = size(
+            h,
+            o.stride.0,
+            o.padding.0,
+            o.dilation.0,
+            kh,
+            output_padding.0,
+        )?;
+        let out_w = size(
+            w,
+            o.stride.1,
+            o.padding.1,
+            o.dilation.1,
+            kw,
+            output_padding.1,
+        )?;
+        let win = Window2d::conv(
+            "conv_transpose2d",
+            (out_h, out_w),
+            (kh, kw),
+            o.stride,
+            o.padding,
+            o.dilation,
+        )?;
+        if win.output != (h, w) {
+            return Err(Error::invalid(
+                "conv_transpose2d",
+                format!("input {h}x{w} is not a convolution output of the {out_h}x{out_w} result"),
+            ));
+        }
+        let (cg, k) = (c / g, og * kh * kw);
+        // cols[n, g] = W_gᵀ [k, cg] @ x[n, g] [cg, L], then fold into the output image.
+        let wg = weight.reshape([g, cg, k])?;
+        let xg = self.reshape([n, g, cg, h * w])?;
+        let cols = wg
+            .matmul_t(xg, Transpose::Yes, Transpose::No)?
+            .reshape([n, g * k, h * w])?;
+        let y = cols.fold(&win)?;
+        match bias {
+            Some(b) => y.add(b.reshape([g * og, 1, 1])?),
+            None => Ok(y),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Normalisation as compositions: batch norm and local response normalisation.
+
+use crate::error::{Error, Result};
+use crate::tape::Var;
+use crate::tensor::Tensor;
+
+/// Running statistics of batch norm, updated in training mode.
+pub struct RunningStats<'a> {
+    pub mean: &'a mut Tensor,
+    pub var: &'a mut Tensor,
+    pub momentum: f32,
+}
+
+impl<'t> Var<'t> {
+    /// Batch normalisation over every axis but 1 (channels) of `[N, C, ...]` input:
+    /// `y = (x - mean) / sqrt(var + eps) * weight + bias`.
+    ///
+    /// Training uses the batch's mean and biased variance (computed in two passes, which stays
+    /// accurate when |mean| >> std) and updates the running statistics with PyTorch's rule
+    /// `r = (1 - m) r + m s`, using the unbiased variance. Evaluation uses the running
+    /// statistics.
+    pub fn batch_norm(
+        self,
+        running: Option<RunningStats<'_>>,
+        weight: Option<Var<'t>>,
+        bias: Option<Var<'t>>,
+        training: bool,
+        eps: f32,
+    ) -> Result<Var<'t>> {
+        let s = self.shape();
+        if s.rank() < 2 {
+            return Err(Error::shape("batch_norm", &[&s], "an [N, C, ...] input"));
+        }
+        let c = s.dim(1);
+        let mut stat_shape = vec![1; s.rank()];
+        stat_shape[1] = c;
+        for p in [weight, bias].into_iter().flatten() {
+            if p.shape().dims() != [c] {
+                return Err(Error::shape(
+                    "batch_norm",
+                    &[&s, &p.shape()],
+                    format!("[{c}] weight and bias"),
+                ));
+            }
+        }
+        let axes: Vec<isize> = (0..s.rank() as isize).filter(|&a| a != 1).collect();
+        let count = s.numel() / c.max(1);
+        let (mean, var) = if training {
+            if count < 2 {
+                return Err(Error::invalid(
+                    "batch_norm",
+                    format!("training needs more than one value per channel, got input {s}"),
+                ));
+            }
+            let mean = self.mean(&axes, true)?;
+            let centred = self.sub(mean)?;
+            let var = centred.square().mean(&axes, true)?;
+            if let Some(r) = running {
+                check_stats(&s, c, r.mean, r.var)?;
+                let m = r.momentum;
+                let bm = mean.value();
+                let unbiased = count as f32 / (count - 1) as f32;
+                let bv = var.value();
+                for (i, rm) in r.mean.data_mut().iter_mut().enumerate() {
+                    *rm = (1.0 - m) * *rm + m * bm.data()[i];
+                }
+                for (i, rv) in r.var.data_mut().iter_mut().enumerate() {
+                    *rv = (1.0 - m) * *rv + m * bv.data()[i] * unbiased;
+                }
+            }
+            (mean, var)
+        } else {
+            let r = running.ok_or_else(|| {
+                Error::invalid("batch_norm", "evaluation mode needs running statistics")
+            })?;
+            check_stats(&s, c, r.mean, r.var)?;
+            (
+                self.constant(r.mean.reshape(stat_shape.clone())?),
+                self.constant(r.var.reshape(stat_shape.clone())?),
+            )
+        };
+        let mut y = self.sub(mean)?.div(var.add_scalar(eps).sqrt())?;
+        if let Some(w) = weight {
+            y = y.mul(w.reshape(stat_shape.clone())?)?;
+        }
+        if let Some(b) = bias {
+            y = y.add(b.reshape(stat_shape)?)?;
+        }
+        Ok(y)
+    }
+
+    /// Local response normalisation across channels (AlexNet: size 5, alpha 1e-4, beta 0.75,
+    /// k 2), with PyTorch's convention: `b_c = a_c / (k + alpha/size * sum a_c'^2)^beta`, the sum
+    /// over `c' in [c - size/2, c + (size-1)/2]` clipped to real channels, and alpha always divided
+    /// by the full `size`.
+    pub fn local_response_norm(
+        self,
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        k: f32,
+    ) -> Result<Var<'t>> {
+        let s = self.shape();
+        if s.rank() < 3 || size == 0 {
+            return Err(Error::invalid(
+                "local_response_norm",
+                format!("needs an [N, C, ...] input of rank 3 or more and size > 0, got {s} and size {size}"),
+            ));
+        }
+        let c = s.dim(1);
+        let rest: usize = s.dims()[2..].iter().product();
+        let sq = self.square().reshape([s.dim(0), c, rest])?;
+        // Zero-pad the channel axis, then add the `size` shifted copies: a sliding window sum.
+        let padded = sq.pad(&[(size / 2, (size - 1) / 2), (0, 0)], 0.0)?;
+        let mut window = padded.narrow(1, 0, c)?;
+        for j in 1..size {
+            window = window.add(padded.narrow(1, j, c)?)?;
+        }
+        let denom = window
+            .mul_scalar(alpha / size as f32)
+            .add_scalar(k)
+            .powf(beta);
+        self.div(denom.reshape(s)?)
+    }
+}
+
+fn check_stats(s: &crate::Shape, c: usize, mean: &Tensor, var: &Tensor) -> Result<()> {
+    if mean.dims() != [c] || var.dims() != [c] {
+        return Err(Error::shape(
+            "batch_norm",
+            &[s, mean.shape(), var.shape()],
+            format!("running mean and variance of shape [{c}]"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! `unfold` (im2col) and `fold` (col2im): each is the other's adjoint, so each one's chain rule
+//! is the other, and second-order gradients through convolutions and pooling work.
+
+use crate::error::Result;
+use crate::grads;
+use crate::tape::{Op, Var};
+use crate::tensor::Window2d;
+
+pub const UNFOLD: Op = Op::new("unfold", "fold(grad)");
+pub const FOLD: Op = Op::new("fold", "unfold(grad, pad 0)");
+
+impl<'t> Var<'t> {
+    /// im2col: `[N, C, H, W]` to `[N, C*kh*kw, oh*ow]`, cells outside the input reading
+    /// `pad_value` (0 for convolution and average pooling, -inf for max pooling).
+    /// Rule `unfold: fold(grad)` (padding cells are constants and get no gradient).
+    pub fn unfold(self, w: &Window2d, pad_value: f32) -> Result<Var<'t>> {
+        let v = self.value().unfold2d(w, pad_value)?;
+        let w = *w;
+        Ok(self.tape().record(UNFOLD, &[self], v, move |c| {
+            Ok(grads![c.grad().fold(&w)?])
+        }))
+    }
+
+    /// col2im: `[N, C*kh*kw, oh*ow]` to `[N, C, H, W]`, summing overlapping windows.
+    /// Rule `fold: unfold(grad, pad 0)`.
+    pub fn fold(self, w: &Window2d) -> Result<Var<'t>> {
+        let v = self.value().fold2d(w)?;
+        let w = *w;
+        Ok(self.tape().record(FOLD, &[self], v, move |c| {
+            Ok(grads![c.grad().unfold(&w, 0.0)?])
+        }))
+    }
+}

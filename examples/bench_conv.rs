@@ -1,0 +1,193 @@
+//! Convolution speed: forward and forward+backward time of typical layers, their GFLOP/s
+//! (FLOPs = 2 x multiply-accumulates; forward+backward counts three products: output, input
+//! gradient, weight gradient), and the ceiling: one plain sgemm of the layer's im2col shape.
+//!
+//! `cargo run --release --example bench_conv [-- --reps N]`
+
+use rayon::prelude::*;
+use std::time::Instant;
+use tapegrad::autograd::tensor::sgemm;
+use tapegrad::autograd::{rng, Conv2dOptions, Tape, Tensor};
+
+struct Layer {
+    name: &'static str,
+    n: usize,
+    c: usize,
+    o: usize,
+    hw: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+const LAYERS: &[Layer] = &[
+    Layer {
+        name: "LeNet conv1 (N=64, 1->6, 28x28, 5x5)",
+        n: 64,
+        c: 1,
+        o: 6,
+        hw: 28,
+        k: 5,
+        stride: 1,
+        pad: 0,
+    },
+    Layer {
+        name: "LeNet conv2 (N=64, 6->16, 14x14, 5x5)",
+        n: 64,
+        c: 6,
+        o: 16,
+        hw: 14,
+        k: 5,
+        stride: 1,
+        pad: 0,
+    },
+    Layer {
+        name: "ResNet 3x3 (N=32, 64->64, 56x56, pad 1)",
+        n: 32,
+        c: 64,
+        o: 64,
+        hw: 56,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    },
+    Layer {
+        name: "ResNet 3x3/2 (N=32, 64->128, 56x56)",
+        n: 32,
+        c: 64,
+        o: 128,
+        hw: 56,
+        k: 3,
+        stride: 2,
+        pad: 1,
+    },
+    Layer {
+        name: "1x1 bottleneck (N=32, 256->64, 56x56)",
+        n: 32,
+        c: 256,
+        o: 64,
+        hw: 56,
+        k: 1,
+        stride: 1,
+        pad: 0,
+    },
+    Layer {
+        name: "AlexNet conv1 (N=8, 3->96, 227x227, 11x11/4)",
+        n: 8,
+        c: 3,
+        o: 96,
+        hw: 227,
+        k: 11,
+        stride: 4,
+        pad: 0,
+    },
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let reps = std::env::args()
+        .skip_while(|a| a != "--reps")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    println!(
+        "threads: {}, median of {reps} runs",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<46} {:>9} {:>9} {:>10} {:>9} {:>9} {:>8}",
+        "layer", "fwd ms", "f+b ms", "f+b GF/s", "gemm ms", "gemm GF/s", "f+b/gemm"
+    );
+    let mut g = rng(0);
+    for l in LAYERS {
+        let x = Tensor::randn([l.n, l.c, l.hw, l.hw], &mut g);
+        let w = Tensor::randn([l.o, l.c, l.k, l.k], &mut g).mul_scalar(0.1);
+        let b = Tensor::randn([l.o], &mut g);
+        let opts = Conv2dOptions::default().stride(l.stride).padding(l.pad);
+        let oh = (l.hw + 2 * l.pad - l.k) / l.stride + 1;
+        let macs = (l.n * l.o * oh * oh * l.c * l.k * l.k) as f64;
+        let fwd = time(reps, || {
+            let tape = Tape::inference();
+            let y = tape
+                .input(x.clone())
+                .conv2d(tape.input(w.clone()), Some(tape.input(b.clone())), opts)
+                .unwrap();
+            std::hint::black_box(y.value());
+        });
+        let fb = time(reps, || {
+            let tape = Tape::new();
+            let xv = tape.var(x.clone());
+            let y = xv
+                .conv2d(tape.var(w.clone()), Some(tape.var(b.clone())), opts)
+                .unwrap();
+            let gy = Tensor::ones(y.shape());
+            std::hint::black_box(y.backward_with(gy).unwrap().get(xv));
+        });
+        // The ceiling: one sgemm of the whole batch's im2col shape, M = O, K = C k k, N = batch L.
+        let (m, k, n) = (l.o, l.c * l.k * l.k, l.n * oh * oh);
+        let a = Tensor::randn([m, k], &mut g);
+        let bm = Tensor::randn([k, n], &mut g);
+        let gemm = time(reps, || {
+            // Split N over the threads as the kernels do.
+            let parts = rayon::current_num_threads();
+            let cols = n.div_ceil(parts);
+            // Column blocks of a row-major C are strided: each thread fills its own buffer.
+            let bufs: Vec<Vec<f32>> = (0..parts)
+                .into_par_iter()
+                .map(|p| {
+                    let j0 = p * cols;
+                    let nc = cols.min(n.saturating_sub(j0));
+                    let mut buf = vec![0.0f32; m * nc];
+                    if nc > 0 {
+                        sgemm(
+                            m,
+                            k,
+                            nc,
+                            1.0,
+                            a.data(),
+                            k,
+                            1,
+                            &bm.data()[j0..],
+                            n,
+                            1,
+                            0.0,
+                            &mut buf,
+                            nc,
+                            1,
+                        );
+                    }
+                    buf
+                })
+                .collect();
+            std::hint::black_box(&bufs);
+        });
+        let gf = |ms: f64, f: f64| 2.0 * macs * f / (ms * 1e6);
+        println!(
+            "{:<46} {:>9.2} {:>9.2} {:>10.1} {:>9.2} {:>9.1} {:>7.0}%",
+            l.name,
+            fwd,
+            fb,
+            gf(fb, 3.0),
+            gemm,
+            gf(gemm, 1.0),
+            100.0 * gf(fb, 3.0) / gf(gemm, 1.0)
+        );
+    }
+}

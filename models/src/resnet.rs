@@ -1,0 +1,304 @@
+//! ResNet-18/34/50/101/152 with basic and bottleneck blocks (torchvision's names, stride on the
+//! 3x3 convolution of a bottleneck), the same depths without shortcuts ("plain" networks, for
+//! the lecture's degradation experiment), and a small-image stem (3x3 convolution, no max pool)
+//! for 28x28 and 32x32 input.
+
+use tapegrad_autograd::{Conv2dOptions, Error, Pool2dOptions, Result, Rng, Var};
+use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
+use tapegrad_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d};
+use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+
+/// How a ResNet is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResNetConfig {
+    /// 18, 34 (basic blocks), 50, 101, 152 (bottlenecks).
+    pub depth: usize,
+    pub num_classes: usize,
+    pub in_channels: usize,
+    /// Channels of the first stage (64 in the paper); later stages double it.
+    pub width: usize,
+    /// A 3x3 stride-1 first convolution and no max pool, for small images.
+    pub small_stem: bool,
+    /// No shortcut connections: the plain network of the same depth.
+    pub plain: bool,
+}
+
+impl ResNetConfig {
+    /// The ImageNet network of this depth.
+    pub fn new(depth: usize, num_classes: usize) -> Self {
+        ResNetConfig {
+            depth,
+            num_classes,
+            in_channels: 3,
+            width: 64,
+            small_stem: false,
+            plain: false,
+        }
+    }
+
+    fn blocks(&self) -> Result<(bool, [usize; 4])> {
+        Ok(match self.depth {
+            18 => (false, [2, 2, 2, 2]),
+            34 => (false, [3, 4, 6, 3]),
+            50 => (true, [3, 4, 6, 3]),
+            101 => (true, [3, 4, 23, 3]),
+            152 => (true, [3, 8, 36, 3]),
+            d => {
+                return Err(Error::invalid(
+                    "ResNet",
+                    format!("depth {d} is not one of 18, 34, 50, 101, 152"),
+                ))
+            }
+        })
+    }
+}
+
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Conv2d> {
+    Conv2d::new(
+        cin,
+        cout,
+        k,
+        Conv2dOptions::default().stride(stride).padding(k / 2),
+        false,
+        rng,
+    )
+}
+
+/// The projection shortcut (1x1 convolution + batch norm) where the shape changes.
+fn downsample(cin: usize, cout: usize, stride: usize, rng: &mut Rng) -> Result<Sequential> {
+    Ok(Sequential::new()
+        .add(conv(cin, cout, 1, stride, rng)?)
+        .add(BatchNorm2d::new(cout)))
+}
+
+/// Two 3x3 convolutions: `y = relu(F(x) + x)`.
+pub struct BasicBlock {
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub conv2: Conv2d,
+    pub bn2: BatchNorm2d,
+    pub downsample: Option<Sequential>,
+    pub shortcut: bool,
+}
+
+impl BasicBlock {
+    pub fn new(cin: usize, c: usize, stride: usize, shortcut: bool, rng: &mut Rng) -> Result<Self> {
+        Ok(BasicBlock {
+            conv1: conv(cin, c, 3, stride, rng)?,
+            bn1: BatchNorm2d::new(c),
+            conv2: conv(c, c, 3, 1, rng)?,
+            bn2: BatchNorm2d::new(c),
+            downsample: (shortcut && (stride != 1 || cin != c))
+                .then(|| downsample(cin, c, stride, rng))
+                .transpose()?,
+            shortcut,
+        })
+    }
+}
+
+/// 1x1 reduce, 3x3, 1x1 expand (x4): `y = relu(F(x) + x)`.
+pub struct Bottleneck {
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub conv2: Conv2d,
+    pub bn2: BatchNorm2d,
+    pub conv3: Conv2d,
+    pub bn3: BatchNorm2d,
+    pub downsample: Option<Sequential>,
+    pub shortcut: bool,
+}
+
+impl Bottleneck {
+    pub const EXPANSION: usize = 4;
+
+    pub fn new(cin: usize, c: usize, stride: usize, shortcut: bool, rng: &mut Rng) -> Result<Self> {
+        let out = c * Self::EXPANSION;
+        Ok(Bottleneck {
+            conv1: conv(cin, c, 1, 1, rng)?,
+            bn1: BatchNorm2d::new(c),
+            conv2: conv(c, c, 3, stride, rng)?,
+            bn2: BatchNorm2d::new(c),
+            conv3: conv(c, out, 1, 1, rng)?,
+            bn3: BatchNorm2d::new(out),
+            downsample: (shortcut && (stride != 1 || cin != out))
+                .then(|| downsample(cin, out, stride, rng))
+                .transpose()?,
+            shortcut,
+        })
+    }
+}
+
+/// The residual join `relu(f + x)` (or `relu(f)` in a plain network); the tape sums the
+/// gradients of both paths into `x`.
+fn join<'t>(
+    f: Var<'t>,
+    x: Var<'t>,
+    ds: &mut Option<Sequential>,
+    shortcut: bool,
+) -> Result<Var<'t>> {
+    if !shortcut {
+        return Ok(f.relu());
+    }
+    let identity = match ds {
+        Some(d) => forward_child("downsample", d, x)?,
+        None => x,
+    };
+    Ok(f.add(identity)?.relu())
+}
+
+impl Module for BasicBlock {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = forward_child("conv1", &mut self.conv1, x)?;
+        let y = forward_child("bn1", &mut self.bn1, y)?.relu();
+        let y = forward_child("conv2", &mut self.conv2, y)?;
+        let y = forward_child("bn2", &mut self.bn2, y)?;
+        join(y, x, &mut self.downsample, self.shortcut)
+    }
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.conv1.visit(&format!("{prefix}conv1."), f);
+        self.bn1.visit(&format!("{prefix}bn1."), f);
+        self.conv2.visit(&format!("{prefix}conv2."), f);
+        self.bn2.visit(&format!("{prefix}bn2."), f);
+        if let Some(d) = &mut self.downsample {
+            d.visit(&format!("{prefix}downsample."), f);
+        }
+    }
+    fn set_training(&mut self, on: bool) {
+        self.bn1.set_training(on);
+        self.bn2.set_training(on);
+        if let Some(d) = &mut self.downsample {
+            d.set_training(on);
+        }
+    }
+}
+
+impl Module for Bottleneck {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = forward_child("conv1", &mut self.conv1, x)?;
+        let y = forward_child("bn1", &mut self.bn1, y)?.relu();
+        let y = forward_child("conv2", &mut self.conv2, y)?;
+        let y = forward_child("bn2", &mut self.bn2, y)?.relu();
+        let y = forward_child("conv3", &mut self.conv3, y)?;
+        let y = forward_child("bn3", &mut self.bn3, y)?;
+        join(y, x, &mut self.downsample, self.shortcut)
+    }
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.conv1.visit(&format!("{prefix}conv1."), f);
+        self.bn1.visit(&format!("{prefix}bn1."), f);
+        self.conv2.visit(&format!("{prefix}conv2."), f);
+        self.bn2.visit(&format!("{prefix}bn2."), f);
+        self.conv3.visit(&format!("{prefix}conv3."), f);
+        self.bn3.visit(&format!("{prefix}bn3."), f);
+        if let Some(d) = &mut self.downsample {
+            d.visit(&format!("{prefix}downsample."), f);
+        }
+    }
+    fn set_training(&mut self, on: bool) {
+        self.bn1.set_training(on);
+        self.bn2.set_training(on);
+        self.bn3.set_training(on);
+        if let Some(d) = &mut self.downsample {
+            d.set_training(on);
+        }
+    }
+}
+
+/// A ResNet (or plain network): stem, four stages (`layer1` .. `layer4`), global average pool,
+/// `fc`.
+pub struct ResNet {
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub maxpool: Option<MaxPool2d>,
+    pub layers: [Sequential; 4],
+    pub avgpool: AdaptiveAvgPool2d,
+    pub fc: Linear,
+    pub config: ResNetConfig,
+}
+
+const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
+
+impl ResNet {
+    pub fn new(c: ResNetConfig, rng: &mut Rng) -> Result<ResNet> {
+        let (bottleneck, counts) = c.blocks()?;
+        let expansion = if bottleneck { Bottleneck::EXPANSION } else { 1 };
+        let w = c.width;
+        let (conv1, maxpool) = if c.small_stem {
+            (conv(c.in_channels, w, 3, 1, rng)?, None)
+        } else {
+            let stem = Conv2d::new(
+                c.in_channels,
+                w,
+                7,
+                Conv2dOptions::default().stride(2).padding(3),
+                false,
+                rng,
+            )?;
+            (
+                stem,
+                Some(MaxPool2d(Pool2dOptions::new(3).stride(2).padding(1))),
+            )
+        };
+        let mut cin = w;
+        let mut stage = |i: usize, rng: &mut Rng| -> Result<Sequential> {
+            let width = w << i;
+            let mut s = Sequential::new();
+            for b in 0..counts[i] {
+                let stride = if b == 0 && i > 0 { 2 } else { 1 };
+                if bottleneck {
+                    s = s.add(Bottleneck::new(cin, width, stride, !c.plain, rng)?);
+                } else {
+                    s = s.add(BasicBlock::new(cin, width, stride, !c.plain, rng)?);
+                }
+                cin = width * expansion;
+            }
+            Ok(s)
+        };
+        let layers = [
+            stage(0, rng)?,
+            stage(1, rng)?,
+            stage(2, rng)?,
+            stage(3, rng)?,
+        ];
+        let mut net = ResNet {
+            conv1,
+            bn1: BatchNorm2d::new(w),
+            maxpool,
+            layers,
+            avgpool: AdaptiveAvgPool2d((1, 1)),
+            fc: Linear::new(8 * w * expansion, c.num_classes, true, rng),
+            config: c,
+        };
+        // torchvision: convolutions Kaiming normal (fan_out, ReLU); batch norm 1 and 0 (already).
+        init::apply(&mut net, rng, |_, dims| {
+            (dims.len() == 4).then_some(Init::KaimingNormal(FanMode::FanOut, Nonlinearity::Relu))
+        })?;
+        Ok(net)
+    }
+}
+
+impl Module for ResNet {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = forward_child("conv1", &mut self.conv1, x)?;
+        let mut y = forward_child("bn1", &mut self.bn1, y)?.relu();
+        if let Some(p) = &mut self.maxpool {
+            y = forward_child("maxpool", p, y)?;
+        }
+        for (l, n) in self.layers.iter_mut().zip(STAGES) {
+            y = forward_child(n, l, y)?;
+        }
+        let y = forward_child("avgpool", &mut self.avgpool, y)?.flatten(1)?;
+        forward_child("fc", &mut self.fc, y)
+    }
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.conv1.visit(&format!("{prefix}conv1."), f);
+        self.bn1.visit(&format!("{prefix}bn1."), f);
+        for (l, n) in self.layers.iter_mut().zip(STAGES) {
+            l.visit(&format!("{prefix}{n}."), f);
+        }
+        self.fc.visit(&format!("{prefix}fc."), f);
+    }
+    fn set_training(&mut self, on: bool) {
+        self.bn1.set_training(on);
+        self.layers.iter_mut().for_each(|l| l.set_training(on));
+    }
+}

@@ -1,0 +1,115 @@
+//! VGG-11/13/16/19 (configurations A, B, D, E), with or without batch norm: only 3x3
+//! convolutions of stride 1, torchvision's names and initialisation.
+
+use tapegrad_autograd::{Conv2dOptions, Error, Result, Rng, Var};
+use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
+use tapegrad_nn::layers::{
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
+};
+use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+
+/// Channels per layer; 0 is a 2x2 max pool.
+fn config(depth: usize) -> Option<&'static [usize]> {
+    const A: &[usize] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+    const B: &[usize] = &[
+        64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+    ];
+    const D: &[usize] = &[
+        64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+    ];
+    const E: &[usize] = &[
+        64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
+    ];
+    match depth {
+        11 => Some(A),
+        13 => Some(B),
+        16 => Some(D),
+        19 => Some(E),
+        _ => None,
+    }
+}
+
+/// VGG as `features`, `avgpool` (adaptive, 7x7), `classifier`.
+pub struct Vgg {
+    pub features: Sequential,
+    pub avgpool: AdaptiveAvgPool2d,
+    pub classifier: Sequential,
+}
+
+impl Vgg {
+    /// VGG-`depth` (11, 13, 16 or 19), with batch norm after every convolution if `batch_norm`.
+    pub fn new(depth: usize, batch_norm: bool, num_classes: usize, rng: &mut Rng) -> Result<Vgg> {
+        let cfg = config(depth).ok_or_else(|| {
+            Error::invalid("Vgg", format!("depth {depth} is not one of 11, 13, 16, 19"))
+        })?;
+        let mut features = Sequential::new();
+        let mut cin = 3;
+        for &c in cfg {
+            if c == 0 {
+                features = features.add(MaxPool2d::new(2, 2));
+                continue;
+            }
+            features = features.add(Conv2d::new(
+                cin,
+                c,
+                3,
+                Conv2dOptions::default().padding(1),
+                true,
+                rng,
+            )?);
+            if batch_norm {
+                features = features.add(BatchNorm2d::new(c));
+            }
+            features = features.add(ReLU);
+            cin = c;
+        }
+        let classifier = Sequential::new()
+            .add(Linear::new(512 * 49, 4096, true, rng))
+            .add(ReLU)
+            .add(Dropout::new(0.5, 1)?)
+            .add(Linear::new(4096, 4096, true, rng))
+            .add(ReLU)
+            .add(Dropout::new(0.5, 2)?)
+            .add(Linear::new(4096, num_classes, true, rng));
+        let mut net = Vgg {
+            features,
+            avgpool: AdaptiveAvgPool2d((7, 7)),
+            classifier,
+        };
+        // torchvision: conv weights Kaiming normal (fan_out, ReLU), biases 0; linear N(0, 0.01).
+        init::apply(&mut net, rng, |name, dims| {
+            Some(
+                match (
+                    dims.len(),
+                    name.ends_with("bias"),
+                    name.starts_with("classifier"),
+                ) {
+                    (4, _, _) => Init::KaimingNormal(FanMode::FanOut, Nonlinearity::Relu),
+                    (_, true, _) => Init::Constant(0.0),
+                    (_, false, true) => Init::Normal {
+                        mean: 0.0,
+                        std: 0.01,
+                    },
+                    _ => Init::Constant(1.0),
+                },
+            )
+        })?;
+        Ok(net)
+    }
+}
+
+impl Module for Vgg {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = forward_child("features", &mut self.features, x)?;
+        let y = forward_child("avgpool", &mut self.avgpool, y)?;
+        forward_child("classifier", &mut self.classifier, y.flatten(1)?)
+    }
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.features.visit(&format!("{prefix}features."), f);
+        self.classifier.visit(&format!("{prefix}classifier."), f);
+    }
+    fn set_training(&mut self, on: bool) {
+        self.features.set_training(on);
+        self.classifier.set_training(on);
+    }
+}

@@ -1,0 +1,315 @@
+//! `DataLoader`: shuffled batches of a [`Dataset`] as NCHW tensors, augmented in parallel and
+//! prepared ahead on a background thread so that the next batch is ready when a training step
+//! ends.
+//!
+//! Reproducibility: the order of epoch `e` is a permutation drawn from a generator seeded by
+//! `(seed, e)`, and sample `i` of epoch `e` is transformed with a generator seeded by
+//! `(seed, e, i)`. No generator is shared between samples, so the batches are the same whatever
+//! the number of threads, the prefetch depth or the order in which the work happens to run.
+
+use super::dataset::Dataset;
+use super::transform::Transform;
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tapegrad_autograd::{rng, Error, Result, Tensor};
+
+/// How a [`DataLoader`] orders, groups and prepares samples.
+#[derive(Clone)]
+pub struct LoaderOptions {
+    /// A fresh random order every epoch (else dataset order).
+    pub shuffle: bool,
+    /// Seeds the order and the augmentation.
+    pub seed: u64,
+    /// Drop the last batch when it would be smaller than the batch size.
+    pub drop_last: bool,
+    /// Applied to every sample, in parallel.
+    pub transform: Option<Arc<dyn Transform>>,
+    /// Batches prepared ahead on a background thread; 0 prepares each batch on the caller's
+    /// thread when it is asked for.
+    pub prefetch: usize,
+    /// Threads for preparing a batch; `None` uses rayon's global pool.
+    pub threads: Option<usize>,
+}
+
+impl Default for LoaderOptions {
+    fn default() -> Self {
+        LoaderOptions {
+            shuffle: true,
+            seed: 0,
+            drop_last: false,
+            transform: None,
+            prefetch: 2,
+            threads: None,
+        }
+    }
+}
+
+/// One batch: images `[N, C, H, W]`, their labels, and which dataset samples they are.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub images: Tensor,
+    pub labels: Vec<usize>,
+    pub indices: Vec<usize>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// SplitMix64's finaliser: a bijection on u64 that scatters nearby inputs far apart, so seeds
+/// (s, e, i) and (s, e, i + 1) give unrelated generators.
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn mix(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x5eed, |h, &p| splitmix(h ^ splitmix(p)))
+}
+
+/// Everything needed to build any batch of one epoch; shared with the prefetch thread.
+struct EpochJob {
+    dataset: Arc<Dataset>,
+    order: Vec<usize>,
+    batch_size: usize,
+    batches: usize,
+    transform: Option<Arc<dyn Transform>>,
+    seed: u64,
+    epoch: u64,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl EpochJob {
+    fn batch(&self, b: usize) -> Result<Batch> {
+        let start = b * self.batch_size;
+        let end = (start + self.batch_size).min(self.order.len());
+        let indices = self.order[start..end].to_vec();
+        let work = || self.assemble(&indices);
+        let (images, labels) = match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }?;
+        Ok(Batch {
+            images,
+            labels,
+            indices,
+        })
+    }
+
+    fn assemble(&self, indices: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+        let ds = &self.dataset;
+        let labels = indices
+            .iter()
+            .map(|&i| ds.label(i))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(t) = &self.transform else {
+            let mut data = Vec::with_capacity(indices.len() * ds.sample_numel());
+            for &i in indices {
+                data.extend_from_slice(ds.sample(i)?);
+            }
+            let [c, h, w] = ds.sample_shape();
+            return Ok((Tensor::from_vec(data, [indices.len(), c, h, w])?, labels));
+        };
+        let samples: Vec<Tensor> = indices
+            .par_iter()
+            .map(|&i| {
+                let mut r = rng(mix(&[self.seed, self.epoch, i as u64]));
+                t.apply(&ds.image(i)?, &mut r)
+            })
+            .collect::<Result<_>>()?;
+        if let Some(odd) = samples.iter().find(|s| s.shape() != samples[0].shape()) {
+            return Err(Error::shape(
+                "DataLoader",
+                &[samples[0].shape(), odd.shape()],
+                "the transform to give every sample of a batch the same shape",
+            ));
+        }
+        let refs: Vec<&Tensor> = samples.iter().collect();
+        Ok((Tensor::stack(&refs, 0)?, labels))
+    }
+}
+
+/// Batches over a shared dataset; see the module documentation.
+pub struct DataLoader {
+    dataset: Arc<Dataset>,
+    batch_size: usize,
+    opts: LoaderOptions,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl DataLoader {
+    /// Fails on a zero batch size or a thread pool that cannot be built.
+    pub fn new(dataset: Arc<Dataset>, batch_size: usize, opts: LoaderOptions) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(Error::invalid(
+                "DataLoader",
+                "the batch size must be positive",
+            ));
+        }
+        let pool = match opts.threads {
+            Some(n) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::invalid("DataLoader", format!("thread pool: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok(DataLoader {
+            dataset,
+            batch_size,
+            opts,
+            pool,
+        })
+    }
+
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.dataset
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Batches per epoch.
+    pub fn len(&self) -> usize {
+        let n = self.dataset.len();
+        if self.opts.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sample order of `epoch`: a seeded permutation, or `0..n` without shuffling.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if self.opts.shuffle {
+            // u64::MAX in place of a sample index keeps this generator apart from the samples'.
+            order.shuffle(&mut rng(mix(&[self.opts.seed, epoch, u64::MAX])));
+        }
+        order
+    }
+
+    /// The batches of `epoch`, prepared ahead when `prefetch > 0`. Dropping the iterator early
+    /// stops the background thread after the batch it is working on.
+    pub fn epoch(&self, epoch: u64) -> Epoch {
+        let job = Arc::new(EpochJob {
+            dataset: self.dataset.clone(),
+            order: self.order(epoch),
+            batch_size: self.batch_size,
+            batches: self.len(),
+            transform: self.opts.transform.clone(),
+            seed: self.opts.seed,
+            epoch,
+            pool: self.pool.clone(),
+        });
+        let source = if self.opts.prefetch == 0 {
+            Source::Inline(job.clone())
+        } else {
+            // A rendezvous channel (bound 0) already lets one batch be built ahead.
+            let (tx, rx) = sync_channel(self.opts.prefetch - 1);
+            let worker = job.clone();
+            let handle = std::thread::spawn(move || {
+                for b in 0..worker.batches {
+                    let batch = worker.batch(b);
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            Source::Prefetch {
+                rx: Some(rx),
+                handle: Some(handle),
+            }
+        };
+        Epoch {
+            batches: job.batches,
+            next: 0,
+            done: false,
+            source,
+        }
+    }
+}
+
+enum Source {
+    Inline(Arc<EpochJob>),
+    Prefetch {
+        rx: Option<Receiver<Result<Batch>>>,
+        handle: Option<JoinHandle<()>>,
+    },
+}
+
+/// The batches of one epoch, in order; stops after the first error.
+pub struct Epoch {
+    batches: usize,
+    next: usize,
+    done: bool,
+    source: Source,
+}
+
+impl Iterator for Epoch {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.done || self.next >= self.batches {
+            return None;
+        }
+        let item = match &mut self.source {
+            Source::Inline(job) => job.batch(self.next),
+            Source::Prefetch { rx, handle } => {
+                match rx.as_ref().map(|r| r.recv()) {
+                    Some(Ok(batch)) => batch,
+                    // The worker hung up early: it can only have panicked.
+                    _ => {
+                        let _ = handle.take().map(|h| h.join());
+                        Err(Error::invalid(
+                            "DataLoader",
+                            format!("the prefetch thread stopped before batch {}", self.next),
+                        ))
+                    }
+                }
+            }
+        };
+        self.next += 1;
+        self.done = item.is_err();
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.done {
+            0
+        } else {
+            self.batches - self.next
+        };
+        (0, Some(left))
+    }
+}
+
+impl Drop for Epoch {
+    fn drop(&mut self) {
+        if let Source::Prefetch { rx, handle } = &mut self.source {
+            // Hang up first so that a worker blocked on a full channel wakes and stops.
+            drop(rx.take());
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `BatchNorm2d` and `LocalResponseNorm`.
+
+use crate::module::{Entry, Module};
+use tapegrad_autograd::{Error, Param, Result, RunningStats, Tensor, Var};
+
+/// `nn.BatchNorm2d` (works for any `[N, C, ...]` input): weight 1, bias 0, running mean 0,
+/// running variance 1, momentum 0.1, eps 1e-5. Its state_dict also holds
+/// `num_batches_tracked`, as PyTorch's.
+pub struct BatchNorm2d {
+    pub weight: Option<Param>,
+    pub bias: Option<Param>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+    training: bool,
+}
+
+impl BatchNorm2d {
+    pub fn new(channels: usize) -> BatchNorm2d {
+        BatchNorm2d::with_affine(channels, true)
+    }
+
+    /// Without the learned scale and shift when `affine` is false.
+    pub fn with_affine(channels: usize, affine: bool) -> BatchNorm2d {
+        BatchNorm2d {
+            weight: affine.then(|| Param::new(Tensor::ones([channels]))),
+            bias: affine.then(|| Param::new(Tensor::zeros([channels]))),
+            running_mean: Tensor::zeros([channels]),
+            running_var: Tensor::ones([channels]),
+            num_batches_tracked: Tensor::scalar(0.0),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: true,
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.running_mean.numel()
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let tape = x.tape();
+        let w = self.weight.as_ref().map(|p| tape.param(p));
+        let b = self.bias.as_ref().map(|p| tape.param(p));
+        let stats = RunningStats {
+            mean: &mut self.running_mean,
+            var: &mut self.running_var,
+            momentum: self.momentum,
+        };
+        let y = x.batch_norm(Some(stats), w, b, self.training, self.eps)?;
+        if self.training {
+            self.num_batches_tracked = Tensor::scalar(self.num_batches_tracked.item()? + 1.0);
+        }
+        Ok(y)
+    }
+
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        if let Some(w) = &mut self.weight {
+            f(&format!("{prefix}weight"), Entry::Param(w));
+        }
+        if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), Entry::Param(b));
+        }
+        f(
+            &format!("{prefix}running_mean"),
+            Entry::Buffer(&mut self.running_mean),
+        );
+        f(
+            &format!("{prefix}running_var"),
+            Entry::Buffer(&mut self.running_var),
+        );
+        f(
+            &format!("{prefix}num_batches_tracked"),
+            Entry::Buffer(&mut self.num_batches_tracked),
+        );
+    }
+
+    fn set_training(&mut self, on: bool) {
+        self.training = on;
+    }
+}
+
+/// `nn.LocalResponseNorm` (AlexNet: size 5, alpha 1e-4, beta 0.75, k 2), PyTorch's convention
+/// (alpha divided by size).
+pub struct LocalResponseNorm {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub k: f32,
+}
+
+impl LocalResponseNorm {
+    pub fn new(size: usize, alpha: f32, beta: f32, k: f32) -> Result<LocalResponseNorm> {
+        if size == 0 {
+            return Err(Error::invalid("LocalResponseNorm", "size must be positive"));
+        }
+        Ok(LocalResponseNorm {
+            size,
+            alpha,
+            beta,
+            k,
+        })
+    }
+
+    /// AlexNet's setting.
+    pub fn alexnet() -> LocalResponseNorm {
+        LocalResponseNorm {
+            size: 5,
+            alpha: 1e-4,
+            beta: 0.75,
+            k: 2.0,
+        }
+    }
+}
+
+impl Module for LocalResponseNorm {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        x.local_response_norm(self.size, self.alpha, self.beta, self.k)
+    }
+
+    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+}

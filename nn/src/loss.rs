@@ -1,0 +1,219 @@
+//! Losses, as thin functions over the `Var` compositions, plus the options PyTorch's loss
+//! modules add: class weights and an ignored label.
+//!
+//! Cross-entropy with class weights `w` and label smoothing `eps` over `C` classes is, per
+//! sample, `loss_i = -sum_c q_ic log_softmax(x_i)_c` with
+//! `q_ic = (1 - eps) w[t_i] [c = t_i] + (eps / C) w[c]`, and the mean divides the sum of the
+//! `loss_i` by `sum_i w[t_i]` (not by N), as PyTorch's `F.cross_entropy(weight=...)`. Without
+//! weights (`w = 1`) that is the plain mean. It is one constant mask times `log_softmax`, so the
+//! gradient comes from the tape: `(softmax(x_i) sum_c q_ic - q_i) / sum_i w[t_i]` for the mean.
+//!
+//! ```
+//! use tapegrad_autograd::{Tape, Tensor};
+//! use tapegrad_nn::loss::CrossEntropyLoss;
+//! let tape = Tape::new();
+//! let logits = tape.var(Tensor::zeros([2, 3]));
+//! // Uniform logits: every log-probability is -ln 3, whatever the weights.
+//! let loss = CrossEntropyLoss::new()
+//!     .weight(Tensor::from_slice(&[1.0, 2.0, 3.0]))
+//!     .forward(logits, &[0, 2])
+//!     .unwrap();
+//! assert!((loss.item().unwrap() - 3f32.ln()).abs() < 1e-6);
+//! ```
+
+use tapegrad_autograd::{Error, Reduction, Result, Tensor, Var};
+
+/// Cross-entropy of `[N, C]` logits against integer labels (PyTorch's `nn.CrossEntropyLoss`).
+#[derive(Clone, Debug, Default)]
+pub struct CrossEntropyLoss {
+    /// Per-class weights `[C]` (`None`: all 1).
+    pub class_weights: Option<Tensor>,
+    /// Label smoothing in `[0, 1]`.
+    pub label_smoothing: f32,
+    pub reduction: Reduction,
+    /// Samples with this label add nothing to the loss nor to the mean's denominator.
+    pub ignore_index: Option<usize>,
+}
+
+impl CrossEntropyLoss {
+    /// Mean reduction, no weights, no smoothing.
+    pub fn new() -> CrossEntropyLoss {
+        CrossEntropyLoss::default()
+    }
+
+    pub fn weight(mut self, w: Tensor) -> CrossEntropyLoss {
+        self.class_weights = Some(w);
+        self
+    }
+
+    pub fn label_smoothing(mut self, eps: f32) -> CrossEntropyLoss {
+        self.label_smoothing = eps;
+        self
+    }
+
+    pub fn reduction(mut self, r: Reduction) -> CrossEntropyLoss {
+        self.reduction = r;
+        self
+    }
+
+    pub fn ignore_index(mut self, label: usize) -> CrossEntropyLoss {
+        self.ignore_index = Some(label);
+        self
+    }
+
+    /// The loss of `logits` `[N, C]` at `labels` (N of them).
+    pub fn forward<'t>(&self, logits: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
+        let eps = self.label_smoothing;
+        if !(0.0..=1.0).contains(&eps) {
+            return Err(Error::invalid(
+                "cross_entropy",
+                format!("label smoothing {eps} must be in [0, 1]"),
+            ));
+        }
+        let logp = logits.log_softmax(1)?;
+        let spec = Targets {
+            op: "cross_entropy",
+            weights: self.class_weights.as_ref(),
+            eps,
+            ignore: self.ignore_index,
+        };
+        spec.loss(logp, labels, self.reduction)
+    }
+}
+
+/// Negative log-likelihood of `[N, C]` log-probabilities (PyTorch's `nn.NLLLoss`).
+#[derive(Clone, Debug, Default)]
+pub struct NllLoss {
+    /// Per-class weights `[C]` (`None`: all 1); the mean divides by `sum_i w[t_i]`.
+    pub class_weights: Option<Tensor>,
+    pub reduction: Reduction,
+    pub ignore_index: Option<usize>,
+}
+
+impl NllLoss {
+    pub fn new() -> NllLoss {
+        NllLoss::default()
+    }
+
+    pub fn weight(mut self, w: Tensor) -> NllLoss {
+        self.class_weights = Some(w);
+        self
+    }
+
+    pub fn reduction(mut self, r: Reduction) -> NllLoss {
+        self.reduction = r;
+        self
+    }
+
+    pub fn ignore_index(mut self, label: usize) -> NllLoss {
+        self.ignore_index = Some(label);
+        self
+    }
+
+    /// `-sum_i w[t_i] logp[i, t_i]`, reduced.
+    pub fn forward<'t>(&self, logp: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
+        let spec = Targets {
+            op: "nll_loss",
+            weights: self.class_weights.as_ref(),
+            eps: 0.0,
+            ignore: self.ignore_index,
+        };
+        spec.loss(logp, labels, self.reduction)
+    }
+}
+
+/// Cross-entropy from logits, mean over the batch.
+pub fn cross_entropy<'t>(logits: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
+    CrossEntropyLoss::new().forward(logits, labels)
+}
+
+/// Negative log-likelihood of log-probabilities, mean over the batch.
+pub fn nll_loss<'t>(logp: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
+    NllLoss::new().forward(logp, labels)
+}
+
+/// Mean squared error `(input - target)^2`, reduced.
+pub fn mse_loss<'t>(input: Var<'t>, target: Var<'t>, r: Reduction) -> Result<Var<'t>> {
+    input.mse_with(target, r)
+}
+
+/// Binary cross-entropy of logits against targets in `[0, 1]`, in the stable form
+/// `max(x, 0) - x y + log(1 + e^-|x|)`, reduced.
+pub fn bce_with_logits<'t>(input: Var<'t>, target: Var<'t>, r: Reduction) -> Result<Var<'t>> {
+    input.bce_with_logits(target, r)
+}
+
+/// What the label-based losses share: the target distribution and the mean's denominator.
+struct Targets<'a> {
+    op: &'static str,
+    weights: Option<&'a Tensor>,
+    eps: f32,
+    ignore: Option<usize>,
+}
+
+impl Targets<'_> {
+    /// `-sum_c q_ic logp_ic` per sample, then reduced; the mean divides by `sum_i w[t_i]`.
+    fn loss<'t>(&self, logp: Var<'t>, labels: &[usize], r: Reduction) -> Result<Var<'t>> {
+        let (q, denom) = self.distribution(&logp.dims(), labels)?;
+        let per_sample = logp.mul(logp.constant(q))?.sum(&[1], false)?.neg();
+        match r {
+            Reduction::None => Ok(per_sample),
+            Reduction::Sum => per_sample.sum(&[], false),
+            // With every sample ignored the denominator is 0 and the mean NaN, as PyTorch.
+            Reduction::Mean => Ok(per_sample.sum(&[], false)?.div_scalar(denom)),
+        }
+    }
+
+    /// The weighted target distribution `q` `[N, C]` and `sum_i w[t_i]` over kept samples.
+    fn distribution(&self, dims: &[usize], labels: &[usize]) -> Result<(Tensor, f32)> {
+        if dims.len() != 2 || dims[0] != labels.len() {
+            return Err(Error::invalid(
+                self.op,
+                format!(
+                    "expected [N, C] scores and N labels, got scores of shape {dims:?} and {} labels",
+                    labels.len()
+                ),
+            ));
+        }
+        let c = dims[1];
+        let ones;
+        let w = match self.weights {
+            Some(w) if w.dims() == [c] => w.data(),
+            Some(w) => {
+                return Err(Error::invalid(
+                    self.op,
+                    format!(
+                        "class weights of shape {} do not match {c} classes",
+                        w.shape()
+                    ),
+                ))
+            }
+            None => {
+                ones = vec![1.0; c];
+                &ones[..]
+            }
+        };
+        let mut q = vec![0.0f32; labels.len() * c];
+        let mut denom = 0.0f64;
+        for (i, &t) in labels.iter().enumerate() {
+            if Some(t) == self.ignore {
+                continue;
+            }
+            if t >= c {
+                return Err(Error::invalid(
+                    self.op,
+                    format!("label {t} at position {i} is out of range for {c} classes"),
+                ));
+            }
+            let row = &mut q[i * c..(i + 1) * c];
+            if self.eps > 0.0 {
+                for (qc, &wc) in row.iter_mut().zip(w) {
+                    *qc = self.eps / c as f32 * wc;
+                }
+            }
+            row[t] += (1.0 - self.eps) * w[t];
+            denom += w[t] as f64;
+        }
+        Ok((Tensor::from_vec(q, [labels.len(), c])?, denom as f32))
+    }
+}

@@ -267,7 +267,19 @@ fn main() {
         bookkeeping(300);
     }
     if on("c") {
-        conv_shape("ResNet conv 3x3x64 -> 64 on 56x56, batch 32", 64, 576, 100352, 5);
-        conv_shape("LeNet conv1 5x5 -> 6 on 28x28 (24x24 out), batch 64", 6, 25, 36864, 50);
+        conv_shape(
+            "ResNet conv 3x3x64 -> 64 on 56x56, batch 32",
+            64,
+            576,
+            100352,
+            5,
+        );
+        conv_shape(
+            "LeNet conv1 5x5 -> 6 on 28x28 (24x24 out), batch 64",
+            6,
+            25,
+            36864,
+            50,
+        );
     }
 }

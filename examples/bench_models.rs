@@ -27,7 +27,11 @@ fn bench(name: &str, model: &mut dyn Module, input: [usize; 4], steps: usize) ->
     let mut g = rng(0);
     let x = Tensor::randn(input, &mut g);
     let labels: Vec<usize> = (0..input[0]).map(|i| i % 10).collect();
-    let mut opt = Sgd::new(SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() })?;
+    let mut opt = Sgd::new(SgdConfig {
+        lr: 0.01,
+        momentum: 0.9,
+        ..Default::default()
+    })?;
     let n = input[0] as f64;
     model.eval();
     let infer = (0..steps + 1)
@@ -47,7 +51,9 @@ fn bench(name: &str, model: &mut dyn Module, input: [usize; 4], steps: usize) ->
             // optimiser writes the parameters in place.
             let grads = {
                 let tape = Tape::new();
-                let loss = model.forward(tape.input(x.clone()))?.cross_entropy(&labels)?;
+                let loss = model
+                    .forward(tape.input(x.clone()))?
+                    .cross_entropy(&labels)?;
                 GradMap::from_grads(model, &loss.backward()?)
             };
             opt.step_with(model, &grads)?;
@@ -66,17 +72,34 @@ fn bench(name: &str, model: &mut dyn Module, input: [usize; 4], steps: usize) ->
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
     let steps = value("--steps").and_then(|s| s.parse().ok()).unwrap_or(5);
     let only = value("--only").cloned().unwrap_or_default();
-    println!("threads: {}, median of {steps} steps after one warm-up", rayon::current_num_threads());
+    println!(
+        "threads: {}, median of {steps} steps after one warm-up",
+        rayon::current_num_threads()
+    );
     if only.is_empty() || only == "lenet" {
         let mut lenet = LeNet5::new(LeNetConfig::modern(28, 10), &mut rng(1))?;
-        bench("LeNet-5 (ReLU, max pool) 28x28 b64", &mut lenet, [64, 1, 28, 28], steps * 4)?;
+        bench(
+            "LeNet-5 (ReLU, max pool) 28x28 b64",
+            &mut lenet,
+            [64, 1, 28, 28],
+            steps * 4,
+        )?;
     }
     if only.is_empty() || only == "resnet" {
         let mut resnet = by_name("resnet18", 1000, 3, 1)?;
-        bench("ResNet-18 224x224 b8", resnet.as_mut(), [8, 3, 224, 224], steps)?;
+        bench(
+            "ResNet-18 224x224 b8",
+            resnet.as_mut(),
+            [8, 3, 224, 224],
+            steps,
+        )?;
     }
     Ok(())
 }

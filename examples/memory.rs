@@ -37,15 +37,23 @@ fn main() -> Result<()> {
         .add(Linear::new(128, 128, true, &mut g))
         .add(ReLU)
         .add(Linear::new(128, 10, true, &mut g));
-    let mut opt = Adam::new(AdamConfig { lr: 1e-3, ..Default::default() })?;
+    let mut opt = Adam::new(AdamConfig {
+        lr: 1e-3,
+        ..Default::default()
+    })?;
     let x = Tensor::randn([32, 64], &mut g);
     let labels: Vec<usize> = (0..32).map(|i| i % 10).collect();
     let mut at = Vec::new();
     for step in 1..=steps {
         let (loss, grads) = {
             let tape = Tape::new();
-            let loss = model.forward(tape.input(x.clone()))?.cross_entropy(&labels)?;
-            (loss.item()?, GradMap::from_grads(&mut model, &loss.backward()?))
+            let loss = model
+                .forward(tape.input(x.clone()))?
+                .cross_entropy(&labels)?;
+            (
+                loss.item()?,
+                GradMap::from_grads(&mut model, &loss.backward()?),
+            )
         };
         opt.step_with(&mut model, &grads)?;
         if step == 1_000.min(steps) || step == steps {
@@ -55,7 +63,10 @@ fn main() -> Result<()> {
         }
     }
     if let [first, last] = at[..] {
-        println!("peak RSS grew by {} KiB between the two checkpoints", last as i64 - first as i64);
+        println!(
+            "peak RSS grew by {} KiB between the two checkpoints",
+            last as i64 - first as i64
+        );
     }
     Ok(())
 }

@@ -119,9 +119,27 @@ impl Tensor {
         }
         let off = self.rank() - pads.len();
         let pad_of = |i: usize| if i < off { (0, 0) } else { pads[i - off] };
-        let dims: Vec<usize> = (0..self.rank())
-            .map(|i| self.dims()[i] + pad_of(i).0 + pad_of(i).1)
-            .collect();
+        let too_big = || {
+            Error::invalid(
+                "pad",
+                format!(
+                    "padding {pads:?} of shape {} overflows the size of a tensor",
+                    self.shape()
+                ),
+            )
+        };
+        let dims = (0..self.rank())
+            .map(|i| {
+                self.dims()[i]
+                    .checked_add(pad_of(i).0)
+                    .and_then(|d| d.checked_add(pad_of(i).1))
+            })
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(too_big)?;
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= isize::MAX as usize / 4)
+            .ok_or_else(too_big)?;
         let shape = Shape::new(&dims);
         let mut out = vec![value; shape.numel()];
         if self.numel() == 0 {
@@ -375,5 +393,17 @@ mod tests {
                 .to_vec(),
             vec![1.0, 2.0, 1.0, 2.0]
         );
+    }
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::*;
+
+    #[test]
+    fn huge_padding_is_an_error_not_an_overflow() {
+        let t = Tensor::ones([2, 2]);
+        assert!(t.pad(&[(usize::MAX, 1)], 0.0).is_err());
+        assert!(t.pad(&[(1 << 40, 0), (1 << 40, 0)], 0.0).is_err());
     }
 }

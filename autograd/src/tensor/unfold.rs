@@ -39,36 +39,12 @@ impl Window2d {
         padding: (usize, usize),
         dilation: (usize, usize),
     ) -> Result<Window2d> {
-        Self::check(op, kernel, stride, dilation)?;
-        let out = |i: usize, k: usize, s: usize, p: usize, d: usize| -> Result<usize> {
-            let span = d * (k - 1) + 1;
-            if i + 2 * p < span {
-                return Err(Error::invalid(
-                    op,
-                    format!(
-                        "kernel {kernel:?} with dilation {dilation:?} spans {span} cells, more than the padded input ({} with padding {p})",
-                        i + 2 * p
-                    ),
-                ));
-            }
-            Ok((i + 2 * p - span) / s + 1)
-        };
-        let output = (
-            out(input.0, kernel.0, stride.0, padding.0, dilation.0)?,
-            out(input.1, kernel.1, stride.1, padding.1, dilation.1)?,
-        );
-        Ok(Window2d {
-            kernel,
-            stride,
-            padding,
-            dilation,
-            input,
-            output,
-        })
+        Self::build(op, input, kernel, stride, padding, dilation, false)
     }
 
     /// The windows of a pooling layer, with PyTorch's output size: with `ceil_mode` the last
     /// partial window counts, unless it would start beyond the input and its left padding.
+    /// Padding may be at most half the kernel.
     pub fn pool(
         op: &'static str,
         input: (usize, usize),
@@ -78,19 +54,42 @@ impl Window2d {
         dilation: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Window2d> {
-        Self::check(op, kernel, stride, dilation)?;
         if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
             return Err(Error::invalid(
                 op,
                 format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
             ));
         }
+        Self::build(op, input, kernel, stride, padding, dilation, ceil_mode)
+    }
+
+    fn build(
+        op: &'static str,
+        input: (usize, usize),
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        ceil_mode: bool,
+    ) -> Result<Window2d> {
+        for (what, v) in [
+            ("kernel", kernel),
+            ("stride", stride),
+            ("dilation", dilation),
+        ] {
+            if v.0 == 0 || v.1 == 0 {
+                return Err(Error::invalid(op, format!("{what} {v:?} must be positive")));
+            }
+        }
         let out = |i: usize, k: usize, s: usize, p: usize, d: usize| -> Result<usize> {
             let span = d * (k - 1) + 1;
             if i + 2 * p < span {
                 return Err(Error::invalid(
                     op,
-                    format!("kernel {kernel:?} (dilation {dilation:?}) is larger than the padded input of size {}", i + 2 * p),
+                    format!(
+                        "kernel {kernel:?} with dilation {dilation:?} spans {span} cells, more than the padded input ({} with padding {p})",
+                        i + 2 * p
+                    ),
                 ));
             }
             let num = i + 2 * p - span + if ceil_mode { s - 1 } else { 0 };
@@ -112,24 +111,6 @@ impl Window2d {
             input,
             output,
         })
-    }
-
-    fn check(
-        op: &'static str,
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        dilation: (usize, usize),
-    ) -> Result<()> {
-        for (what, v) in [
-            ("kernel", kernel),
-            ("stride", stride),
-            ("dilation", dilation),
-        ] {
-            if v.0 == 0 || v.1 == 0 {
-                return Err(Error::invalid(op, format!("{what} {v:?} must be positive")));
-            }
-        }
-        Ok(())
     }
 
     /// Window positions, `oh * ow`.

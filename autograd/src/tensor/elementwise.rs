@@ -13,14 +13,12 @@ impl Tensor {
     /// Applies `f` to every element (in parallel for large tensors).
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
         let src = self.data();
-        let mut out = vec![0.0f32; src.len()];
-        if src.len() >= PAR_THRESHOLD {
-            out.par_chunks_mut(8192)
-                .zip(src.par_chunks(8192))
-                .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &s)| *o = f(s)));
+        // Collecting writes each element once (no zero-fill first).
+        let out: Vec<f32> = if src.len() >= PAR_THRESHOLD {
+            src.par_iter().with_min_len(4096).map(|&x| f(x)).collect()
         } else {
-            out.iter_mut().zip(src).for_each(|(o, &s)| *o = f(s));
-        }
+            src.iter().map(|&x| f(x)).collect()
+        };
         Tensor::from_parts(out, self.shape().clone())
     }
 
@@ -34,19 +32,15 @@ impl Tensor {
         let shape = Shape::broadcast(op, self.shape(), other.shape())?;
         let (a, b) = (self.data(), other.data());
         if self.shape() == other.shape() {
-            let mut out = vec![0.0f32; a.len()];
-            let kernel = |(o, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
-                for i in 0..o.len() {
-                    o[i] = f(a[i], b[i]);
-                }
-            };
-            if a.len() >= PAR_THRESHOLD {
-                out.par_chunks_mut(8192)
-                    .zip(a.par_chunks(8192).zip(b.par_chunks(8192)))
-                    .for_each(kernel);
+            let out: Vec<f32> = if a.len() >= PAR_THRESHOLD {
+                (a.par_iter(), b.par_iter())
+                    .into_par_iter()
+                    .with_min_len(4096)
+                    .map(|(&x, &y)| f(x, y))
+                    .collect()
             } else {
-                kernel((&mut out, (a, b)));
-            }
+                a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+            };
             return Ok(Tensor::from_parts(out, shape));
         }
         if other.numel() == 1 {
@@ -224,8 +218,10 @@ where
         return out;
     }
     if n >= PAR_THRESHOLD {
+        // Rows are grouped so each task has a few thousand elements of work.
         out.par_chunks_mut(inner_len)
             .enumerate()
+            .with_min_len((4096 / inner_len).max(1))
             .for_each(|(r, o)| row(r, o));
     } else {
         out.chunks_mut(inner_len)

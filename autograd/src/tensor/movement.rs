@@ -324,8 +324,10 @@ pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape:
         }
     };
     if n >= PAR_THRESHOLD {
+        // Rows are grouped so each task has a few thousand elements of work.
         out.par_chunks_mut(inner)
             .enumerate()
+            .with_min_len((4096 / inner).max(1))
             .for_each(|(r, o)| row(r, o));
     } else {
         out.chunks_mut(inner)

@@ -55,7 +55,8 @@ impl Tensor {
         }
         let out_shape = self.shape().reduced(&ax, keepdim);
         let mut dims: Vec<usize> = self.dims().to_vec();
-        let mut cur = self.data().to_vec();
+        // The first pass reads the tensor's own data; later passes their predecessor's output.
+        let mut cur: Option<Vec<f32>> = None;
         // Runs of adjacent axes, last run first, each reduced in one pass.
         let mut i = ax.len();
         while i > 0 {
@@ -69,10 +70,12 @@ impl Tensor {
             let outer: usize = dims[..start].iter().product();
             let n: usize = dims[start..=end].iter().product();
             let inner: usize = dims[end + 1..].iter().product();
-            cur = reduce_pass(&cur, outer, n, inner, r);
+            let src = cur.as_deref().unwrap_or(self.data());
+            cur = Some(reduce_pass(src, outer, n, inner, r));
             dims.splice(start..=end, [1]);
         }
-        Ok(Tensor::from_parts(cur, out_shape))
+        let data = cur.unwrap_or_else(|| self.data().to_vec());
+        Ok(Tensor::from_parts(data, out_shape))
     }
 
     /// Sums a broadcast result back to `shape` (which must broadcast to this tensor's shape): the
@@ -184,6 +187,7 @@ fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> V
     if x.len() >= PAR_THRESHOLD && outer > 1 {
         out.par_chunks_mut(inner)
             .enumerate()
+            .with_min_len((4096 / (n * inner).max(1)).max(1))
             .for_each(|(o, d)| block(o, d));
     } else if x.len() >= PAR_THRESHOLD && inner == 1 && matches!(r, Reducer::Sum) {
         // One long row: partial sums per chunk, then their sum.

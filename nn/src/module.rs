@@ -106,6 +106,16 @@ pub trait Module {
         names
     }
 
+    /// Gives every parameter its dotted name (`layer1.0.conv1.weight`), so traces and graph
+    /// exports of a tape show which parameter each leaf is.
+    fn name_parameters(&mut self) {
+        self.visit("", &mut |name, e| {
+            if let Entry::Param(p) = e {
+                p.set_name(name);
+            }
+        });
+    }
+
     /// Sets training mode on.
     fn train(&mut self) {
         self.set_training(true)

@@ -125,3 +125,16 @@ fn summary_counts_macs_and_follows_the_receptive_field() {
     let text = s.to_string();
     assert!(text.contains("total parameters 1,728"), "{text}");
 }
+
+#[test]
+fn named_parameters_label_their_tape_nodes() {
+    let mut g = rng(4);
+    let mut net = Sequential::new()
+        .add(Conv2d::new(1, 2, 3, Conv2dOptions::default(), true, &mut g).unwrap());
+    net.name_parameters();
+    let tape = Tape::new();
+    let y = net.forward(tape.input(Tensor::ones([1, 1, 4, 4]))).unwrap();
+    let dot = tapegrad_autograd::trace::to_dot(&tape, None);
+    assert!(dot.contains("0.weight") && dot.contains("0.bias"), "{dot}");
+    assert_eq!(y.dims(), vec![1, 2, 2, 2]);
+}

@@ -1,0 +1,266 @@
+//! Runs a zoo model on a batch stored in a safetensors file and writes its logits to another.
+//!
+//! ```text
+//! cargo run --release --example infer -- --model resnet18 --weights W.safetensors \
+//!     --input X.safetensors --output Y.safetensors [--classes N] [--train-mode]
+//! ```
+//!
+//! - `W` holds the model's state dict under PyTorch's names, as
+//!   `safetensors.torch.save_file(model.state_dict(), W)` or `checkpoint::save` write it. It is
+//!   loaded strictly: missing, unexpected and mis-shaped keys are named in the error.
+//! - `X` holds the batch under the key `input`: F32, `[N, C, H, W]`. Other keys are ignored.
+//! - `Y` gets the key `logits`: F32, `[N, classes]`.
+//! - `--classes` defaults to the number of rows of the head's weight in `W` (the model's last
+//!   2-D weight: `fc.weight`, `classifier.6.weight`...); given, it must agree with `W`. The
+//!   input channels likewise come from the first convolution's weight in `W` (`conv1.weight`
+//!   `[out, in, kh, kw]`) for the models whose channel count varies (LeNet, ResNet).
+//! - The model runs in eval mode. `--train-mode` is PyTorch's `model.train()` instead: batch
+//!   norm normalises with the batch's own statistics (so N * H * W must exceed 1 at every batch
+//!   norm), and dropout, where the model has it, drops with its fixed seed.
+//!
+//! Any error (a bad argument, a file that cannot be read, a key or a shape that does not fit)
+//! is printed with the key and shapes at fault, and the exit status is 1 (2 for bad usage).
+
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use std::path::{Path, PathBuf};
+use tapegrad::models::{by_name, default_input, NAMES};
+use tapegrad::nn::checkpoint::{load_state_dict, Checkpoint};
+use tapegrad::prelude::*;
+
+const USAGE: &str = "usage: infer --model NAME --weights W.safetensors --input X.safetensors \
+                     --output Y.safetensors [--classes N] [--train-mode]";
+
+/// The command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub model: String,
+    pub weights: PathBuf,
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub classes: Option<usize>,
+    pub train_mode: bool,
+}
+
+fn usage(msg: impl std::fmt::Display) -> Error {
+    Error::invalid("infer", format!("{msg}\n{USAGE}"))
+}
+
+impl Options {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let (mut model, mut weights, mut input, mut output) = (None, None, None, None);
+        let (mut classes, mut train_mode) = (None, false);
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            if flag == "--train-mode" {
+                train_mode = true;
+                continue;
+            }
+            let slot = match flag.as_str() {
+                "--model" => &mut model,
+                "--weights" => &mut weights,
+                "--input" => &mut input,
+                "--output" => &mut output,
+                "--classes" => &mut classes,
+                other => return Err(usage(format!("unknown argument {other}"))),
+            };
+            let value = it
+                .next()
+                .ok_or_else(|| usage(format!("{flag} needs a value")))?;
+            *slot = Some(value.clone());
+        }
+        let need =
+            |v: Option<String>, flag: &str| v.ok_or_else(|| usage(format!("{flag} is required")));
+        let classes = match classes {
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(usage(format!("--classes {s}: expected a positive integer"))),
+            },
+            None => None,
+        };
+        Ok(Options {
+            model: need(model, "--model")?,
+            weights: need(weights, "--weights")?.into(),
+            input: need(input, "--input")?.into(),
+            output: need(output, "--output")?.into(),
+            classes,
+            train_mode,
+        })
+    }
+}
+
+fn format_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Format {
+        what: path.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// The tensor under `input`: F32 and rank 4, or an error naming what is there instead.
+pub fn read_input(path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: format!("cannot read the input: {e}"),
+    })?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_err(path, format!("not a readable safetensors file: {e}")))?;
+    let view = file.tensor("input").map_err(|_| {
+        let mut names = file.names();
+        names.sort();
+        // A whole state dict passed by mistake would bury the message: name a few.
+        let more = names.len().saturating_sub(8);
+        names.truncate(8);
+        let mut held = names.join(", ");
+        if more > 0 {
+            held.push_str(&format!(" and {more} more"));
+        }
+        format_err(
+            path,
+            format!("no tensor named `input` (the file holds: {held})"),
+        )
+    })?;
+    if view.dtype() != Dtype::F32 {
+        let msg = format!("tensor `input` is {}, expected F32", view.dtype());
+        return Err(format_err(path, msg));
+    }
+    let dims = view.shape().to_vec();
+    if dims.len() != 4 || dims.contains(&0) {
+        let msg = format!(
+            "tensor `input` has shape {dims:?} (rank {}), expected a non-empty [N, C, H, W]",
+            dims.len()
+        );
+        return Err(format_err(path, msg));
+    }
+    let data = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Tensor::from_vec(data, dims)
+}
+
+/// A parameter's name and dims.
+type Named = (String, Vec<usize>);
+
+/// The names and shapes of the model's first 4-D weight (its stem convolution) and last 2-D
+/// weight (its classifier), in registration order.
+fn stem_and_head(model: &mut dyn Module) -> (Option<Named>, Option<Named>) {
+    let (mut stem, mut head) = (None, None);
+    model.visit("", &mut |name, e| {
+        if let Entry::Param(p) = e {
+            let dims = p.value().dims().to_vec();
+            match dims.len() {
+                4 if stem.is_none() => stem = Some((name.to_string(), dims)),
+                2 => head = Some((name.to_string(), dims)),
+                _ => {}
+            }
+        }
+    });
+    (stem, head)
+}
+
+/// Builds `opts.model`, loads the weights strictly, runs it on the input, writes the logits to
+/// `opts.output` and returns them.
+pub fn run(opts: &Options) -> Result<Tensor> {
+    let name = opts.model.as_str();
+    // Build once (an unknown name fails here), read the head's and the stem's names off the
+    // model, and rebuild if the file says the model has other class or channel counts.
+    let built = (opts.classes.unwrap_or(10), default_input(name)[1]);
+    let mut model = by_name(name, built.0, built.1, 0)?;
+    let ckpt = Checkpoint::load(&opts.weights)?;
+    let in_file = |key: &str| {
+        ckpt.model
+            .iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, t)| t.dims().to_vec())
+    };
+    let (mut classes, mut channels) = built;
+    let (stem, head) = stem_and_head(model.as_mut());
+    if let (None, Some((key, _))) = (opts.classes, &head) {
+        match in_file(key) {
+            Some(d) if d.len() == 2 && d[0] > 0 => classes = d[0],
+            Some(d) => {
+                let msg = format!("{key} has shape {d:?}; expected [classes > 0, features]");
+                return Err(format_err(&opts.weights, msg));
+            }
+            // Left to the strict load, which names every missing key.
+            None => {}
+        }
+    }
+    if let Some(d) = stem.as_ref().and_then(|(key, _)| in_file(key)) {
+        if d.len() == 4 && d[1] > 0 {
+            channels = d[1];
+        }
+    }
+    if (classes, channels) != built {
+        model = by_name(name, classes, channels, 0)?;
+    }
+    load_state_dict(model.as_mut(), &ckpt.model, true).map_err(|e| match e {
+        Error::Format { msg, .. } => format_err(&opts.weights, format!("{name}: {msg}")),
+        other => other,
+    })?;
+
+    let x = read_input(&opts.input)?;
+    let (stem, _) = stem_and_head(model.as_mut());
+    if let Some((key, d)) = stem {
+        if x.dims()[1] != d[1] {
+            let msg = format!(
+                "tensor `input` has {} channels ({}), but {name} takes {} ({key} is {d:?})",
+                x.dims()[1],
+                x.shape(),
+                d[1]
+            );
+            return Err(format_err(&opts.input, msg));
+        }
+    }
+
+    model.set_training(opts.train_mode);
+    let tape = Tape::inference();
+    let shape = x.shape().clone();
+    let logits = model
+        .forward(tape.input(x))
+        .map_err(|e| Error::invalid("infer", format!("{name} on input {shape}: {e}")))?
+        .value();
+    write_logits(&opts.output, &logits)?;
+    Ok(logits)
+}
+
+/// Writes `logits` under the key `logits`, F32 (the crate writes a temporary file and renames
+/// it, so a failure leaves no partial output).
+pub fn write_logits(path: &Path, logits: &Tensor) -> Result<()> {
+    let bytes: Vec<u8> = logits.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let io = |e: safetensors::SafeTensorError| Error::Io {
+        path: path.display().to_string(),
+        msg: format!("cannot write the logits: {e}"),
+    };
+    let view = TensorView::new(Dtype::F32, logits.dims().to_vec(), &bytes).map_err(io)?;
+    safetensors::serialize_to_file([("logits", view)], None, path).map_err(io)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}\nmodels: {}", NAMES.join(", "));
+        return;
+    }
+    let opts = match Options::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&opts) {
+        Ok(logits) => println!(
+            "{}: logits {} written to {}",
+            opts.model,
+            logits.shape(),
+            opts.output.display()
+        ),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+}

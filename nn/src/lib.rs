@@ -1,5 +1,6 @@
 //! tapegrad-nn: modules, layers, losses, optimisers, initialisers, checkpoints and data.
 
+pub mod checkpoint;
 pub mod data;
 pub mod init;
 pub mod layers;

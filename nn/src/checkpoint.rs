@@ -1,0 +1,446 @@
+//! Checkpoints in the safetensors format, compatible with PyTorch's `state_dict`.
+//!
+//! A module's parameters and buffers are saved under their dotted `state_dict` names
+//! (`features.0.weight`, `layer1.0.bn1.running_mean`), with PyTorch's layouts, so a file
+//! written by `safetensors.torch.save_file(model.state_dict(), path)` loads into the
+//! equivalent tapegrad module, and a file saved here loads into PyTorch with
+//! `model.load_state_dict(safetensors.torch.load_file(path))`.
+//!
+//! ```no_run
+//! use tapegrad_autograd::rng;
+//! use tapegrad_nn::{checkpoint, layers::Linear};
+//! let mut model = Linear::new(4, 3, true, &mut rng(0));
+//! checkpoint::save(&mut model, "w.safetensors")?;
+//! let report = checkpoint::load(&mut model, "w.safetensors", true)?;
+//! assert!(report.is_clean());
+//! # Ok::<(), tapegrad_autograd::Error>(())
+//! ```
+//!
+//! - dtypes: tensors are written as F32, except BatchNorm's `num_batches_tracked`, which
+//!   PyTorch keeps as a `torch.long` scalar and is written as I64 so that PyTorch's strict
+//!   load accepts it. F32, F64, F16, BF16, I64 and I32 are read (as f32).
+//! - Loading is strict (`strict = true`): missing, unexpected and mis-shaped keys are all
+//!   named in one error. With `strict = false` what matches is loaded and the rest is returned
+//!   in a [`LoadReport`]. Either way the whole file is checked before anything is assigned,
+//!   so a failed load leaves the model unchanged.
+//! - Saving is atomic: a temporary file beside the target is written, flushed to disk and
+//!   renamed over it.
+//! - A training [`Checkpoint`] adds the optimiser state (tensors under `optimizer.`) and a
+//!   string map of metadata (epoch, step, scheduler counters) in the file's `__metadata__`,
+//!   so that a run resumes exactly.
+
+mod atomic;
+mod format;
+
+use crate::module::{Entry, Module};
+use crate::optim::{Optimizer, OptimizerState};
+use format::Store;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use tapegrad_autograd::{Error, Result, Shape, Tensor};
+
+/// Buffers PyTorch keeps as integers (`torch.long`); they are written as I64.
+pub const INTEGER_BUFFERS: &[&str] = &["num_batches_tracked"];
+
+/// The prefix of the optimiser's tensors in a training checkpoint.
+pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+
+/// The prefix of the scheduler's counters in a checkpoint's metadata.
+pub const SCHEDULER_PREFIX: &str = "scheduler.";
+
+/// Metadata written by `safetensors.torch.save_file`; Hugging Face loaders check it.
+const FORMAT_KEY: &str = "format";
+/// Metadata saying that the `optimizer.` tensors are optimiser state (so a model with a
+/// submodule called `optimizer` still loads from a plain PyTorch file).
+const HAS_OPTIMIZER_KEY: &str = "tapegrad.optimizer";
+
+/// A key whose shape in the file differs from the model's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    pub name: String,
+    pub model: Shape,
+    pub file: Shape,
+}
+
+/// What a load found besides the keys that matched: keys the model has and the file lacks,
+/// keys the file has and the model lacks, and keys whose shapes differ (not loaded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub mismatched: Vec<ShapeMismatch>,
+}
+
+impl LoadReport {
+    /// Every key of the model was loaded and the file held nothing else.
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("missing keys: {}", self.missing.join(", ")));
+        }
+        if !self.unexpected.is_empty() {
+            parts.push(format!("unexpected keys: {}", self.unexpected.join(", ")));
+        }
+        if !self.mismatched.is_empty() {
+            let m: Vec<String> = self
+                .mismatched
+                .iter()
+                .map(|m| format!("{} (file {}, model {})", m.name, m.file, m.model))
+                .collect();
+            parts.push(format!("wrong shapes: {}", m.join(", ")));
+        }
+        if parts.is_empty() {
+            write!(f, "every key matched")
+        } else {
+            write!(f, "{}", parts.join("; "))
+        }
+    }
+}
+
+/// The parameters and buffers of `model` by dotted name, in registration order. The tensors
+/// share storage with the model (no copy).
+pub fn state_dict(model: &mut dyn Module) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    model.visit("", &mut |name, e| {
+        let t = match e {
+            Entry::Param(p) => p.value().clone(),
+            Entry::Buffer(b) => b.clone(),
+        };
+        out.push((name.to_string(), t));
+    });
+    out
+}
+
+/// Assigns `tensors` to the parameters and buffers of the same names (PyTorch's
+/// `load_state_dict`). Strict: any missing, unexpected or mis-shaped key is an error naming
+/// them all, and nothing is assigned. Not strict: the keys that match are assigned and the
+/// rest reported. An error always leaves the model unchanged.
+pub fn load_state_dict(
+    model: &mut dyn Module,
+    tensors: &[(String, Tensor)],
+    strict: bool,
+) -> Result<LoadReport> {
+    apply(model, tensors, strict, "state dict")
+}
+
+fn apply(
+    model: &mut dyn Module,
+    tensors: &[(String, Tensor)],
+    strict: bool,
+    what: &str,
+) -> Result<LoadReport> {
+    let mut given: HashMap<&str, &Tensor> = HashMap::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        if given.insert(name.as_str(), t).is_some() {
+            return Err(Error::Format {
+                what: what.to_string(),
+                msg: format!("two tensors are named {name}"),
+            });
+        }
+    }
+    // Check everything first...
+    let mut report = LoadReport::default();
+    let mut known: HashSet<String> = HashSet::new();
+    model.visit("", &mut |name, e| {
+        known.insert(name.to_string());
+        let shape = match e {
+            Entry::Param(p) => p.value().shape().clone(),
+            Entry::Buffer(b) => b.shape().clone(),
+        };
+        match given.get(name) {
+            None => report.missing.push(name.to_string()),
+            Some(t) if *t.shape() != shape => report.mismatched.push(ShapeMismatch {
+                name: name.to_string(),
+                model: shape,
+                file: t.shape().clone(),
+            }),
+            Some(_) => {}
+        }
+    });
+    report.unexpected = tensors
+        .iter()
+        .filter(|(n, _)| !known.contains(n))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if strict && !report.is_clean() {
+        return Err(Error::Format {
+            what: what.to_string(),
+            msg: format!(
+                "does not fit the model: {report} (load with strict = false to take what matches)"
+            ),
+        });
+    }
+    // ... then assign what matches.
+    let mut result = Ok(());
+    model.visit("", &mut |name, e| {
+        let Some(t) = given.get(name) else { return };
+        match e {
+            Entry::Param(p) if p.value().shape() == t.shape() => {
+                if let Err(err) = p.set((*t).clone()) {
+                    result = Err(err);
+                }
+            }
+            Entry::Buffer(b) if b.shape() == t.shape() => *b = (*t).clone(),
+            _ => {}
+        }
+    });
+    result.map(|()| report)
+}
+
+fn store_of(name: &str) -> Store {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if INTEGER_BUFFERS.contains(&last) {
+        Store::I64
+    } else {
+        Store::F32
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: format!("cannot read the checkpoint: {e}"),
+    })
+}
+
+/// Saves the parameters and buffers of `model` to a safetensors file, atomically. PyTorch
+/// loads it with `model.load_state_dict(safetensors.torch.load_file(path))`.
+pub fn save(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    Checkpoint::new(model).save(path)
+}
+
+/// Loads a safetensors file (PyTorch's `save_file(model.state_dict(), path)`, or one written
+/// by [`save`] or [`Checkpoint::save`], whose optimiser state is ignored here) into `model`.
+/// See [`load_state_dict`] for `strict`.
+pub fn load(model: &mut dyn Module, path: impl AsRef<Path>, strict: bool) -> Result<LoadReport> {
+    let path = path.as_ref();
+    let what = path.display().to_string();
+    let ckpt = Checkpoint::decode(&read(path)?, &what)?;
+    apply(model, &ckpt.model, strict, &what)
+}
+
+/// Everything needed to resume training: the model's tensors, the optimiser's state, and
+/// string metadata (epoch and step counters, scheduler state, anything the loop needs).
+///
+/// ```
+/// use tapegrad_autograd::rng;
+/// use tapegrad_nn::checkpoint::Checkpoint;
+/// use tapegrad_nn::layers::Linear;
+/// use tapegrad_nn::optim::{Optimizer, Sgd, SgdConfig};
+/// let mut model = Linear::new(2, 2, true, &mut rng(0));
+/// let opt = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }).unwrap();
+/// let ckpt = Checkpoint::new(&mut model).with_optimizer(&opt).with_metadata("epoch", 3);
+/// let back = Checkpoint::from_bytes(&ckpt.to_bytes().unwrap()).unwrap();
+/// assert_eq!(back.metadata_value::<u32>("epoch").unwrap(), 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    /// The model's parameters and buffers by dotted name.
+    pub model: Vec<(String, Tensor)>,
+    pub optimizer: Option<OptimizerState>,
+    /// Written to the file's `__metadata__` (except the keys `format` and `tapegrad.*`,
+    /// which the format uses).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    /// The model's current parameters and buffers, with no optimiser state or metadata.
+    pub fn new(model: &mut dyn Module) -> Checkpoint {
+        Checkpoint {
+            model: state_dict(model),
+            ..Default::default()
+        }
+    }
+
+    /// Adds the optimiser's state (buffers, step counts, learning rates).
+    pub fn with_optimizer(mut self, opt: &dyn Optimizer) -> Checkpoint {
+        self.optimizer = Some(opt.state_dict());
+        self
+    }
+
+    /// Adds a scheduler's counters (`LrScheduler::state_dict`, `ReduceLROnPlateau::state_dict`)
+    /// to the metadata, under `scheduler.`, replacing any saved before.
+    pub fn with_scheduler(mut self, state: &[(String, f64)]) -> Checkpoint {
+        self.metadata
+            .retain(|k, _| !k.starts_with(SCHEDULER_PREFIX));
+        for (k, v) in state {
+            // `{:?}` prints the shortest decimal that parses back to the same f64.
+            self.metadata
+                .insert(format!("{SCHEDULER_PREFIX}{k}"), format!("{v:?}"));
+        }
+        self
+    }
+
+    /// Adds one metadata entry (`epoch`, `step`...).
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl ToString) -> Checkpoint {
+        self.metadata.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// Loads the model's tensors into `model`; see [`load_state_dict`] for `strict`.
+    pub fn restore_model(&self, model: &mut dyn Module, strict: bool) -> Result<LoadReport> {
+        apply(model, &self.model, strict, "checkpoint")
+    }
+
+    /// Loads the saved optimiser state into `opt`; an error if the checkpoint has none.
+    pub fn restore_optimizer(&self, opt: &mut dyn Optimizer) -> Result<()> {
+        let st = self.optimizer.as_ref().ok_or_else(|| Error::Format {
+            what: "checkpoint".into(),
+            msg: "it holds no optimizer state (save it with Checkpoint::with_optimizer)".into(),
+        })?;
+        opt.load_state_dict(st)
+    }
+
+    /// The scheduler counters saved by [`Checkpoint::with_scheduler`], for the scheduler's
+    /// `load_state_dict`.
+    pub fn scheduler_state(&self) -> Result<Vec<(String, f64)>> {
+        let mut out = Vec::new();
+        for (k, v) in &self.metadata {
+            if let Some(name) = k.strip_prefix(SCHEDULER_PREFIX) {
+                let x = v.parse::<f64>().map_err(|_| Error::Format {
+                    what: "checkpoint metadata".into(),
+                    msg: format!("{k} = {v:?} is not a number"),
+                })?;
+                out.push((name.to_string(), x));
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::Format {
+                what: "checkpoint metadata".into(),
+                msg: "it holds no scheduler state (save it with Checkpoint::with_scheduler)".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Metadata entry `key`, parsed (`ckpt.metadata_value::<usize>("epoch")`).
+    pub fn metadata_value<T: FromStr>(&self, key: &str) -> Result<T> {
+        let bad = |msg: String| Error::Format {
+            what: "checkpoint metadata".into(),
+            msg,
+        };
+        let v = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| bad(format!("{key} is missing")))?;
+        v.parse().map_err(|_| {
+            bad(format!(
+                "{key} = {v:?} is not a valid {}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// The bytes of the safetensors file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.encode("checkpoint")
+    }
+
+    /// Parses the bytes of a safetensors file (from PyTorch, or from [`Checkpoint::to_bytes`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
+        Checkpoint::decode(bytes, "checkpoint")
+    }
+
+    /// Writes the checkpoint to `path` atomically (temporary file, flush, rename).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = self.encode(&path.display().to_string())?;
+        atomic::write_atomic(path, &bytes)
+    }
+
+    /// Reads a checkpoint file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
+        Checkpoint::decode(&read(path)?, &path.display().to_string())
+    }
+
+    fn encode(&self, what: &str) -> Result<Vec<u8>> {
+        let bad = |msg: String| Error::Format {
+            what: what.to_string(),
+            msg,
+        };
+        if let Some(k) = self
+            .metadata
+            .keys()
+            .find(|k| *k == FORMAT_KEY || k.starts_with("tapegrad."))
+        {
+            return Err(bad(format!(
+                "metadata key {k} is reserved by the file format"
+            )));
+        }
+        let mut tensors: Vec<(String, Tensor, Store)> = self
+            .model
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone(), store_of(n)))
+            .collect();
+        let mut metadata = self.metadata.clone();
+        metadata.insert(FORMAT_KEY.into(), "pt".into());
+        if let Some(opt) = &self.optimizer {
+            if let Some((n, _)) = self
+                .model
+                .iter()
+                .find(|(n, _)| n.starts_with(OPTIMIZER_PREFIX))
+            {
+                return Err(bad(format!(
+                    "model key {n} clashes with the optimizer's prefix {OPTIMIZER_PREFIX}"
+                )));
+            }
+            for (n, t) in opt.to_tensors() {
+                tensors.push((format!("{OPTIMIZER_PREFIX}{n}"), t, Store::F32));
+            }
+            metadata.insert(HAS_OPTIMIZER_KEY.into(), "true".into());
+        }
+        format::encode(&tensors, &metadata, what)
+    }
+
+    fn decode(bytes: &[u8], what: &str) -> Result<Checkpoint> {
+        let format::Contents {
+            tensors,
+            mut metadata,
+        } = format::decode(bytes, what)?;
+        let has_optimizer = metadata.get(HAS_OPTIMIZER_KEY).map(String::as_str) == Some("true");
+        metadata.retain(|k, _| k != FORMAT_KEY && !k.starts_with("tapegrad."));
+        let mut model = Vec::with_capacity(tensors.len());
+        let mut opt = Vec::new();
+        for (name, t) in tensors {
+            match name.strip_prefix(OPTIMIZER_PREFIX) {
+                Some(rest) if has_optimizer => opt.push((rest.to_string(), t)),
+                _ => model.push((name, t)),
+            }
+        }
+        let optimizer = if has_optimizer {
+            Some(
+                OptimizerState::from_tensors(&opt).map_err(|e| Error::Format {
+                    what: what.to_string(),
+                    msg: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        Ok(Checkpoint {
+            model,
+            optimizer,
+            metadata,
+        })
+    }
+}
+
+/// Saves a training checkpoint atomically; see [`Checkpoint`].
+pub fn save_checkpoint(path: impl AsRef<Path>, ckpt: &Checkpoint) -> Result<()> {
+    ckpt.save(path)
+}
+
+/// Reads a training checkpoint; restore it with [`Checkpoint::restore_model`],
+/// [`Checkpoint::restore_optimizer`] and [`Checkpoint::scheduler_state`].
+pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint> {
+    Checkpoint::load(path)
+}

@@ -1,0 +1,661 @@
+//! Trains an image classifier and reports how well it does.
+//!
+//! ```text
+//! cargo run --release --example train                      # Fashion-MNIST, the default network
+//! cargo run --release --example train -- --model resnet18-small --dataset cifar10 --data DIR
+//! cargo run --release --example train -- --resume runs/NAME/checkpoint.safetensors
+//! cargo run --release --example train -- --help
+//! ```
+//!
+//! With no arguments it trains the default LeNet-style network on Fashion-MNIST from
+//! `/usr/share/datasets/fashion-mnist` (`apt-get install -y dataset-fashion-mnist`),
+//! `$FASHION_MNIST_DIR` or `--data`; without it, on the built-in synthetic set, and then every
+//! line printed starts with `[synthetic]`.
+//!
+//! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
+//! checkpoint (`checkpoint.safetensors`, and `best.safetensors` for the best test accuracy),
+//! `metrics.csv`, `metrics.json` and `curves.png` in the output folder. At the end: top-1 and
+//! top-5 error, per-class accuracy and the confusion matrix (also in `report.txt`).
+//! A run is deterministic for a given seed and thread count, and `--resume` continues it
+//! exactly where the checkpoint left it (`--max-steps` stops a run early, as an interruption).
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tapegrad::autograd::{Error, Result};
+use tapegrad::models::{by_name, LeNet5, LeNetConfig};
+use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::nn::data::{
+    synthetic, Cifar10, Compose, DataLoader, Dataset, FashionMnist, ImageFolder,
+    ImageFolderOptions, LoaderOptions, Mnist, PcaColor, RandomCrop, RandomHorizontalFlip, Split,
+    Transform,
+};
+use tapegrad::nn::optim::{
+    Adam, AdamConfig, AdamW, CosineAnnealingLR, MultiStepLR, Optimizer, PlateauConfig,
+    ReduceLROnPlateau, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLR,
+};
+use tapegrad::nn::train::{
+    format_grad_stats, plot_history, Console, PlotText, Progress, Report, Schedule, Trainer,
+};
+use tapegrad::nn::{summary, Module};
+
+/// The default network: LeNet-5's layout (5x5 convolutions, ReLU, max pooling) with wider
+/// layers.
+const DEFAULT_MODEL: &str = "lenet5-wide";
+const SYNTHETIC: &str = "[synthetic]";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum DatasetKind {
+    FashionMnist,
+    Mnist,
+    Cifar10,
+    Folder,
+    Synthetic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+    Rmsprop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ScheduleKind {
+    None,
+    Step,
+    Multistep,
+    Cosine,
+    Plateau,
+}
+
+/// Train an image classifier (tapegrad).
+#[derive(Parser, Debug, Clone, Serialize, Deserialize)]
+#[command(version, about)]
+struct Args {
+    /// Network: lenet5-wide (default), lenet5, lenet5-modern, or any zoo name.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Folder of the dataset (Fashion-MNIST: else $FASHION_MNIST_DIR or the system folder).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DatasetKind::FashionMnist)]
+    dataset: DatasetKind,
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    optimizer: OptimizerKind,
+    /// Learning rate (default: 0.002 for Adam/AdamW, 0.001 for RMSprop, 0.05 for SGD).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Momentum of SGD and RMSprop.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
+    schedule: ScheduleKind,
+    /// Epochs between cuts of the step schedule (default: a third of the epochs).
+    #[arg(long)]
+    step_size: Option<usize>,
+    /// Epochs at which the multistep schedule cuts (default: at 1/2 and 3/4 of the epochs).
+    #[arg(long, value_delimiter = ',')]
+    milestones: Vec<usize>,
+    /// Factor of each cut (step, multistep, plateau).
+    #[arg(long, default_value_t = 0.1)]
+    gamma: f32,
+    /// Epochs without improvement of the test loss before the plateau schedule cuts.
+    #[arg(long, default_value_t = 1)]
+    patience: usize,
+    /// Augmentations, comma-separated: none, flip, crop (pad by 1/8 and crop back), pca
+    /// (AlexNet's colour shift, RGB only).
+    #[arg(long, default_value = "none")]
+    augment: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores). Results are reproducible for a given count.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output folder (default: runs/<model>-<dataset>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint, with its settings.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Test on the first N test images only.
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Print each layer's mean gradient norm and fraction of zero gradients every epoch.
+    #[arg(long)]
+    grad_stats: bool,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Clip the total gradient norm to this before each step.
+    #[arg(long)]
+    clip_grad: Option<f32>,
+    /// Stop (with a checkpoint) after this many optimiser steps in all, as if interrupted.
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Image folder: resize to this side (shorter side, then centre crop).
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Image folder: read images as grey.
+    #[arg(long)]
+    grayscale: bool,
+    /// Synthetic set: training images per class (test: a sixth of it).
+    #[arg(long, default_value_t = 600)]
+    synthetic_per_class: usize,
+}
+
+/// Flags that may differ from the checkpoint's when resuming.
+const RESUME_MAY_CHANGE: &[&str] = &[
+    "epochs",
+    "threads",
+    "out",
+    "resume",
+    "grad_stats",
+    "max_steps",
+    "data",
+];
+
+fn main() {
+    let start = Instant::now();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let mut console = Console::new(None);
+    if let Err(e) = run(args, &matches, &mut console, start) {
+        console.error(format!("error: {e}"));
+        std::process::exit(1);
+    }
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::invalid("train", e.to_string())
+}
+
+/// The settings to resume with: the checkpoint's, except the flags that may change.
+fn resumed_args(args: &Args, matches: &clap::ArgMatches, ckpt: &Checkpoint) -> Result<Args> {
+    let saved = ckpt.metadata.get("run.args").ok_or_else(|| {
+        Error::invalid("train", "the checkpoint holds no run settings (run.args)")
+    })?;
+    let mut saved: serde_json::Value = serde_json::from_str(saved).map_err(json_err)?;
+    let given = serde_json::to_value(args).map_err(json_err)?;
+    for (key, value) in given.as_object().expect("Args is a struct") {
+        if matches.value_source(key) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        if RESUME_MAY_CHANGE.contains(&key.as_str()) {
+            saved[key] = value.clone();
+        } else if saved[key] != *value {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "--{} {value} differs from the checkpoint's {}; a resumed run keeps its \
+                     settings (only --{} may change)",
+                    key.replace('_', "-"),
+                    saved[key],
+                    RESUME_MAY_CHANGE.join(", --").replace('_', "-")
+                ),
+            ));
+        }
+    }
+    serde_json::from_value(saved).map_err(json_err)
+}
+
+/// The data, and the tag every printed line gets (synthetic data).
+fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> {
+    let synthetic_set = |console: &mut Console| -> Result<(Split, String)> {
+        *console = Console::new(Some(SYNTHETIC));
+        let n = args.synthetic_per_class.max(1);
+        let split = synthetic::split(n, n.div_ceil(6), args.seed)?;
+        Ok((split, "synthetic shapes".into()))
+    };
+    let need_dir = |what: &str| {
+        args.data
+            .clone()
+            .ok_or_else(|| Error::invalid("train", format!("--dataset {what} needs --data DIR")))
+    };
+    match args.dataset {
+        DatasetKind::Synthetic => synthetic_set(console),
+        DatasetKind::FashionMnist => match FashionMnist::find(args.data.as_deref()) {
+            Ok(dir) => Ok((
+                FashionMnist::load(&dir)?,
+                format!("Fashion-MNIST ({})", dir.display()),
+            )),
+            Err(e) if args.data.is_none() => {
+                let (split, name) = synthetic_set(console)?;
+                console.line(format!(
+                    "{e}\nTo train on Fashion-MNIST: apt-get install -y dataset-fashion-mnist \
+                     (or set FASHION_MNIST_DIR, or pass --data DIR).\n\
+                     Training on the built-in synthetic set instead."
+                ));
+                Ok((split, name))
+            }
+            Err(e) => Err(e),
+        },
+        DatasetKind::Mnist => {
+            let dir = need_dir("mnist")?;
+            Ok((Mnist::load(&dir)?, format!("MNIST ({})", dir.display())))
+        }
+        DatasetKind::Cifar10 => {
+            let dir = need_dir("cifar10")?;
+            Ok((
+                Cifar10::load(&dir)?,
+                format!("CIFAR-10 ({})", dir.display()),
+            ))
+        }
+        DatasetKind::Folder => {
+            let dir = need_dir("folder")?;
+            let opts = ImageFolderOptions {
+                size: args.image_size,
+                grayscale: args.grayscale,
+                skip_unreadable: true,
+            };
+            let train = ImageFolder::load(&dir.join("train"), &opts)?.dataset;
+            let test = ImageFolder::load(&dir.join("test"), &opts)?.dataset;
+            Ok((
+                Split { train, test },
+                format!("image folder ({})", dir.display()),
+            ))
+        }
+    }
+}
+
+/// The first `n` samples.
+fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
+    match n {
+        Some(n) if n < ds.len() => ds.subset(&(0..n).collect::<Vec<_>>()),
+        _ => Ok(ds),
+    }
+}
+
+/// `(x - mean[c]) / std[c]`, applied once to the stored pixels rather than to every batch.
+fn normalise(ds: &Dataset, mean: &[f32], std: &[f32]) -> Result<Dataset> {
+    let [c, h, w] = ds.sample_shape();
+    let mut px = ds.pixels().to_vec();
+    for sample in px.chunks_mut(c * h * w) {
+        for (ch, plane) in sample.chunks_mut(h * w).enumerate() {
+            plane
+                .iter_mut()
+                .for_each(|v| *v = (*v - mean[ch]) / std[ch]);
+        }
+    }
+    Dataset::new(px, [c, h, w], ds.labels().to_vec(), ds.classes().to_vec())
+}
+
+fn augmentation(args: &Args, train: &Dataset, fill: f32) -> Result<Option<Arc<dyn Transform>>> {
+    let [c, h, _] = train.sample_shape();
+    let mut t = Compose::new();
+    for name in args
+        .augment
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        t = match name {
+            "none" => t,
+            "flip" => t.then(RandomHorizontalFlip::new(0.5)),
+            "crop" => t.then(RandomCrop::new(h, (h / 8).max(1), fill)),
+            "pca" if c == 3 => t.then(PcaColor::fit(train)?),
+            "pca" => return Err(Error::invalid("train", "--augment pca needs RGB images")),
+            other => {
+                return Err(Error::invalid(
+                    "train",
+                    format!("unknown augmentation '{other}' (none, flip, crop, pca)"),
+                ))
+            }
+        };
+    }
+    Ok((!t.is_empty()).then(|| Arc::new(t) as Arc<dyn Transform>))
+}
+
+/// A network by name for `[c, h, w]` inputs: LeNets are built for the input size, the rest
+/// come from the zoo.
+fn build_model(
+    name: &str,
+    classes: usize,
+    [c, h, w]: [usize; 3],
+    seed: u64,
+) -> Result<Box<dyn Module>> {
+    let lenet = |modern, widths| -> Result<Box<dyn Module>> {
+        if h != w {
+            return Err(Error::invalid(
+                "train",
+                format!("{name} needs square images, got {h}x{w}"),
+            ));
+        }
+        let cfg = LeNetConfig {
+            in_channels: c,
+            modern,
+            widths,
+            ..LeNetConfig::classic(h, classes)
+        };
+        Ok(Box::new(LeNet5::new(
+            cfg,
+            &mut tapegrad::autograd::rng(seed),
+        )?))
+    };
+    match name {
+        "lenet5-wide" => lenet(true, (16, 32, 128, 84)),
+        "lenet5-modern" => lenet(true, (6, 16, 120, 84)),
+        "lenet5" => lenet(false, (6, 16, 120, 84)),
+        other => by_name(other, classes, c, seed),
+    }
+}
+
+fn build_optimizer(args: &Args) -> Result<Box<dyn Optimizer>> {
+    let wd = args.weight_decay;
+    Ok(match args.optimizer {
+        OptimizerKind::Sgd => Box::new(Sgd::new(SgdConfig {
+            lr: args.lr.unwrap_or(0.05),
+            momentum: args.momentum,
+            weight_decay: wd,
+            nesterov: args.nesterov,
+            ..Default::default()
+        })?),
+        OptimizerKind::Adam | OptimizerKind::Adamw => {
+            let cfg = AdamConfig {
+                lr: args.lr.unwrap_or(0.002),
+                weight_decay: wd,
+                ..Default::default()
+            };
+            if args.optimizer == OptimizerKind::Adam {
+                Box::new(Adam::new(cfg)?)
+            } else {
+                Box::new(AdamW::new(cfg)?)
+            }
+        }
+        OptimizerKind::Rmsprop => Box::new(RmsProp::new(RmsPropConfig {
+            lr: args.lr.unwrap_or(0.001),
+            momentum: args.momentum,
+            weight_decay: wd,
+            ..Default::default()
+        })?),
+    })
+}
+
+fn build_schedule(args: &Args, opt: &dyn Optimizer) -> Result<Schedule> {
+    let e = args.epochs.max(1);
+    Ok(match args.schedule {
+        ScheduleKind::None => Schedule::None,
+        ScheduleKind::Step => {
+            let size = args.step_size.unwrap_or((e / 3).max(1));
+            Schedule::Epoch(Box::new(StepLR::new(opt, size, args.gamma)?))
+        }
+        ScheduleKind::Multistep => {
+            let m = if args.milestones.is_empty() {
+                vec![e / 2, e * 3 / 4]
+            } else {
+                args.milestones.clone()
+            };
+            Schedule::Epoch(Box::new(MultiStepLR::new(opt, &m, args.gamma)?))
+        }
+        ScheduleKind::Cosine => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, e, 0.0)?)),
+        ScheduleKind::Plateau => Schedule::Plateau(ReduceLROnPlateau::new(PlateauConfig {
+            patience: args.patience,
+            factor: args.gamma,
+            ..Default::default()
+        })?),
+    })
+}
+
+/// `YYYYmmdd-HHMMSS` (UTC) from the system clock.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    }
+}
+
+fn run(
+    args: Args,
+    matches: &clap::ArgMatches,
+    console: &mut Console,
+    start: Instant,
+) -> Result<()> {
+    let resume = match &args.resume {
+        Some(p) => Some((p.clone(), Checkpoint::load(p)?)),
+        None => None,
+    };
+    let args = match &resume {
+        Some((_, ckpt)) => resumed_args(&args, matches, ckpt)?,
+        None => args,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| Error::invalid("train", format!("thread pool: {e}")))?;
+
+    let (split, data_name) = load_data(&args, console)?;
+    let train = limit(split.train, args.limit_train)?;
+    let test = limit(split.test, args.limit_test)?;
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::invalid(
+            "train",
+            "the training and test sets must not be empty",
+        ));
+    }
+    let (mean, std) = train.channel_mean_std();
+    let std: Vec<f32> = std.iter().map(|&s| if s > 0.0 { s } else { 1.0 }).collect();
+    let (train, test) = (
+        normalise(&train, &mean, &std)?,
+        normalise(&test, &mean, &std)?,
+    );
+    let shape = train.sample_shape();
+    let classes = train.classes().to_vec();
+    // Crops are padded with the value a black pixel has after normalisation (grey images), or
+    // with the mean colour (RGB).
+    let fill = if shape[0] == 1 {
+        -mean[0] / std[0]
+    } else {
+        0.0
+    };
+    let transform = augmentation(&args, &train, fill)?;
+    let loader_opts = LoaderOptions {
+        seed: args.seed,
+        transform,
+        ..Default::default()
+    };
+    let (n_train, n_test) = (train.len(), test.len());
+    let train_loader = DataLoader::new(Arc::new(train), args.batch_size, loader_opts)?;
+    let test_opts = LoaderOptions {
+        shuffle: false,
+        ..Default::default()
+    };
+    let test_loader = DataLoader::new(Arc::new(test), 256, test_opts)?;
+    let load_secs = start.elapsed().as_secs_f64();
+
+    let mut model = build_model(&args.model, classes.len(), shape, args.seed)?;
+    let input = [1, shape[0], shape[1], shape[2]];
+    let s = summary(model.as_mut(), &input)?;
+    let optimizer = build_optimizer(&args)?;
+    let schedule = build_schedule(&args, optimizer.as_ref())?;
+    let mut trainer = Trainer::new(model, optimizer, schedule);
+    trainer.loss = trainer.loss.label_smoothing(args.label_smoothing);
+    trainer.clip_grad_norm = args.clip_grad;
+    trainer.collect_grad_stats(args.grad_stats);
+
+    let out = match (&args.out, &resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some((p, _))) => p
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        (None, None) => {
+            let d = if console.tag().is_some() {
+                "synthetic"
+            } else {
+                &args
+                    .dataset
+                    .to_possible_value()
+                    .map_or("data".to_string(), |v| v.get_name().to_string())
+            };
+            PathBuf::from("runs").join(format!("{}-{d}-{}", args.model, timestamp()))
+        }
+    };
+    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    if let Some((p, ckpt)) = &resume {
+        trainer.restore(ckpt)?;
+        console.line(format!(
+            "resumed {} at epoch {}, batch {} (step {})",
+            p.display(),
+            trainer.position.epoch + 1,
+            trainer.position.batch,
+            trainer.position.step
+        ));
+    }
+    let args_json = serde_json::to_string(&args).map_err(json_err)?;
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&args).map_err(json_err)?,
+    )
+    .map_err(|e| io(&out, e))?;
+    let json = |v: &[f32]| serde_json::to_string(v).expect("numbers serialise");
+    let meta = vec![
+        ("run.args".to_string(), args_json),
+        ("model.name".into(), args.model.clone()),
+        (
+            "model.input".into(),
+            serde_json::to_string(&shape).expect("numbers serialise"),
+        ),
+        ("data.name".into(), data_name.clone()),
+        (
+            "data.classes".into(),
+            serde_json::to_string(&classes).expect("strings serialise"),
+        ),
+        ("data.mean".into(), json(&mean)),
+        ("data.std".into(), json(&std)),
+    ];
+
+    console.line(format!("data      {data_name}: {n_train} training and {n_test} test images of {shape:?}, {} classes", classes.len()));
+    console.line(format!(
+        "model     {}: {} parameters, {:.2} M multiply-adds per image",
+        args.model,
+        s.total_params,
+        s.total_macs as f64 / 1e6
+    ));
+    console.line(format!(
+        "training  {} epochs of {} batches of {}, {:?} lr {}, schedule {:?}, augment {}, seed {}, {threads} threads",
+        args.epochs, train_loader.len(), args.batch_size, args.optimizer, trainer.optimizer.lr(),
+        args.schedule, args.augment, args.seed
+    ));
+    console.line(format!("output    {}", out.display()));
+
+    let mut last_eval = None;
+    let mut train_secs = 0.0;
+    let mut eval_secs = 0.0;
+    while trainer.position.epoch < args.epochs {
+        let epoch_start = Instant::now();
+        let label = format!("epoch {}/{}", trainer.position.epoch + 1, args.epochs);
+        let mut bar = Progress::new(console, &label, train_loader.len(), trainer.position.batch);
+        let done = trainer.train_epoch(&train_loader, args.max_steps, |s| bar.step(s))?;
+        bar.finish();
+        train_secs += epoch_start.elapsed().as_secs_f64();
+        if !done {
+            let path = out.join("checkpoint.safetensors");
+            trainer.to_checkpoint(&meta).save(&path)?;
+            console.line(format!(
+                "stopped after step {} (--max-steps), in epoch {} at batch {}/{}; resume with --resume {}",
+                trainer.position.step, trainer.position.epoch + 1, trainer.position.batch,
+                train_loader.len(), path.display()
+            ));
+            return Ok(());
+        }
+        let eval_start = Instant::now();
+        let eval = trainer.evaluate(&test_loader)?;
+        eval_secs += eval_start.elapsed().as_secs_f64();
+        let grad_table = trainer
+            .grad_stats
+            .as_ref()
+            .map(|g| format_grad_stats(&g.summary()));
+        let r = trainer.finish_epoch(Some(&eval), epoch_start.elapsed().as_secs_f64())?;
+        console.line(format!(
+            "epoch {:>2}/{}  lr {:.2e}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  top-5 err {}  {:6.1} s  {:6.0} img/s",
+            r.epoch, args.epochs, r.lr, r.train_loss, 100.0 * r.train_accuracy, eval.loss(),
+            100.0 * eval.accuracy(),
+            eval.top5_error().map_or("-".into(), |e| format!("{:.2}%", 100.0 * e)),
+            r.seconds, r.images_per_second
+        ));
+        if let Some(t) = grad_table {
+            console.line(format!("gradients over epoch {}:\n{t}", r.epoch));
+        }
+        trainer.history.write_csv(&out.join("metrics.csv"))?;
+        trainer.history.write_json(&out.join("metrics.json"))?;
+        let title = format!("{} on {}", args.model, data_name);
+        if let (PlotText::NoFont, 1) = (
+            plot_history(&trainer.history, &out.join("curves.png"), &title)?,
+            r.epoch,
+        ) {
+            console.line("curves.png has no text: no TrueType font found (apt-get install fonts-dejavu-core, or set TAPEGRAD_FONT)");
+        }
+        let ckpt = trainer.to_checkpoint(&meta);
+        ckpt.save(out.join("checkpoint.safetensors"))?;
+        if trainer
+            .history
+            .best_val_accuracy()
+            .is_some_and(|(e, _)| e == r.epoch)
+        {
+            ckpt.save(out.join("best.safetensors"))?;
+        }
+        last_eval = Some(eval);
+    }
+    let eval = match last_eval {
+        Some(e) => e,
+        None => trainer.evaluate(&test_loader)?,
+    };
+    let report = Report::new(
+        format!(
+            "{} on {} after {} epochs",
+            args.model, data_name, trainer.position.epoch
+        ),
+        &eval,
+    );
+    let text = console.tagged(&report);
+    std::fs::write(out.join("report.txt"), format!("{text}\n")).map_err(|e| io(&out, e))?;
+    console.line("");
+    console.line(&report);
+    console.line("");
+    console.line(format!(
+        "total wall time {:.1} s (loading {load_secs:.1} s, training {train_secs:.1} s, testing {eval_secs:.1} s); results in {}",
+        start.elapsed().as_secs_f64(), out.display()
+    ));
+    Ok(())
+}

@@ -28,16 +28,13 @@ use tapegrad::autograd::{Error, Result};
 use tapegrad::models::{by_name, LeNet5, LeNetConfig};
 use tapegrad::nn::checkpoint::Checkpoint;
 use tapegrad::nn::data::{
-    synthetic, Cifar10, Compose, DataLoader, Dataset, FashionMnist, ImageFolder,
-    ImageFolderOptions, LoaderOptions, Mnist, PcaColor, RandomCrop, RandomHorizontalFlip, Split,
-    Transform,
-};
-use tapegrad::nn::optim::{
-    Adam, AdamConfig, AdamW, CosineAnnealingLR, MultiStepLR, Optimizer, PlateauConfig,
-    ReduceLROnPlateau, RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLR,
+    synthetic, Cifar10, DataLoader, Dataset, FashionMnist, ImageFolder, ImageFolderOptions,
+    LoaderOptions, Mnist, Split,
 };
 use tapegrad::nn::train::{
-    format_grad_stats, plot_history, Console, PlotText, Progress, Report, Schedule, Trainer,
+    augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
+    plot_history, schedule_by_name, Console, OptimizerSettings, PlotText, Progress, Report,
+    ScheduleSettings, Trainer,
 };
 use tapegrad::nn::{summary, Module};
 
@@ -160,16 +157,10 @@ struct Args {
     synthetic_per_class: usize,
 }
 
-/// Flags that may differ from the checkpoint's when resuming.
-const RESUME_MAY_CHANGE: &[&str] = &[
-    "epochs",
-    "threads",
-    "out",
-    "resume",
-    "grad_stats",
-    "max_steps",
-    "data",
-];
+/// Flags that a resumed run takes from its own command line, not from the checkpoint.
+const RESUME_FRESH: &[&str] = &["resume", "out", "max_steps", "grad_stats"];
+/// Flags that a resumed run takes from the checkpoint unless given again.
+const RESUME_MAY_CHANGE: &[&str] = &["epochs", "threads", "data"];
 
 fn main() {
     let start = Instant::now();
@@ -194,10 +185,12 @@ fn resumed_args(args: &Args, matches: &clap::ArgMatches, ckpt: &Checkpoint) -> R
     let mut saved: serde_json::Value = serde_json::from_str(saved).map_err(json_err)?;
     let given = serde_json::to_value(args).map_err(json_err)?;
     for (key, value) in given.as_object().expect("Args is a struct") {
-        if matches.value_source(key) != Some(clap::parser::ValueSource::CommandLine) {
+        let given_now = matches.value_source(key) == Some(clap::parser::ValueSource::CommandLine);
+        if RESUME_FRESH.contains(&key.as_str()) {
+            saved[key] = value.clone();
+        } else if !given_now {
             continue;
-        }
-        if RESUME_MAY_CHANGE.contains(&key.as_str()) {
+        } else if RESUME_MAY_CHANGE.contains(&key.as_str()) {
             saved[key] = value.clone();
         } else if saved[key] != *value {
             return Err(Error::invalid(
@@ -207,7 +200,10 @@ fn resumed_args(args: &Args, matches: &clap::ArgMatches, ckpt: &Checkpoint) -> R
                      settings (only --{} may change)",
                     key.replace('_', "-"),
                     saved[key],
-                    RESUME_MAY_CHANGE.join(", --").replace('_', "-")
+                    [RESUME_MAY_CHANGE, RESUME_FRESH]
+                        .concat()
+                        .join(", --")
+                        .replace('_', "-")
                 ),
             ));
         }
@@ -282,46 +278,6 @@ fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
     }
 }
 
-/// `(x - mean[c]) / std[c]`, applied once to the stored pixels rather than to every batch.
-fn normalise(ds: &Dataset, mean: &[f32], std: &[f32]) -> Result<Dataset> {
-    let [c, h, w] = ds.sample_shape();
-    let mut px = ds.pixels().to_vec();
-    for sample in px.chunks_mut(c * h * w) {
-        for (ch, plane) in sample.chunks_mut(h * w).enumerate() {
-            plane
-                .iter_mut()
-                .for_each(|v| *v = (*v - mean[ch]) / std[ch]);
-        }
-    }
-    Dataset::new(px, [c, h, w], ds.labels().to_vec(), ds.classes().to_vec())
-}
-
-fn augmentation(args: &Args, train: &Dataset, fill: f32) -> Result<Option<Arc<dyn Transform>>> {
-    let [c, h, _] = train.sample_shape();
-    let mut t = Compose::new();
-    for name in args
-        .augment
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        t = match name {
-            "none" => t,
-            "flip" => t.then(RandomHorizontalFlip::new(0.5)),
-            "crop" => t.then(RandomCrop::new(h, (h / 8).max(1), fill)),
-            "pca" if c == 3 => t.then(PcaColor::fit(train)?),
-            "pca" => return Err(Error::invalid("train", "--augment pca needs RGB images")),
-            other => {
-                return Err(Error::invalid(
-                    "train",
-                    format!("unknown augmentation '{other}' (none, flip, crop, pca)"),
-                ))
-            }
-        };
-    }
-    Ok((!t.is_empty()).then(|| Arc::new(t) as Arc<dyn Transform>))
-}
-
 /// A network by name for `[c, h, w]` inputs: LeNets are built for the input size, the rest
 /// come from the zoo.
 fn build_model(
@@ -356,84 +312,10 @@ fn build_model(
     }
 }
 
-fn build_optimizer(args: &Args) -> Result<Box<dyn Optimizer>> {
-    let wd = args.weight_decay;
-    Ok(match args.optimizer {
-        OptimizerKind::Sgd => Box::new(Sgd::new(SgdConfig {
-            lr: args.lr.unwrap_or(0.05),
-            momentum: args.momentum,
-            weight_decay: wd,
-            nesterov: args.nesterov,
-            ..Default::default()
-        })?),
-        OptimizerKind::Adam | OptimizerKind::Adamw => {
-            let cfg = AdamConfig {
-                lr: args.lr.unwrap_or(0.002),
-                weight_decay: wd,
-                ..Default::default()
-            };
-            if args.optimizer == OptimizerKind::Adam {
-                Box::new(Adam::new(cfg)?)
-            } else {
-                Box::new(AdamW::new(cfg)?)
-            }
-        }
-        OptimizerKind::Rmsprop => Box::new(RmsProp::new(RmsPropConfig {
-            lr: args.lr.unwrap_or(0.001),
-            momentum: args.momentum,
-            weight_decay: wd,
-            ..Default::default()
-        })?),
-    })
-}
-
-fn build_schedule(args: &Args, opt: &dyn Optimizer) -> Result<Schedule> {
-    let e = args.epochs.max(1);
-    Ok(match args.schedule {
-        ScheduleKind::None => Schedule::None,
-        ScheduleKind::Step => {
-            let size = args.step_size.unwrap_or((e / 3).max(1));
-            Schedule::Epoch(Box::new(StepLR::new(opt, size, args.gamma)?))
-        }
-        ScheduleKind::Multistep => {
-            let m = if args.milestones.is_empty() {
-                vec![e / 2, e * 3 / 4]
-            } else {
-                args.milestones.clone()
-            };
-            Schedule::Epoch(Box::new(MultiStepLR::new(opt, &m, args.gamma)?))
-        }
-        ScheduleKind::Cosine => Schedule::Epoch(Box::new(CosineAnnealingLR::new(opt, e, 0.0)?)),
-        ScheduleKind::Plateau => Schedule::Plateau(ReduceLROnPlateau::new(PlateauConfig {
-            patience: args.patience,
-            factor: args.gamma,
-            ..Default::default()
-        })?),
-    })
-}
-
-/// `YYYYmmdd-HHMMSS` (UTC) from the system clock.
-fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+/// The command-line spelling of a choice.
+fn name_of(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -477,8 +359,8 @@ fn run(
     let (mean, std) = train.channel_mean_std();
     let std: Vec<f32> = std.iter().map(|&s| if s > 0.0 { s } else { 1.0 }).collect();
     let (train, test) = (
-        normalise(&train, &mean, &std)?,
-        normalise(&test, &mean, &std)?,
+        normalize_dataset(&train, &mean, &std)?,
+        normalize_dataset(&test, &mean, &std)?,
     );
     let shape = train.sample_shape();
     let classes = train.classes().to_vec();
@@ -489,7 +371,7 @@ fn run(
     } else {
         0.0
     };
-    let transform = augmentation(&args, &train, fill)?;
+    let transform = augmentation(&args.augment, &train, fill)?;
     let loader_opts = LoaderOptions {
         seed: args.seed,
         transform,
@@ -507,8 +389,26 @@ fn run(
     let mut model = build_model(&args.model, classes.len(), shape, args.seed)?;
     let input = [1, shape[0], shape[1], shape[2]];
     let s = summary(model.as_mut(), &input)?;
-    let optimizer = build_optimizer(&args)?;
-    let schedule = build_schedule(&args, optimizer.as_ref())?;
+    let optimizer = optimizer_by_name(
+        &name_of(args.optimizer),
+        &OptimizerSettings {
+            lr: args.lr,
+            momentum: args.momentum,
+            weight_decay: args.weight_decay,
+            nesterov: args.nesterov,
+        },
+    )?;
+    let schedule = schedule_by_name(
+        &name_of(args.schedule),
+        &ScheduleSettings {
+            epochs: args.epochs,
+            step_size: args.step_size,
+            milestones: args.milestones.clone(),
+            gamma: args.gamma,
+            patience: args.patience,
+        },
+        optimizer.as_ref(),
+    )?;
     let mut trainer = Trainer::new(model, optimizer, schedule);
     trainer.loss = trainer.loss.label_smoothing(args.label_smoothing);
     trainer.clip_grad_norm = args.clip_grad;
@@ -520,15 +420,12 @@ fn run(
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         (None, None) => {
-            let d = if console.tag().is_some() {
-                "synthetic"
-            } else {
-                &args
-                    .dataset
-                    .to_possible_value()
-                    .map_or("data".to_string(), |v| v.get_name().to_string())
+            // A fallback to the synthetic set names itself, whatever was asked for.
+            let d = match console.tag() {
+                Some(_) => "synthetic".to_string(),
+                None => name_of(args.dataset),
             };
-            PathBuf::from("runs").join(format!("{}-{d}-{}", args.model, timestamp()))
+            PathBuf::from("runs").join(format!("{}-{d}-{}", args.model, now_timestamp()))
         }
     };
     std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;

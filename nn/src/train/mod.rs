@@ -33,6 +33,7 @@ mod plot;
 mod progress;
 mod report;
 mod resume;
+mod setup;
 mod trainer;
 
 pub use grad_stats::{format_grad_stats, grad_stats, GradStatsEpoch, LayerGradStats};
@@ -41,4 +42,9 @@ pub use plot::{plot_history, PlotText};
 pub use progress::{Console, Progress};
 pub use report::Report;
 pub use resume::{load_training_checkpoint, save_training_checkpoint};
+pub use setup::{
+    augmentation, default_lr, normalize_dataset, now_timestamp, optimizer_by_name,
+    schedule_by_name, utc_timestamp, OptimizerSettings, ScheduleSettings, AUGMENTATIONS,
+    OPTIMIZERS, SCHEDULES,
+};
 pub use trainer::{EpochTotals, Evaluation, Position, Schedule, StepOutcome, Trainer};

@@ -74,6 +74,28 @@ fn meta<T: serde::de::DeserializeOwned>(ckpt: &Checkpoint, path: &Path, key: &st
     serde_json::from_str(text).map_err(|e| format_err(path, format!("{key}: {e}")))
 }
 
+/// LeNet-5's layout from its name, as the train example reads it.
+fn lenet_layout(name: &str) -> Option<(bool, (usize, usize, usize, usize))> {
+    match name {
+        "lenet5-wide" => return Some((true, (16, 32, 128, 84))),
+        "lenet5-modern" => return Some((true, (6, 16, 120, 84))),
+        "lenet5" => return Some((false, (6, 16, 120, 84))),
+        _ => {}
+    }
+    let (modern, rest) = match name.strip_prefix("lenet5-modern-") {
+        Some(r) => (true, r),
+        None => (false, name.strip_prefix("lenet5-")?),
+    };
+    let w: Vec<usize> = rest
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match w[..] {
+        [a, b, c, d] if w.iter().all(|&x| x > 0) => Some((modern, (a, b, c, d))),
+        _ => None,
+    }
+}
+
 /// The same networks, by the same names, as the train example builds.
 fn build_model(name: &str, classes: usize, [c, h, w]: [usize; 3]) -> Result<Box<dyn Module>> {
     let lenet = |modern, widths| -> Result<Box<dyn Module>> {
@@ -91,11 +113,9 @@ fn build_model(name: &str, classes: usize, [c, h, w]: [usize; 3]) -> Result<Box<
         };
         Ok(Box::new(LeNet5::new(cfg, &mut tapegrad::autograd::rng(0))?))
     };
-    match name {
-        "lenet5-wide" => lenet(true, (16, 32, 128, 84)),
-        "lenet5-modern" => lenet(true, (6, 16, 120, 84)),
-        "lenet5" => lenet(false, (6, 16, 120, 84)),
-        other => by_name(other, classes, c, 0),
+    match lenet_layout(name) {
+        Some((modern, widths)) => lenet(modern, widths),
+        None => by_name(name, classes, c, 0),
     }
 }
 

@@ -84,7 +84,7 @@ struct Args {
     data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DatasetKind::FashionMnist)]
     dataset: DatasetKind,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 6)]
     epochs: usize,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -232,11 +232,16 @@ fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> {
                 format!("Fashion-MNIST ({})", dir.display()),
             )),
             Err(e) if args.data.is_none() => {
+                let looked = match &e {
+                    Error::Io { path, .. } => path.clone(),
+                    other => other.to_string(),
+                };
                 let (split, name) = synthetic_set(console)?;
                 console.line(format!(
-                    "{e}\nTo train on Fashion-MNIST: apt-get install -y dataset-fashion-mnist \
+                    "Fashion-MNIST not found (looked in {looked}).\n\
+                     Install it with: apt-get install -y dataset-fashion-mnist \
                      (or set FASHION_MNIST_DIR, or pass --data DIR).\n\
-                     Training on the built-in synthetic set instead."
+                     Training on the built-in synthetic set instead; every line is marked {SYNTHETIC}."
                 ));
                 Ok((split, name))
             }
@@ -278,6 +283,30 @@ fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
     }
 }
 
+/// LeNet-5's layout from its name: `lenet5` (tanh, average pooling), `lenet5-modern` (ReLU,
+/// max pooling), `lenet5-wide` (modern, 16-32-128-84), or either with its widths spelled out:
+/// `lenet5-modern-12-24-128-84` (conv1, conv2, conv3 channels, hidden units).
+fn lenet_layout(name: &str) -> Option<(bool, (usize, usize, usize, usize))> {
+    match name {
+        "lenet5-wide" => return Some((true, (16, 32, 128, 84))),
+        "lenet5-modern" => return Some((true, (6, 16, 120, 84))),
+        "lenet5" => return Some((false, (6, 16, 120, 84))),
+        _ => {}
+    }
+    let (modern, rest) = match name.strip_prefix("lenet5-modern-") {
+        Some(r) => (true, r),
+        None => (false, name.strip_prefix("lenet5-")?),
+    };
+    let w: Vec<usize> = rest
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match w[..] {
+        [a, b, c, d] if w.iter().all(|&x| x > 0) => Some((modern, (a, b, c, d))),
+        _ => None,
+    }
+}
+
 /// A network by name for `[c, h, w]` inputs: LeNets are built for the input size, the rest
 /// come from the zoo.
 fn build_model(
@@ -304,11 +333,9 @@ fn build_model(
             &mut tapegrad::autograd::rng(seed),
         )?))
     };
-    match name {
-        "lenet5-wide" => lenet(true, (16, 32, 128, 84)),
-        "lenet5-modern" => lenet(true, (6, 16, 120, 84)),
-        "lenet5" => lenet(false, (6, 16, 120, 84)),
-        other => by_name(other, classes, c, seed),
+    match lenet_layout(name) {
+        Some((modern, widths)) => lenet(modern, widths),
+        None => by_name(name, classes, c, seed),
     }
 }
 
@@ -540,8 +567,11 @@ fn run(
     };
     let report = Report::new(
         format!(
-            "{} on {} after {} epochs",
-            args.model, data_name, trainer.position.epoch
+            "{} on {} after {} epoch{}",
+            args.model,
+            data_name,
+            trainer.position.epoch,
+            if trainer.position.epoch == 1 { "" } else { "s" }
         ),
         &eval,
     );

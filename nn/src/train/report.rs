@@ -46,13 +46,13 @@ impl fmt::Display for Report<'_> {
                 Some(a) => {
                     // A bar of up to 40 characters, one per 2.5%.
                     let bar = "#".repeat((a * 40.0).round() as usize);
-                    writeln!(
-                        f,
+                    let line = format!(
                         "  {i:>2} {:<w$}  {:6.2}%  of {:>5}  {bar}",
                         names[i],
                         100.0 * a,
                         support[i]
-                    )?
+                    );
+                    writeln!(f, "{}", line.trim_end())?
                 }
                 None => writeln!(f, "  {i:>2} {:<w$}       -  (no samples)", names[i])?,
             }

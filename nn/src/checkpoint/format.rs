@@ -63,13 +63,11 @@ fn raw(name: &str, t: &Tensor, store: Store, what: &str) -> Result<Raw> {
         Store::I64 => {
             let mut out = Vec::with_capacity(8 * t.numel());
             for &v in t.data() {
-                // Every integer an f32 holds exactly also fits in an i64 (|v| < 2^63).
+                // An integral f32 below 2^63 in magnitude converts to i64 exactly.
                 if !v.is_finite() || v.fract() != 0.0 || v.abs() >= 9.2e18 {
                     return Err(bad(
                         what,
-                        format!(
-                            "{name} is an integer buffer, but holds {v}, which is not an integer"
-                        ),
+                        format!("{name} is an integer buffer, but holds {v}, not an int64 value"),
                     ));
                 }
                 out.extend_from_slice(&(v as i64).to_le_bytes());
@@ -118,7 +116,7 @@ pub(crate) fn encode(
 pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
     let (n, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(what, explain(bytes, &e)))?;
     let data = bytes
-        .get(8 + n..)
+        .get(n.saturating_add(8)..)
         .ok_or_else(|| bad(what, "the data section is missing"))?;
     let mut tensors = Vec::new();
     for name in meta.offset_keys() {
@@ -127,7 +125,11 @@ pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
             .ok_or_else(|| bad(what, format!("tensor {name} is listed without its details")))?;
         let (s, e) = info.data_offsets;
         let slice = data.get(s..e).ok_or_else(|| {
-            bad(what, format!("tensor {name}: data_offsets [{s}, {e}] fall outside the data section ({} bytes)", data.len()))
+            let msg = format!(
+                "tensor {name}: data_offsets [{s}, {e}] fall outside the data section ({} bytes)",
+                data.len()
+            );
+            bad(what, msg)
         })?;
         let values = to_f32(&name, info.dtype, slice, what)?;
         let t = Tensor::from_vec(values, info.shape.clone())
@@ -141,6 +143,8 @@ pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
         .unwrap_or_default();
     Ok(Contents { tensors, metadata })
 }
+
+const READ_DTYPES: &str = "tapegrad reads F32, F64, F16, BF16, I64 and I32";
 
 fn to_f32(name: &str, dtype: Dtype, b: &[u8], what: &str) -> Result<Vec<f32>> {
     fn words<const N: usize>(b: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
@@ -164,12 +168,10 @@ fn to_f32(name: &str, dtype: Dtype, b: &[u8], what: &str) -> Result<Vec<f32>> {
         Dtype::I32 => words::<4>(b)
             .map(|w| i32::from_le_bytes(w) as f32)
             .collect(),
-        other => return Err(bad(
-            what,
-            format!(
-                "tensor {name} has dtype {other}; tapegrad reads F32, F64, F16, BF16, I64 and I32"
-            ),
-        )),
+        other => {
+            let msg = format!("tensor {name} has dtype {other}; {READ_DTYPES}");
+            return Err(bad(what, msg));
+        }
     })
 }
 
@@ -218,26 +220,18 @@ fn explain(bytes: &[u8], e: &SafeTensorError) -> String {
              (the offsets must tile the data section)"
         ),
         SafeTensorError::MetadataIncompleteBuffer => {
-            let data = bytes.len().saturating_sub(8 + header_len.unwrap_or(0) as usize);
-            let described = header_entries(bytes)
-                .iter()
-                .map(|t| t.end)
-                .max()
-                .unwrap_or(0);
-            format!("the header describes {described} bytes of tensor data, but the file has {data}: {tail}")
+            let start = (header_len.unwrap_or(0) as usize).saturating_add(8);
+            let data = bytes.len().saturating_sub(start);
+            let described = header_entries(bytes).iter().map(|t| t.end).max();
+            format!(
+                "the header describes {} bytes of tensor data, but the file has {data}: {tail}",
+                described.unwrap_or(0)
+            )
         }
         SafeTensorError::TensorInvalidInfo | SafeTensorError::ValidationOverflow => {
-            match header_entries(bytes).iter().find(|t| t.needed != Some(t.end.wrapping_sub(t.start))) {
-                Some(t) => match t.needed {
-                    Some(n) => format!(
-                        "tensor {}: dtype {} and shape {:?} need {n} bytes, but its data_offsets [{}, {}] span {}",
-                        t.name, t.dtype, t.shape, t.start, t.end, t.end.wrapping_sub(t.start)
-                    ),
-                    None => format!(
-                        "tensor {}: the byte size of shape {:?} overflows",
-                        t.name, t.shape
-                    ),
-                },
+            let entries = header_entries(bytes);
+            match entries.iter().find(|t| t.needed != Some(t.span())) {
+                Some(t) => t.explain(),
                 None => format!("a tensor's dtype, shape and data_offsets disagree ({e})"),
             }
         }
@@ -254,6 +248,28 @@ struct Declared {
     end: usize,
     /// The bytes dtype and shape need, `None` on overflow.
     needed: Option<usize>,
+}
+
+impl Declared {
+    fn span(&self) -> usize {
+        self.end.wrapping_sub(self.start)
+    }
+
+    /// Why this entry's size does not add up.
+    fn explain(&self) -> String {
+        let (name, shape) = (&self.name, &self.shape);
+        match self.needed {
+            Some(n) => format!(
+                "tensor {name}: dtype {} and shape {shape:?} need {n} bytes, \
+                 but its data_offsets [{}, {}] span {}",
+                self.dtype,
+                self.start,
+                self.end,
+                self.span()
+            ),
+            None => format!("tensor {name}: the byte size of shape {shape:?} overflows"),
+        }
+    }
 }
 
 /// The header's tensor entries, read again (only to explain an error), in offset order.

@@ -39,7 +39,11 @@ use tapegrad::nn::train::{
 use tapegrad::nn::{summary, Module};
 
 /// The default network: LeNet-5's layout (5x5 convolutions, ReLU, max pooling) with wider
-/// layers.
+/// layers (16-32-128-84: 127k parameters, 1.7 M multiply-adds per image). With the defaults
+/// (Adam, lr 0.002, cosine schedule, batch 64, 6 epochs) it reached 91.58% test accuracy on
+/// Fashion-MNIST (90.05% after epoch 3) in 311 s on two cores shared with other work (5 min
+/// of CPU time); 12-24 channels were 0.2 points worse, the original 6-16 is below 90% this
+/// soon, and 8 epochs gained only 0.1.
 const DEFAULT_MODEL: &str = "lenet5-wide";
 const SYNTHETIC: &str = "[synthetic]";
 

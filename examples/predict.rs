@@ -29,7 +29,7 @@ enum Invert {
 
 /// Classify images with a trained tapegrad checkpoint.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// A checkpoint written by the train example.
     #[arg(long)]

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod module;
 pub mod optim;
 pub mod summary;
+pub mod train;
 
 pub use module::{Entry, LayerInfo, Module, Sequential};
 pub use optim::Optimizer;

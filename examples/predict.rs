@@ -1,0 +1,243 @@
+//! Classifies image files with a trained checkpoint, printing the five most probable classes.
+//!
+//! ```text
+//! cargo run --release --example predict -- --checkpoint runs/NAME/best.safetensors shirt.png
+//! cargo run --release --example predict -- --checkpoint CKPT --model lenet5-wide a.jpg b.png
+//! ```
+//!
+//! A checkpoint written by the `train` example records the network, the input shape, the class
+//! names and the normalisation; each image is converted to that input (grey or RGB, shorter
+//! side resized, centre-cropped), normalised, and run through the network in evaluation mode.
+//! Fashion-MNIST's images are light garments on black: a photo on a light background is
+//! inverted first (`--invert auto`, the default, looks at the border).
+
+use clap::{Parser, ValueEnum};
+use image::imageops::FilterType;
+use std::path::{Path, PathBuf};
+use tapegrad::autograd::{Error, Result, Tape, Tensor};
+use tapegrad::models::{by_name, LeNet5, LeNetConfig};
+use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::nn::Module;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Invert {
+    /// Invert when the image's border is mostly light.
+    Auto,
+    Yes,
+    No,
+}
+
+/// Classify images with a trained tapegrad checkpoint.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// A checkpoint written by the train example.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The network (default: the one recorded in the checkpoint).
+    #[arg(long)]
+    model: Option<String>,
+    /// Invert grey images (light background to dark).
+    #[arg(long, value_enum, default_value_t = Invert::Auto)]
+    invert: Invert,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// PNG or JPEG files.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn format_err(what: &Path, msg: impl Into<String>) -> Error {
+    Error::Format {
+        what: what.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// A metadata entry of the checkpoint, parsed from JSON.
+fn meta<T: serde::de::DeserializeOwned>(ckpt: &Checkpoint, path: &Path, key: &str) -> Result<T> {
+    let text = ckpt.metadata.get(key).ok_or_else(|| {
+        format_err(
+            path,
+            format!("{key} is missing: not a checkpoint of the train example"),
+        )
+    })?;
+    serde_json::from_str(text).map_err(|e| format_err(path, format!("{key}: {e}")))
+}
+
+/// LeNet-5's layout from its name, as the train example reads it.
+fn lenet_layout(name: &str) -> Option<(bool, (usize, usize, usize, usize))> {
+    match name {
+        "lenet5-wide" => return Some((true, (16, 32, 128, 84))),
+        "lenet5-modern" => return Some((true, (6, 16, 120, 84))),
+        "lenet5" => return Some((false, (6, 16, 120, 84))),
+        _ => {}
+    }
+    let (modern, rest) = match name.strip_prefix("lenet5-modern-") {
+        Some(r) => (true, r),
+        None => (false, name.strip_prefix("lenet5-")?),
+    };
+    let w: Vec<usize> = rest
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match w[..] {
+        [a, b, c, d] if w.iter().all(|&x| x > 0) => Some((modern, (a, b, c, d))),
+        _ => None,
+    }
+}
+
+/// The same networks, by the same names, as the train example builds.
+fn build_model(name: &str, classes: usize, [c, h, w]: [usize; 3]) -> Result<Box<dyn Module>> {
+    let lenet = |modern, widths| -> Result<Box<dyn Module>> {
+        if h != w {
+            return Err(Error::invalid(
+                "predict",
+                format!("{name} needs square inputs"),
+            ));
+        }
+        let cfg = LeNetConfig {
+            in_channels: c,
+            modern,
+            widths,
+            ..LeNetConfig::classic(h, classes)
+        };
+        Ok(Box::new(LeNet5::new(cfg, &mut tapegrad::autograd::rng(0))?))
+    };
+    match lenet_layout(name) {
+        Some((modern, widths)) => lenet(modern, widths),
+        None => by_name(name, classes, c, 0),
+    }
+}
+
+/// The image at `path` as a normalised `[1, c, h, w]` tensor.
+fn load_image(
+    path: &Path,
+    [c, h, w]: [usize; 3],
+    invert: Invert,
+    mean: &[f32],
+    std: &[f32],
+) -> Result<Tensor> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?
+        .with_guessed_format()
+        .map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?
+        .decode()
+        .map_err(|e| format_err(path, format!("cannot decode the image: {e}")))?;
+    // Resize the shorter side to the input size, then take the centre.
+    let (iw, ih) = (img.width().max(1) as f32, img.height().max(1) as f32);
+    let scale = (w as f32 / iw).max(h as f32 / ih);
+    let (rw, rh) = (
+        ((iw * scale).round() as u32).max(w as u32),
+        ((ih * scale).round() as u32).max(h as u32),
+    );
+    let img = img.resize_exact(rw, rh, FilterType::Triangle).crop_imm(
+        (rw - w as u32) / 2,
+        (rh - h as u32) / 2,
+        w as u32,
+        h as u32,
+    );
+    let mut planes = vec![0f32; c * h * w];
+    match c {
+        1 => {
+            let grey = img.to_luma8();
+            let px: Vec<f32> = grey.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
+            let border: Vec<f32> = (0..h * w)
+                .filter(|i| i / w == 0 || i / w == h - 1 || i % w == 0 || i % w == w - 1)
+                .map(|i| px[i])
+                .collect();
+            let light = border.iter().sum::<f32>() / border.len().max(1) as f32 > 0.5;
+            let flip = invert == Invert::Yes || (invert == Invert::Auto && light);
+            for (o, v) in planes.iter_mut().zip(px) {
+                *o = if flip { 1.0 - v } else { v };
+            }
+        }
+        3 => {
+            for (i, p) in img.to_rgb8().pixels().enumerate() {
+                for ch in 0..3 {
+                    planes[ch * h * w + i] = p.0[ch] as f32 / 255.0;
+                }
+            }
+        }
+        _ => {
+            return Err(Error::invalid(
+                "predict",
+                format!("inputs of {c} channels are not images"),
+            ))
+        }
+    }
+    for (ch, plane) in planes.chunks_mut(h * w).enumerate() {
+        plane
+            .iter_mut()
+            .for_each(|v| *v = (*v - mean[ch]) / std[ch]);
+    }
+    Tensor::from_vec(planes, [1, c, h, w])
+}
+
+fn run(args: &Args) -> Result<()> {
+    let path = &args.checkpoint;
+    let ckpt = Checkpoint::load(path)?;
+    let name = match &args.model {
+        Some(m) => m.clone(),
+        None => ckpt.metadata.get("model.name").cloned().ok_or_else(|| {
+            format_err(
+                path,
+                "the checkpoint does not name its network: pass --model",
+            )
+        })?,
+    };
+    let shape: [usize; 3] = meta(&ckpt, path, "model.input")?;
+    let classes: Vec<String> = meta(&ckpt, path, "data.classes")?;
+    let mean: Vec<f32> = meta(&ckpt, path, "data.mean")?;
+    let std: Vec<f32> = meta(&ckpt, path, "data.std")?;
+    if mean.len() != shape[0] || std.len() != shape[0] {
+        return Err(format_err(
+            path,
+            "data.mean and data.std must have one entry per channel",
+        ));
+    }
+    let mut model = build_model(&name, classes.len(), shape)?;
+    ckpt.restore_model(model.as_mut(), true)?;
+    model.eval();
+    let data = data_name(&ckpt);
+    println!(
+        "{name} trained on {data}; input {shape:?}, {} classes",
+        classes.len()
+    );
+    for img_path in &args.images {
+        let x = load_image(img_path, shape, args.invert, &mean, &std)?;
+        let tape = Tape::inference();
+        let logits = model.forward(tape.input(x))?;
+        let probs = logits.softmax(1)?.value();
+        let k = args.top.clamp(1, classes.len());
+        let (values, indices) = probs.topk(k, 1)?;
+        println!("{}", img_path.display());
+        for (p, i) in values.data().iter().zip(indices.data()) {
+            let i = *i as usize;
+            println!("  {:6.2}%  {:>2} {}", 100.0 * p, i, classes[i]);
+        }
+    }
+    Ok(())
+}
+
+fn data_name(ckpt: &Checkpoint) -> String {
+    ckpt.metadata
+        .get("data.name")
+        .cloned()
+        .unwrap_or_else(|| "unknown data".into())
+}

@@ -5,7 +5,8 @@ use tapegrad_autograd::{rng, Error, Result};
 use tapegrad_nn::Module;
 
 /// The names `by_name` knows. `-small` ResNets have the small-image stem; `plain` networks have
-/// no shortcuts.
+/// no shortcuts; a `-wN` suffix sets a ResNet's first-stage width (64 by default), as in
+/// `resnet18-small-w16`.
 pub const NAMES: &[&str] = &[
     "lenet5",
     "lenet5-modern",
@@ -55,6 +56,11 @@ pub fn by_name(
         .strip_prefix("resnet")
         .or_else(|| name.strip_prefix("plain"))
     {
+        // `resnet18-small-w16`: the small-image stem, first-stage width 16.
+        let (rest, width) = match rest.rsplit_once("-w") {
+            Some((r, w)) => (r, w.parse().map_err(|_| bad())?),
+            None => (rest, 64),
+        };
         let (depth, small) = match rest.strip_suffix("-small") {
             Some(d) => (d, true),
             None => (rest, false),
@@ -66,6 +72,7 @@ pub fn by_name(
         let c = ResNetConfig {
             in_channels,
             small_stem: small,
+            width,
             plain: name.starts_with("plain"),
             ..ResNetConfig::new(depth, num_classes)
         };

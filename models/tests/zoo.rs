@@ -34,6 +34,12 @@ fn every_name_builds_and_unknown_names_are_errors() {
             "{name}"
         );
     }
+    // A narrower ResNet: every width divided by 4, so about 1/16 of the parameters.
+    let mut narrow = by_name("resnet18-small-w16", 10, 1, 0).unwrap();
+    let mut full = by_name("resnet18-small", 10, 1, 0).unwrap();
+    let ratio = full.num_parameters() as f64 / narrow.num_parameters() as f64;
+    assert!((14.0..17.0).contains(&ratio), "{ratio}");
+    assert!(by_name("resnet18-small-wx", 10, 3, 0).is_err());
     let err = by_name("resnet19", 10, 3, 0).err().unwrap().to_string();
     assert!(err.contains("resnet19"), "{err}");
 }

@@ -151,8 +151,17 @@ impl Tensor {
     pub fn abs(&self) -> Tensor {
         self.map(f32::abs)
     }
+    /// `x^p`; the common exponents take exact shortcuts (`powf` is many times slower than a
+    /// multiply, and `square` sits in every batch norm).
     pub fn powf(&self, p: f32) -> Tensor {
-        self.map(move |x| x.powf(p))
+        match p {
+            1.0 => self.clone(),
+            2.0 => self.map(|x| x * x),
+            3.0 => self.map(|x| x * x * x),
+            0.5 => self.map(f32::sqrt),
+            -1.0 => self.map(|x| 1.0 / x),
+            _ => self.map(move |x| x.powf(p)),
+        }
     }
     /// `1 / (1 + e^-x)`, written so that neither branch overflows.
     pub fn sigmoid(&self) -> Tensor {
@@ -267,5 +276,25 @@ mod tests {
         let m = Tensor::from_vec(vec![1.0, 0.0], [2, 1]).unwrap();
         let r = Tensor::where_cond(&m, &Tensor::ones([1, 3]), &Tensor::scalar(-1.0)).unwrap();
         assert_eq!(r.to_vec(), vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0]);
+    }
+}
+
+#[cfg(test)]
+mod powf_tests {
+    use super::*;
+
+    #[test]
+    fn shortcut_exponents_agree_with_powf() {
+        let x = Tensor::from_slice(&[0.0, 0.3, 1.0, 2.5, 7.0]);
+        for p in [1.0f32, 2.0, 3.0, 0.5, -1.0, 0.75] {
+            let want = x.data().iter().map(|v| v.powf(p)).collect::<Vec<_>>();
+            let got = x.powf(p);
+            for (a, b) in got.data().iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs().max(1.0) || a == b,
+                    "p = {p}: {a} vs {b}"
+                );
+            }
+        }
     }
 }

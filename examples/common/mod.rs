@@ -21,12 +21,14 @@ impl Args {
     /// and `--help` are always accepted). Exits with a message on a malformed command line.
     pub fn parse(example: &'static str, known: &[(&str, &str)]) -> Args {
         let usage = || {
+            let w = known.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(3);
             let mut s = format!("usage: cargo run --release --example {example} -- [options]\n");
             s.push_str(&format!(
-                "  --out DIR  where files go (default runs/{example})\n"
+                "  --{:<w$}  where files go (default runs/{example})\n",
+                "out"
             ));
             for (name, help) in known {
-                s.push_str(&format!("  --{name} VALUE  {help}\n"));
+                s.push_str(&format!("  --{name:<w$}  {help}\n"));
             }
             s
         };

@@ -1,4 +1,4 @@
-//! PNG line charts with plotters' bitmap backend.
+//! PNG line charts: plotters' bitmap backend draws into a buffer, `image` writes the PNG.
 //!
 //! Text is drawn by ab_glyph from a TrueType file read at run time (`$TAPEGRAD_FONT`, else
 //! DejaVu Sans or Liberation Sans where Debian installs them: `apt-get install
@@ -90,13 +90,19 @@ pub fn save_grid(
 ) -> Result<(), Box<dyn Error>> {
     let cols = cols.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(cols).max(1);
-    let root =
-        BitMapBackend::new(path, (cell.0 * cols as u32, cell.1 * rows as u32)).into_drawing_area();
-    root.fill(&WHITE)?;
-    for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
-        draw(area, panel)?;
+    let (w, h) = (cell.0 * cols as u32, cell.1 * rows as u32);
+    // plotters draws into an RGB buffer; `image` encodes it (plotters' own encoder is off).
+    let mut buf = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
+            draw(area, panel)?;
+        }
+        root.present()?;
     }
-    root.present()?;
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or("plot buffer of the wrong size")?;
+    img.save(path)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod loss;
 pub mod metrics;
 pub mod module;
 pub mod optim;
+pub mod study;
 pub mod summary;
 pub mod train;
 

@@ -1,0 +1,256 @@
+//! The degradation experiment: plain and residual networks of two depths trained the same way.
+//! In the ResNet paper, plain-34 is worse than plain-18 (top-1 error 28.54 vs 27.94) while
+//! ResNet-34 beats ResNet-18 (25.03 vs 27.88): depth alone makes a plain network harder to
+//! optimise, and the shortcuts take that difficulty away.
+//!
+//! The networks come from the caller (`build(depth, residual)`), so this module needs no model
+//! zoo; it trains each one with SGD on the same data, in the same order, and records curves.
+
+use crate::data::{synthetic, DataLoader, Dataset, FashionMnist, LoaderOptions};
+use crate::metrics::top_k_error;
+use crate::optim::{Optimizer, Sgd, SgdConfig};
+use crate::Module;
+use std::sync::Arc;
+use tapegrad_autograd::{Error, Result, Tape};
+
+/// How the networks are trained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DegradationOptions {
+    /// The two (or more) depths to compare, each built plain and residual.
+    pub depths: Vec<usize>,
+    pub epochs: usize,
+    /// Use only this many training images (all when `None`).
+    pub limit_train: Option<usize>,
+    /// Use only this many test images (all when `None`).
+    pub limit_test: Option<usize>,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    /// Points per epoch on the training curve (each the mean over its share of the batches).
+    pub points_per_epoch: usize,
+    pub seed: u64,
+}
+
+impl Default for DegradationOptions {
+    fn default() -> Self {
+        DegradationOptions {
+            depths: vec![18, 34],
+            epochs: 3,
+            limit_train: Some(10_000),
+            limit_test: Some(2_000),
+            batch_size: 64,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            points_per_epoch: 5,
+            seed: 0,
+        }
+    }
+}
+
+/// One point of a training curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Fractional epochs of training done.
+    pub epoch: f32,
+    /// Mean loss and top-1 error over the batches since the previous point.
+    pub train_loss: f32,
+    pub train_error: f32,
+}
+
+/// The record of one network's training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    pub depth: usize,
+    pub residual: bool,
+    pub params: usize,
+    pub points: Vec<CurvePoint>,
+    /// Top-1 test error after each epoch.
+    pub test_error: Vec<f32>,
+    pub seconds: f32,
+}
+
+impl Curve {
+    /// `plain-18`, `resnet-34`, ...
+    pub fn name(&self) -> String {
+        let kind = if self.residual { "resnet" } else { "plain" };
+        format!("{kind}-{}", self.depth)
+    }
+
+    /// Mean training error over the last epoch's points.
+    pub fn final_train_error(&self) -> f32 {
+        last_epoch_mean(&self.points, |p| p.train_error)
+    }
+
+    /// Mean training loss over the last epoch's points.
+    pub fn final_train_loss(&self) -> f32 {
+        last_epoch_mean(&self.points, |p| p.train_loss)
+    }
+
+    /// Whether every recorded number is finite.
+    pub fn is_finite(&self) -> bool {
+        self.points
+            .iter()
+            .all(|p| p.train_loss.is_finite() && p.train_error.is_finite())
+            && self.test_error.iter().all(|e| e.is_finite())
+    }
+}
+
+fn last_epoch_mean(points: &[CurvePoint], f: impl Fn(&CurvePoint) -> f32) -> f32 {
+    let Some(last) = points.last() else {
+        return f32::NAN;
+    };
+    let from = last.epoch.ceil() - 1.0;
+    let tail: Vec<f32> = points.iter().filter(|p| p.epoch > from).map(f).collect();
+    tail.iter().sum::<f32>() / tail.len() as f32
+}
+
+/// Fashion-MNIST if installed (see [`FashionMnist::find`]), else the built-in synthetic shapes;
+/// cut to the limits of `opts`. Returns the name of the data too.
+pub fn load_data(opts: &DegradationOptions) -> Result<(Dataset, Dataset, &'static str)> {
+    let (split, name) = match FashionMnist::open(None) {
+        Ok(s) => (s, "Fashion-MNIST"),
+        Err(_) => {
+            let per_class = |n: Option<usize>, d: usize| n.map_or(d, |n| n.div_ceil(10).max(1));
+            (
+                synthetic::split(
+                    per_class(opts.limit_train, 1000),
+                    per_class(opts.limit_test, 200),
+                    opts.seed,
+                )?,
+                "synthetic shapes",
+            )
+        }
+    };
+    let cut = |d: Dataset, n: Option<usize>| match n {
+        Some(n) if n < d.len() => d.subset(&(0..n).collect::<Vec<_>>()),
+        _ => Ok(d),
+    };
+    Ok((
+        cut(split.train, opts.limit_train)?,
+        cut(split.test, opts.limit_test)?,
+        name,
+    ))
+}
+
+/// Trains `model` on `train` and records its curve; `on_point` sees each point as it comes.
+pub fn train_curve(
+    model: &mut dyn Module,
+    (depth, residual): (usize, bool),
+    train: &Arc<Dataset>,
+    test: &Dataset,
+    opts: &DegradationOptions,
+    on_point: &mut dyn FnMut(&Curve),
+) -> Result<Curve> {
+    let start = std::time::Instant::now();
+    let loader_opts = LoaderOptions {
+        seed: opts.seed,
+        ..LoaderOptions::default()
+    };
+    let loader = DataLoader::new(train.clone(), opts.batch_size, loader_opts)?;
+    let mut sgd = Sgd::new(SgdConfig {
+        lr: opts.lr,
+        momentum: opts.momentum,
+        weight_decay: opts.weight_decay,
+        ..SgdConfig::default()
+    })?;
+    let mut curve = Curve {
+        depth,
+        residual,
+        params: model.num_parameters(),
+        points: Vec::new(),
+        test_error: Vec::new(),
+        seconds: 0.0,
+    };
+    let batches = loader.len();
+    let per_point = batches.div_ceil(opts.points_per_epoch.max(1)).max(1);
+    for epoch in 0..opts.epochs {
+        model.train();
+        let (mut loss_sum, mut err_sum, mut n) = (0f64, 0f64, 0usize);
+        for (b, batch) in loader.epoch(epoch as u64).enumerate() {
+            let batch = batch?;
+            let tape = Tape::new();
+            let logits = model.forward(tape.input(batch.images))?;
+            let loss = logits.cross_entropy(&batch.labels)?;
+            let l = loss.item()?;
+            let err = top_k_error(&logits.value(), &batch.labels, 1)?;
+            let grads = loss.backward()?;
+            sgd.step(model, &grads)?;
+            let k = batch.labels.len();
+            loss_sum += l as f64 * k as f64;
+            err_sum += err as f64 * k as f64;
+            n += k;
+            if (b + 1) % per_point == 0 || b + 1 == batches {
+                curve.points.push(CurvePoint {
+                    epoch: epoch as f32 + (b + 1) as f32 / batches as f32,
+                    train_loss: (loss_sum / n as f64) as f32,
+                    train_error: (err_sum / n as f64) as f32,
+                });
+                (loss_sum, err_sum, n) = (0.0, 0.0, 0);
+                curve.seconds = start.elapsed().as_secs_f32();
+                on_point(&curve);
+            }
+        }
+        curve
+            .test_error
+            .push(test_error(model, test, opts.batch_size)?);
+        curve.seconds = start.elapsed().as_secs_f32();
+        on_point(&curve);
+    }
+    Ok(curve)
+}
+
+/// Top-1 error of `model` (in evaluation mode) on `data`.
+pub fn test_error(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> Result<f32> {
+    model.eval();
+    let loader = DataLoader::new(
+        Arc::new(data.clone()),
+        batch_size,
+        LoaderOptions {
+            shuffle: false,
+            ..LoaderOptions::default()
+        },
+    )?;
+    let mut wrong = 0f64;
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let tape = Tape::inference();
+        let logits = model.forward(tape.input(batch.images))?.value();
+        wrong += top_k_error(&logits, &batch.labels, 1)? as f64 * batch.labels.len() as f64;
+    }
+    model.train();
+    Ok((wrong / data.len().max(1) as f64) as f32)
+}
+
+/// Trains every depth of `opts.depths`, plain then residual, built by `build(depth, residual)`.
+pub fn run(
+    build: &dyn Fn(usize, bool) -> Result<Box<dyn Module>>,
+    train: Dataset,
+    test: &Dataset,
+    opts: &DegradationOptions,
+    on_point: &mut dyn FnMut(&Curve),
+) -> Result<Vec<Curve>> {
+    if opts.depths.is_empty() || opts.batch_size == 0 {
+        return Err(Error::invalid(
+            "degradation::run",
+            "needs at least one depth and a positive batch size",
+        ));
+    }
+    let train = Arc::new(train);
+    let mut curves = Vec::new();
+    for residual in [false, true] {
+        for &depth in &opts.depths {
+            let mut model = build(depth, residual)?;
+            curves.push(train_curve(
+                &mut model,
+                (depth, residual),
+                &train,
+                test,
+                opts,
+                on_point,
+            )?);
+        }
+    }
+    Ok(curves)
+}

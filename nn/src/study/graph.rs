@@ -22,8 +22,9 @@ pub struct TapeGraph {
 }
 
 /// Runs `model` on `input`, a cross-entropy loss against `labels` and a traced backward pass,
-/// and exports the tape with the gradient norms.
+/// and exports the tape with the gradient norms and the parameters' dotted names.
 pub fn model_dot(model: &mut dyn Module, input: Tensor, labels: &[usize]) -> Result<TapeGraph> {
+    model.name_parameters();
     let tape = Tape::new();
     let loss = model.forward(tape.input(input))?.cross_entropy(labels)?;
     let grads = loss.backward_with_options(

@@ -15,7 +15,6 @@ use clap::{Parser, ValueEnum};
 use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
 use tapegrad::autograd::{Error, Result, Tape, Tensor};
-use tapegrad::models::{by_name, LeNet5, LeNetConfig};
 use tapegrad::nn::checkpoint::Checkpoint;
 use tapegrad::nn::Module;
 
@@ -72,51 +71,6 @@ fn meta<T: serde::de::DeserializeOwned>(ckpt: &Checkpoint, path: &Path, key: &st
         )
     })?;
     serde_json::from_str(text).map_err(|e| format_err(path, format!("{key}: {e}")))
-}
-
-/// LeNet-5's layout from its name, as the train example reads it.
-fn lenet_layout(name: &str) -> Option<(bool, (usize, usize, usize, usize))> {
-    match name {
-        "lenet5-wide" => return Some((true, (16, 32, 128, 84))),
-        "lenet5-modern" => return Some((true, (6, 16, 120, 84))),
-        "lenet5" => return Some((false, (6, 16, 120, 84))),
-        _ => {}
-    }
-    let (modern, rest) = match name.strip_prefix("lenet5-modern-") {
-        Some(r) => (true, r),
-        None => (false, name.strip_prefix("lenet5-")?),
-    };
-    let w: Vec<usize> = rest
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    match w[..] {
-        [a, b, c, d] if w.iter().all(|&x| x > 0) => Some((modern, (a, b, c, d))),
-        _ => None,
-    }
-}
-
-/// The same networks, by the same names, as the train example builds.
-fn build_model(name: &str, classes: usize, [c, h, w]: [usize; 3]) -> Result<Box<dyn Module>> {
-    let lenet = |modern, widths| -> Result<Box<dyn Module>> {
-        if h != w {
-            return Err(Error::invalid(
-                "predict",
-                format!("{name} needs square inputs"),
-            ));
-        }
-        let cfg = LeNetConfig {
-            in_channels: c,
-            modern,
-            widths,
-            ..LeNetConfig::classic(h, classes)
-        };
-        Ok(Box::new(LeNet5::new(cfg, &mut tapegrad::autograd::rng(0))?))
-    };
-    match lenet_layout(name) {
-        Some((modern, widths)) => lenet(modern, widths),
-        None => by_name(name, classes, c, 0),
-    }
 }
 
 /// The image at `path` as a normalised `[1, c, h, w]` tensor.
@@ -211,7 +165,7 @@ fn run(args: &Args) -> Result<()> {
             "data.mean and data.std must have one entry per channel",
         ));
     }
-    let mut model = build_model(&name, classes.len(), shape)?;
+    let mut model = tapegrad::models::build(&name, classes.len(), shape, 0)?;
     ckpt.restore_model(model.as_mut(), true)?;
     model.eval();
     let data = data_name(&ckpt);

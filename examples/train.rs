@@ -25,18 +25,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
-use tapegrad::models::{by_name, LeNet5, LeNetConfig};
 use tapegrad::nn::checkpoint::Checkpoint;
 use tapegrad::nn::data::{
     synthetic, Cifar10, DataLoader, Dataset, FashionMnist, ImageFolder, ImageFolderOptions,
     LoaderOptions, Mnist, Split,
 };
+use tapegrad::nn::summary;
 use tapegrad::nn::train::{
     augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
     plot_history, schedule_by_name, Console, OptimizerSettings, PlotText, Progress, Report,
     ScheduleSettings, Trainer,
 };
-use tapegrad::nn::{summary, Module};
 
 /// The default network: the zoo's LeNet-5 with ReLU and max pooling (6-16-120-84: 62k
 /// parameters, 0.42 M multiply-adds per image). Measured on Fashion-MNIST with the defaults
@@ -289,62 +288,6 @@ fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
     }
 }
 
-/// LeNet-5's layout from its name: `lenet5` (tanh, average pooling), `lenet5-modern` (ReLU,
-/// max pooling), `lenet5-wide` (modern, 16-32-128-84), or either with its widths spelled out:
-/// `lenet5-modern-12-24-128-84` (conv1, conv2, conv3 channels, hidden units).
-fn lenet_layout(name: &str) -> Option<(bool, (usize, usize, usize, usize))> {
-    match name {
-        "lenet5-wide" => return Some((true, (16, 32, 128, 84))),
-        "lenet5-modern" => return Some((true, (6, 16, 120, 84))),
-        "lenet5" => return Some((false, (6, 16, 120, 84))),
-        _ => {}
-    }
-    let (modern, rest) = match name.strip_prefix("lenet5-modern-") {
-        Some(r) => (true, r),
-        None => (false, name.strip_prefix("lenet5-")?),
-    };
-    let w: Vec<usize> = rest
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    match w[..] {
-        [a, b, c, d] if w.iter().all(|&x| x > 0) => Some((modern, (a, b, c, d))),
-        _ => None,
-    }
-}
-
-/// A network by name for `[c, h, w]` inputs: LeNets are built for the input size, the rest
-/// come from the zoo.
-fn build_model(
-    name: &str,
-    classes: usize,
-    [c, h, w]: [usize; 3],
-    seed: u64,
-) -> Result<Box<dyn Module>> {
-    let lenet = |modern, widths| -> Result<Box<dyn Module>> {
-        if h != w {
-            return Err(Error::invalid(
-                "train",
-                format!("{name} needs square images, got {h}x{w}"),
-            ));
-        }
-        let cfg = LeNetConfig {
-            in_channels: c,
-            modern,
-            widths,
-            ..LeNetConfig::classic(h, classes)
-        };
-        Ok(Box::new(LeNet5::new(
-            cfg,
-            &mut tapegrad::autograd::rng(seed),
-        )?))
-    };
-    match lenet_layout(name) {
-        Some((modern, widths)) => lenet(modern, widths),
-        None => by_name(name, classes, c, seed),
-    }
-}
-
 /// The command-line spelling of a choice.
 fn name_of(v: impl ValueEnum) -> String {
     v.to_possible_value()
@@ -419,7 +362,7 @@ fn run(
     let test_loader = DataLoader::new(Arc::new(test), 256, test_opts)?;
     let load_secs = start.elapsed().as_secs_f64();
 
-    let mut model = build_model(&args.model, classes.len(), shape, args.seed)?;
+    let mut model = tapegrad::models::build(&args.model, classes.len(), shape, args.seed)?;
     let input = [1, shape[0], shape[1], shape[2]];
     let s = summary(model.as_mut(), &input)?;
     let optimizer = optimizer_by_name(

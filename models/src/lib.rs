@@ -15,4 +15,4 @@ pub use lenet::{LeNet5, LeNetConfig};
 pub use resnet::{BasicBlock, Bottleneck, ResNet, ResNetConfig};
 pub use tapegrad_nn::summary::{summary, Summary, SummaryRow};
 pub use vgg::Vgg;
-pub use zoo::{by_name, default_input, NAMES};
+pub use zoo::{build, by_name, default_input, lenet_layout, NAMES};

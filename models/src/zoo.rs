@@ -113,6 +113,57 @@ pub fn by_name(
     })
 }
 
+/// LeNet-5's layout from its name: `lenet5` (tanh, average pooling), `lenet5-modern` (ReLU,
+/// max pooling), `lenet5-wide` (modern, 16-32-128-84), or either with its widths spelled out:
+/// `lenet5-modern-12-24-128-84` (conv1, conv2, conv3 channels, hidden units). Returns whether
+/// it is modern, and the widths.
+pub fn lenet_layout(name: &str) -> Option<(bool, (usize, usize, usize, usize))> {
+    match name {
+        "lenet5-wide" => return Some((true, (16, 32, 128, 84))),
+        "lenet5-modern" => return Some((true, (6, 16, 120, 84))),
+        "lenet5" => return Some((false, (6, 16, 120, 84))),
+        _ => {}
+    }
+    let (modern, rest) = match name.strip_prefix("lenet5-modern-") {
+        Some(r) => (true, r),
+        None => (false, name.strip_prefix("lenet5-")?),
+    };
+    let w: Vec<usize> = rest
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    match w[..] {
+        [a, b, c, d] if w.iter().all(|&x| x > 0) => Some((modern, (a, b, c, d))),
+        _ => None,
+    }
+}
+
+/// A model by name for `[c, h, w]` inputs: LeNets (any layout `lenet_layout` reads) are built
+/// for the input size (28 or 32), every other name comes from [`by_name`].
+pub fn build(
+    name: &str,
+    num_classes: usize,
+    [c, h, w]: [usize; 3],
+    seed: u64,
+) -> Result<Box<dyn Module>> {
+    let Some((modern, widths)) = lenet_layout(name) else {
+        return by_name(name, num_classes, c, seed);
+    };
+    if h != w {
+        return Err(Error::invalid(
+            "models::build",
+            format!("{name} needs square images, got {h}x{w}"),
+        ));
+    }
+    let cfg = LeNetConfig {
+        in_channels: c,
+        modern,
+        widths,
+        ..LeNetConfig::classic(h, num_classes)
+    };
+    Ok(Box::new(LeNet5::new(cfg, &mut rng(seed))?))
+}
+
 /// The input (`[1, C, H, W]`) a model is usually summarised at: 28x28x1 for LeNet, 32x32 for
 /// small-stem ResNets, 227x227 for the paper's AlexNet, 224x224 otherwise.
 pub fn default_input(name: &str) -> [usize; 4] {

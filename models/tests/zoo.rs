@@ -139,3 +139,23 @@ fn backward_reaches_every_parameter_large_models() {
     check_backward("vgg11_bn", [2, 3, 32, 32]);
     check_backward("alexnet-paper-towers", [2, 3, 227, 227]);
 }
+
+#[test]
+fn lenet_layouts_by_name() {
+    assert_eq!(
+        tapegrad_models::lenet_layout("lenet5-wide"),
+        Some((true, (16, 32, 128, 84)))
+    );
+    assert_eq!(
+        tapegrad_models::lenet_layout("lenet5-12-24-128-84"),
+        Some((false, (12, 24, 128, 84)))
+    );
+    assert_eq!(tapegrad_models::lenet_layout("lenet5-modern-1-2-3"), None);
+    let mut m = tapegrad_models::build("lenet5-modern-8-16-64-32", 10, [1, 32, 32], 0).unwrap();
+    let tape = Tape::new();
+    let y = m
+        .forward(tape.input(Tensor::zeros([2, 1, 32, 32])))
+        .unwrap();
+    assert_eq!(y.dims(), vec![2, 10]);
+    assert!(tapegrad_models::build("lenet5", 10, [1, 28, 30], 0).is_err());
+}

@@ -58,6 +58,21 @@ fn backward_rejects_bad_calls() {
     s.backward().unwrap();
     // The closures were released by the first pass.
     assert!(matches!(s.backward(), Err(Error::GraphReleased { .. })));
+    // Nothing to differentiate: a constant output is an error, as in PyTorch.
+    let c = tape.input(t(&[1.0])).exp().sum(&[], false).unwrap();
+    assert!(c
+        .backward()
+        .unwrap_err()
+        .to_string()
+        .contains("requires a gradient"));
+    let inf = Tape::inference();
+    assert!(inf
+        .var(t(&[1.0]))
+        .exp()
+        .sum(&[], false)
+        .unwrap()
+        .backward()
+        .is_err());
     let other = Tape::new();
     let w = other.var(t(&[1.0, 2.0]));
     assert!(matches!(x.add(w), Err(Error::ForeignTape { .. })));

@@ -74,9 +74,13 @@ impl<'c, 't> Graph<'c, 't> {
     /// Seeds backward with `grad_output` and collects every result of the case.
     pub fn finish(self, output: Var<'t>) -> Result<Outputs> {
         let seed = self.case.tensor("grad_output")?;
-        let grads = output.backward_with(seed)?;
         let mut out = self.extras;
         out.insert("output".into(), output.value());
+        if self.wanted.is_empty() {
+            // Nothing to differentiate (the output depends on constants only).
+            return Ok(out);
+        }
+        let grads = output.backward_with(seed)?;
         for name in &self.wanted {
             let leaf = self.leaves[name];
             out.insert(format!("grads.{name}"), grads.get_or_zeros(leaf));

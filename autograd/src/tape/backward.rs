@@ -50,6 +50,12 @@ impl<'t> Var<'t> {
             ));
         }
         tape.check()?;
+        if !self.requires_grad() {
+            return Err(Error::invalid(
+                "backward",
+                "the output does not depend on any var or parameter that requires a gradient (it was computed from constants only, under no_grad, or on an inference tape)",
+            ));
+        }
         let create = opts.create_graph;
         let retain = opts.retain_graph || create;
         let was_recording = tape.set_recording(create);

@@ -15,6 +15,17 @@ pub struct Grads<'t> {
     trace: Option<Trace>,
 }
 
+impl std::fmt::Debug for Grads<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut nodes: Vec<usize> = self.kept.keys().map(|id| id.index()).collect();
+        nodes.sort_unstable();
+        f.debug_struct("Grads")
+            .field("nodes", &nodes)
+            .field("traced", &self.trace.is_some())
+            .finish()
+    }
+}
+
 impl<'t> Grads<'t> {
     pub(crate) fn new(
         tape: &'t Tape,

@@ -91,13 +91,19 @@ pub fn curves(x: &Tensor) -> Result<Vec<Curve>> {
             let xv = tape.var(x.clone());
             let y = a.apply(xv);
             // Each y_i depends on x_i alone, so d(sum y)/dx_i = f'(x_i).
-            let grads = y.sum(&[], false)?.backward()?;
+            let total = y.sum(&[], false)?;
+            // The step function is a constant on the tape: there is nothing to differentiate,
+            // and its derivative is 0 everywhere the tape sees it.
+            let dy = if total.requires_grad() {
+                total.backward()?.get_or_zeros(xv)
+            } else {
+                Tensor::zeros(x.shape().clone())
+            };
             Ok(Curve {
                 activation: a,
                 x: x.to_vec(),
                 y: y.value().to_vec(),
-                // The step function is a constant on the tape: no gradient reaches x.
-                dy: grads.get_or_zeros(xv).to_vec(),
+                dy: dy.to_vec(),
             })
         })
         .collect()

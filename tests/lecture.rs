@@ -1,30 +1,10 @@
 //! The identities and figures of the lecture the project grew from, checked on the tape (and
 //! against the PyTorch values in the golden `seed_examples.json`).
 
+mod common;
+use common::seed_example;
 use serde_json::Value;
-use std::path::PathBuf;
 use tapegrad::prelude::*;
-
-/// The golden directory: `$GOLDEN_DIR`, else `shared/golden` beside the workspace.
-fn golden_dir() -> PathBuf {
-    match std::env::var_os("GOLDEN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
-    }
-}
-
-/// One worked example of `seed_examples.json`.
-fn seed_example(name: &str) -> Value {
-    let path = golden_dir().join("seed_examples.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (set GOLDEN_DIR to the golden data directory)",
-            path.display()
-        )
-    });
-    let all: Value = serde_json::from_str(&text).expect("seed_examples.json is valid JSON");
-    all[name].clone()
-}
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()

@@ -1,8 +1,9 @@
 //! The numbers the lecture examples (`examples/*.rs`) print, asserted through the same
 //! functions of `tapegrad::nn::study` the programs call.
 
+mod common;
+use common::seed_example;
 use serde_json::Value;
-use std::path::PathBuf;
 use tapegrad::autograd::{DropoutMode, Tensor};
 use tapegrad::models::{by_name, default_input, LeNet5, LeNetConfig, ResNet, ResNetConfig};
 use tapegrad::nn::data::synthetic;
@@ -11,26 +12,6 @@ use tapegrad::nn::study::{
 };
 use tapegrad::nn::Module;
 use tapegrad::prelude::rng;
-
-/// The golden directory: `$GOLDEN_DIR`, else `shared/golden` beside the workspace.
-fn golden_dir() -> PathBuf {
-    match std::env::var_os("GOLDEN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
-    }
-}
-
-fn seed_example(name: &str) -> Value {
-    let path = golden_dir().join("seed_examples.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (set GOLDEN_DIR to the golden data directory)",
-            path.display()
-        )
-    });
-    let all: Value = serde_json::from_str(&text).expect("seed_examples.json is valid JSON");
-    all[name].clone()
-}
 
 /// A JSON matrix (list of rows) flattened.
 fn matrix(v: &Value) -> Vec<f32> {

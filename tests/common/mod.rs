@@ -189,3 +189,25 @@ pub fn reduction() -> impl Strategy<Value = Reduction> {
         Just(Reduction::None)
     ]
 }
+
+/// The golden directory: `$GOLDEN_DIR`, else `shared/golden` beside the workspace.
+pub fn golden_dir() -> std::path::PathBuf {
+    match std::env::var_os("GOLDEN_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
+    }
+}
+
+/// One worked example of the golden `seed_examples.json`.
+pub fn seed_example(name: &str) -> serde_json::Value {
+    let path = golden_dir().join("seed_examples.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (set GOLDEN_DIR to the golden data directory)",
+            path.display()
+        )
+    });
+    let all: serde_json::Value =
+        serde_json::from_str(&text).expect("seed_examples.json is valid JSON");
+    all[name].clone()
+}

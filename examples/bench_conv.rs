@@ -1,12 +1,11 @@
 //! Convolution speed: forward and forward+backward time of typical layers, their GFLOP/s
 //! (FLOPs = 2 x multiply-accumulates; forward+backward counts three products: output, input
-//! gradient, weight gradient), and the ceiling: one plain sgemm of the layer's im2col shape.
+//! gradient, weight gradient), and the ceiling: one GEMM of the layer's im2col shape (M = out channels, K = in channels
+//! x kernel area, N = batch x output pixels) through the same kernels.
 //!
-//! `cargo run --release --example bench_conv [-- --reps N]`
+//! `cargo run --release --example bench_conv [-- --reps N] [--only LeNet]`
 
-use rayon::prelude::*;
 use std::time::Instant;
-use tapegrad::autograd::tensor::sgemm;
 use tapegrad::autograd::{rng, Conv2dOptions, Tape, Tensor};
 
 struct Layer {
@@ -88,17 +87,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    median(
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
+/// Times the closures in rounds, one run of each per round after a warm-up round, and returns
+/// each one's median in ms. Interleaving gives the convolution and its ceiling the same machine
+/// state (a neighbour's load, the allocator's pages), so their ratio is fair.
+fn time_rounds(reps: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    fs.iter_mut().for_each(|f| f());
+    let mut samples = vec![Vec::with_capacity(reps); fs.len()];
+    for _ in 0..reps {
+        for (f, s) in fs.iter_mut().zip(&mut samples) {
+            let t = Instant::now();
+            f();
+            s.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    samples.into_iter().map(median).collect()
 }
 
 fn main() {
@@ -106,9 +108,11 @@ fn main() {
         .skip_while(|a| a != "--reps")
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(15);
+    // `--only TEXT` keeps the layers whose name contains TEXT.
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     println!(
-        "threads: {}, median of {reps} runs",
+        "threads: {}, median of {reps} interleaved rounds (forward, forward+backward, GEMM)",
         rayon::current_num_threads()
     );
     println!(
@@ -116,22 +120,25 @@ fn main() {
         "layer", "fwd ms", "f+b ms", "f+b GF/s", "gemm ms", "gemm GF/s", "f+b/gemm"
     );
     let mut g = rng(0);
-    for l in LAYERS {
+    for l in LAYERS
+        .iter()
+        .filter(|l| only.as_ref().is_none_or(|o| l.name.contains(o.as_str())))
+    {
         let x = Tensor::randn([l.n, l.c, l.hw, l.hw], &mut g);
         let w = Tensor::randn([l.o, l.c, l.k, l.k], &mut g).mul_scalar(0.1);
         let b = Tensor::randn([l.o], &mut g);
         let opts = Conv2dOptions::default().stride(l.stride).padding(l.pad);
         let oh = (l.hw + 2 * l.pad - l.k) / l.stride + 1;
         let macs = (l.n * l.o * oh * oh * l.c * l.k * l.k) as f64;
-        let fwd = time(reps, || {
+        let mut fwd = || {
             let tape = Tape::inference();
             let y = tape
                 .input(x.clone())
                 .conv2d(tape.input(w.clone()), Some(tape.input(b.clone())), opts)
                 .unwrap();
             std::hint::black_box(y.value());
-        });
-        let fb = time(reps, || {
+        };
+        let mut fb = || {
             let tape = Tape::new();
             let xv = tape.var(x.clone());
             let y = xv
@@ -139,45 +146,19 @@ fn main() {
                 .unwrap();
             let gy = Tensor::ones(y.shape());
             std::hint::black_box(y.backward_with(gy).unwrap().get(xv));
-        });
+        };
         // The ceiling: one sgemm of the whole batch's im2col shape, M = O, K = C k k, N = batch L.
         let (m, k, n) = (l.o, l.c * l.k * l.k, l.n * oh * oh);
         let a = Tensor::randn([m, k], &mut g);
         let bm = Tensor::randn([k, n], &mut g);
-        let gemm = time(reps, || {
-            // Split N over the threads as the kernels do.
-            let parts = rayon::current_num_threads();
-            let cols = n.div_ceil(parts);
-            // Column blocks of a row-major C are strided: each thread fills its own buffer.
-            let bufs: Vec<Vec<f32>> = (0..parts)
-                .into_par_iter()
-                .map(|p| {
-                    let j0 = p * cols;
-                    let nc = cols.min(n.saturating_sub(j0));
-                    let mut buf = vec![0.0f32; m * nc];
-                    if nc > 0 {
-                        sgemm(
-                            m,
-                            k,
-                            nc,
-                            1.0,
-                            a.data(),
-                            k,
-                            1,
-                            &bm.data()[j0..],
-                            n,
-                            1,
-                            0.0,
-                            &mut buf,
-                            nc,
-                            1,
-                        );
-                    }
-                    buf
-                })
-                .collect();
-            std::hint::black_box(&bufs);
-        });
+        // Through `Tensor::matmul`: the kernels and thread split the convolution's own products
+        // use (the faster of two GEMM libraries for the shape), so the ratio measures what the
+        // convolution costs beyond its GEMM.
+        let mut gemm = || {
+            std::hint::black_box(a.matmul(&bm).unwrap());
+        };
+        let t = time_rounds(reps, &mut [&mut fwd, &mut fb, &mut gemm]);
+        let (fwd, fb, gemm) = (t[0], t[1], t[2]);
         let gf = |ms: f64, f: f64| 2.0 * macs * f / (ms * 1e6);
         println!(
             "{:<46} {:>9.2} {:>9.2} {:>10.1} {:>9.2} {:>9.1} {:>7.0}%",

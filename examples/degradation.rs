@@ -42,6 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("batch", "batch size (default 64)"),
             ("lr", "SGD learning rate (default 0.05, momentum 0.9)"),
             (
+                "schedule",
+                "cosine (anneal to 0 over the run, per batch; default) or constant",
+            ),
+            (
                 "seed",
                 "seed of the initial weights and the data order (default 0)",
             ),
@@ -60,6 +64,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: args.get("batch", d.batch_size),
         lr: args.get("lr", d.lr),
         seed: args.get("seed", d.seed),
+        cosine: match args.get("schedule", "cosine".to_string()).as_str() {
+            "cosine" => true,
+            "constant" => false,
+            other => return Err(format!("--schedule {other}: expected cosine or constant").into()),
+        },
         ..d
     };
     let width: usize = args.get("width", 8);
@@ -67,12 +76,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (train, test, source) = degradation::load_data(&opts)?;
     println!(
-        "{source}: {} training and {} test images; {} epochs, batch {}, SGD lr {} momentum {}",
+        "{source}: {} training and {} test images; {} epochs, batch {}, SGD lr {} ({}) momentum {}",
         train.len(),
         test.len(),
         opts.epochs,
         opts.batch_size,
         opts.lr,
+        if opts.cosine {
+            "cosine to 0"
+        } else {
+            "constant"
+        },
         opts.momentum
     );
 

@@ -161,6 +161,12 @@ fn gemm_split(
         kernel(m, k, n, a, rsa, csa, b, rsb, csb, c, n);
         return;
     }
+    if k <= SHORT_K {
+        // The `gemm` crate splits the product over rayon's threads itself and writes each
+        // block of C in place, even a column block of a wide, short matrix.
+        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, n, parts);
+        return;
+    }
     if m >= n {
         // Row blocks of C are contiguous: split C and A by rows.
         let rows = m.div_ceil(parts);
@@ -227,7 +233,7 @@ fn kernel(
     rsc: usize,
 ) {
     if k <= SHORT_K {
-        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc);
+        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, 1);
     } else {
         sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1);
     }
@@ -242,8 +248,9 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// Safe wrapper over the `gemm` crate's f32 product `c = a @ b` (overwriting `c`), single
-/// threaded. Panics if a slice is too short for its strides.
+/// Safe wrapper over the `gemm` crate's f32 product `c = a @ b` (overwriting `c`), on `threads`
+/// of rayon's threads (1: the calling thread only). Panics if a slice is too short for its
+/// strides.
 #[allow(clippy::too_many_arguments)]
 fn gemm_short(
     m: usize,
@@ -257,6 +264,7 @@ fn gemm_short(
     csb: usize,
     c: &mut [f32],
     rsc: usize,
+    threads: usize,
 ) {
     assert!(a.len() >= extent(m, k, rsa, csa), "gemm: a is too short");
     assert!(b.len() >= extent(k, n, rsb, csb), "gemm: b is too short");
@@ -285,7 +293,10 @@ fn gemm_short(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            match threads {
+                0 | 1 => gemm::Parallelism::None,
+                t => gemm::Parallelism::Rayon(t),
+            },
         );
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::data::{synthetic, DataLoader, Dataset, FashionMnist, LoaderOptions};
 use crate::metrics::top_k_error;
-use crate::optim::{Optimizer, Sgd, SgdConfig};
+use crate::optim::{CosineAnnealingLR, LrScheduler, Optimizer, Sgd, SgdConfig};
 use crate::Module;
 use std::sync::Arc;
 use tapegrad_autograd::{Error, Result, Tape};
@@ -27,6 +27,11 @@ pub struct DegradationOptions {
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
+    /// Anneal the learning rate along half a cosine from `lr` to 0 over the whole run, stepped
+    /// after every batch (else constant). Annealed runs end near a minimum, so their final
+    /// errors compare what each network can fit rather than where the noise of a large step
+    /// left it.
+    pub cosine: bool,
     /// Points per epoch on the training curve (each the mean over its share of the batches).
     pub points_per_epoch: usize,
     pub seed: u64,
@@ -43,6 +48,7 @@ impl Default for DegradationOptions {
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 1e-4,
+            cosine: true,
             points_per_epoch: 5,
             seed: 0,
         }
@@ -164,6 +170,14 @@ pub fn train_curve(
         seconds: 0.0,
     };
     let batches = loader.len();
+    let mut schedule = match opts.cosine {
+        true => Some(CosineAnnealingLR::new(
+            &sgd,
+            (opts.epochs * batches).max(1),
+            0.0,
+        )?),
+        false => None,
+    };
     let per_point = batches.div_ceil(opts.points_per_epoch.max(1)).max(1);
     for epoch in 0..opts.epochs {
         model.train();
@@ -177,6 +191,9 @@ pub fn train_curve(
             let err = top_k_error(&logits.value(), &batch.labels, 1)?;
             let grads = loss.backward()?;
             sgd.step(model, &grads)?;
+            if let Some(s) = schedule.as_mut() {
+                s.step(&mut sgd)?;
+            }
             let k = batch.labels.len();
             loss_sum += l as f64 * k as f64;
             err_sum += err as f64 * k as f64;
@@ -223,7 +240,7 @@ pub fn test_error(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> 
     Ok((wrong / data.len().max(1) as f64) as f32)
 }
 
-/// Trains every depth of `opts.depths`, plain then residual, built by `build(depth, residual)`.
+/// Trains every depth of `opts.depths`, residual then plain, built by `build(depth, residual)`.
 pub fn run(
     build: &dyn Fn(usize, bool) -> Result<Box<dyn Module>>,
     train: Dataset,
@@ -239,7 +256,7 @@ pub fn run(
     }
     let train = Arc::new(train);
     let mut curves = Vec::new();
-    for residual in [false, true] {
+    for residual in [true, false] {
         for &depth in &opts.depths {
             let mut model = build(depth, residual)?;
             curves.push(train_curve(

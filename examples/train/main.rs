@@ -19,17 +19,16 @@
 //! A run is deterministic for a given seed and thread count, and `--resume` continues it
 //! exactly where the checkpoint left it (`--max-steps` stops a run early, as an interruption).
 
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use serde::{Deserialize, Serialize};
+mod args;
+mod data;
+
+use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
 use tapegrad::nn::checkpoint::Checkpoint;
-use tapegrad::nn::data::{
-    synthetic, Cifar10, DataLoader, Dataset, FashionMnist, ImageFolder, ImageFolderOptions,
-    LoaderOptions, Mnist, Split,
-};
+use tapegrad::nn::data::{DataLoader, LoaderOptions};
 use tapegrad::nn::summary;
 use tapegrad::nn::train::{
     augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
@@ -37,135 +36,8 @@ use tapegrad::nn::train::{
     ScheduleSettings, Trainer,
 };
 
-/// The default network: the zoo's LeNet-5 with ReLU and max pooling (6-16-120-84: 62k
-/// parameters, 0.42 M multiply-adds per image). Measured on Fashion-MNIST with the defaults
-/// (Adam, lr 0.002, cosine schedule over 10 epochs, batch 64, seed 0) on two cores shared with
-/// other work: 91.24% test accuracy in 164-216 s at load averages of 1 to 6 (90.20% after
-/// epoch 5; loading 1.3 s, testing 13 s of it), about 3.5 minutes of CPU time. `lenet5-wide`
-/// (16-32-128-84) reached 91.58% in 6 epochs but needed 311 s, and 12-24 channels 91.39% in
-/// 420 s: the narrow network leaves more room under the ten-minute budget on a busy machine.
-const DEFAULT_MODEL: &str = "lenet5-modern";
-const SYNTHETIC: &str = "[synthetic]";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum DatasetKind {
-    FashionMnist,
-    Mnist,
-    Cifar10,
-    Folder,
-    Synthetic,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum OptimizerKind {
-    Sgd,
-    Adam,
-    Adamw,
-    Rmsprop,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum ScheduleKind {
-    None,
-    Step,
-    Multistep,
-    Cosine,
-    Plateau,
-}
-
-/// Train an image classifier (tapegrad).
-#[derive(Parser, Debug, Clone, Serialize, Deserialize)]
-#[command(version)]
-struct Args {
-    /// Network: lenet5-modern (default), lenet5, lenet5-wide (16-32-128-84), lenet5[-modern]-C1-C2-C3-H,
-    /// or any zoo name.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: String,
-    /// Folder of the dataset (Fashion-MNIST: else $FASHION_MNIST_DIR or the system folder).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = DatasetKind::FashionMnist)]
-    dataset: DatasetKind,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
-    optimizer: OptimizerKind,
-    /// Learning rate (default: 0.002 for Adam/AdamW, 0.001 for RMSprop, 0.05 for SGD).
-    #[arg(long)]
-    lr: Option<f32>,
-    /// Momentum of SGD and RMSprop.
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f32,
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    #[arg(long)]
-    nesterov: bool,
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
-    schedule: ScheduleKind,
-    /// Epochs between cuts of the step schedule (default: a third of the epochs).
-    #[arg(long)]
-    step_size: Option<usize>,
-    /// Epochs at which the multistep schedule cuts (default: at 1/2 and 3/4 of the epochs).
-    #[arg(long, value_delimiter = ',')]
-    milestones: Vec<usize>,
-    /// Factor of each cut (step, multistep, plateau).
-    #[arg(long, default_value_t = 0.1)]
-    gamma: f32,
-    /// Epochs without improvement of the test loss before the plateau schedule cuts.
-    #[arg(long, default_value_t = 1)]
-    patience: usize,
-    /// Augmentations, comma-separated: none, flip, crop (pad by 1/8 and crop back), pca
-    /// (AlexNet's colour shift, RGB only).
-    #[arg(long, default_value = "none")]
-    augment: String,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Worker threads (default: all cores). Results are reproducible for a given count.
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Output folder (default: runs/<model>-<dataset>-<time>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run saved in this checkpoint, with its settings.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Train on the first N training images only.
-    #[arg(long)]
-    limit_train: Option<usize>,
-    /// Test on the first N test images only.
-    #[arg(long)]
-    limit_test: Option<usize>,
-    /// Print each layer's mean gradient norm and fraction of zero gradients every epoch.
-    #[arg(long)]
-    grad_stats: bool,
-    #[arg(long, default_value_t = 0.0)]
-    label_smoothing: f32,
-    /// Clip the total gradient norm to this before each step.
-    #[arg(long)]
-    clip_grad: Option<f32>,
-    /// Stop (with a checkpoint) after this many optimiser steps in all, as if interrupted.
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Image folder: resize to this side (shorter side, then centre crop).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Image folder: read images as grey.
-    #[arg(long)]
-    grayscale: bool,
-    /// Synthetic set: training images per class (test: a sixth of it).
-    #[arg(long, default_value_t = 600)]
-    synthetic_per_class: usize,
-}
-
-/// Flags that a resumed run takes from its own command line, not from the checkpoint.
-const RESUME_FRESH: &[&str] = &["resume", "out", "max_steps", "grad_stats"];
-/// Flags that a resumed run takes from the checkpoint unless given again.
-const RESUME_MAY_CHANGE: &[&str] = &["epochs", "threads", "data"];
+use args::{json_err, name_of, resumed_args, Args};
+use data::{limit, load_data};
 
 fn main() {
     let start = Instant::now();
@@ -176,122 +48,6 @@ fn main() {
         console.error(format!("error: {e}"));
         std::process::exit(1);
     }
-}
-
-fn json_err(e: serde_json::Error) -> Error {
-    Error::invalid("train", e.to_string())
-}
-
-/// The settings to resume with: the checkpoint's, except the flags that may change.
-fn resumed_args(args: &Args, matches: &clap::ArgMatches, ckpt: &Checkpoint) -> Result<Args> {
-    let saved = ckpt.metadata.get("run.args").ok_or_else(|| {
-        Error::invalid("train", "the checkpoint holds no run settings (run.args)")
-    })?;
-    let mut saved: serde_json::Value = serde_json::from_str(saved).map_err(json_err)?;
-    let given = serde_json::to_value(args).map_err(json_err)?;
-    for (key, value) in given.as_object().expect("Args is a struct") {
-        let given_now = matches.value_source(key) == Some(clap::parser::ValueSource::CommandLine);
-        if RESUME_FRESH.contains(&key.as_str()) {
-            saved[key] = value.clone();
-        } else if !given_now {
-            continue;
-        } else if RESUME_MAY_CHANGE.contains(&key.as_str()) {
-            saved[key] = value.clone();
-        } else if saved[key] != *value {
-            return Err(Error::invalid(
-                "train",
-                format!(
-                    "--{} {value} differs from the checkpoint's {}; a resumed run keeps its \
-                     settings (only --{} may change)",
-                    key.replace('_', "-"),
-                    saved[key],
-                    [RESUME_MAY_CHANGE, RESUME_FRESH]
-                        .concat()
-                        .join(", --")
-                        .replace('_', "-")
-                ),
-            ));
-        }
-    }
-    serde_json::from_value(saved).map_err(json_err)
-}
-
-/// The data, and the tag every printed line gets (synthetic data).
-fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> {
-    let synthetic_set = |console: &mut Console| -> Result<(Split, String)> {
-        *console = Console::new(Some(SYNTHETIC));
-        let n = args.synthetic_per_class.max(1);
-        let split = synthetic::split(n, n.div_ceil(6), args.seed)?;
-        Ok((split, "synthetic shapes".into()))
-    };
-    let need_dir = |what: &str| {
-        args.data
-            .clone()
-            .ok_or_else(|| Error::invalid("train", format!("--dataset {what} needs --data DIR")))
-    };
-    match args.dataset {
-        DatasetKind::Synthetic => synthetic_set(console),
-        DatasetKind::FashionMnist => match FashionMnist::find(args.data.as_deref()) {
-            Ok(dir) => Ok((
-                FashionMnist::load(&dir)?,
-                format!("Fashion-MNIST ({})", dir.display()),
-            )),
-            Err(e) if args.data.is_none() => {
-                let looked = match &e {
-                    Error::Io { path, .. } => path.clone(),
-                    other => other.to_string(),
-                };
-                let (split, name) = synthetic_set(console)?;
-                console.line(format!(
-                    "Fashion-MNIST not found (looked in {looked}).\n\
-                     Install it with: apt-get install -y dataset-fashion-mnist \
-                     (or set FASHION_MNIST_DIR, or pass --data DIR).\n\
-                     Training on the built-in synthetic set instead; every line is marked {SYNTHETIC}."
-                ));
-                Ok((split, name))
-            }
-            Err(e) => Err(e),
-        },
-        DatasetKind::Mnist => {
-            let dir = need_dir("mnist")?;
-            Ok((Mnist::load(&dir)?, format!("MNIST ({})", dir.display())))
-        }
-        DatasetKind::Cifar10 => {
-            let dir = need_dir("cifar10")?;
-            Ok((
-                Cifar10::load(&dir)?,
-                format!("CIFAR-10 ({})", dir.display()),
-            ))
-        }
-        DatasetKind::Folder => {
-            let dir = need_dir("folder")?;
-            let opts = ImageFolderOptions {
-                size: args.image_size,
-                grayscale: args.grayscale,
-                skip_unreadable: true,
-            };
-            let train = ImageFolder::load(&dir.join("train"), &opts)?.dataset;
-            let test = ImageFolder::load(&dir.join("test"), &opts)?.dataset;
-            Ok((
-                Split { train, test },
-                format!("image folder ({})", dir.display()),
-            ))
-        }
-    }
-}
-
-/// The first `n` samples.
-fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
-    match n {
-        Some(n) if n < ds.len() => ds.subset(&(0..n).collect::<Vec<_>>()),
-        _ => Ok(ds),
-    }
-}
-
-/// The command-line spelling of a choice.
-fn name_of(v: impl ValueEnum) -> String {
-    v.to_possible_value()
-        .map_or_else(String::new, |p| p.get_name().to_string())
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {

@@ -1,0 +1,80 @@
+//! The data set named on the command line, with the synthetic fallback.
+
+use crate::args::{Args, DatasetKind, SYNTHETIC};
+use tapegrad::autograd::{Error, Result};
+use tapegrad::nn::data::{
+    synthetic, Cifar10, Dataset, FashionMnist, ImageFolder, ImageFolderOptions, Mnist, Split,
+};
+use tapegrad::nn::train::Console;
+
+/// The data, and the tag every printed line gets (synthetic data).
+pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> {
+    let synthetic_set = |console: &mut Console| -> Result<(Split, String)> {
+        *console = Console::new(Some(SYNTHETIC));
+        let n = args.synthetic_per_class.max(1);
+        let split = synthetic::split(n, n.div_ceil(6), args.seed)?;
+        Ok((split, "synthetic shapes".into()))
+    };
+    let need_dir = |what: &str| {
+        args.data
+            .clone()
+            .ok_or_else(|| Error::invalid("train", format!("--dataset {what} needs --data DIR")))
+    };
+    match args.dataset {
+        DatasetKind::Synthetic => synthetic_set(console),
+        DatasetKind::FashionMnist => match FashionMnist::find(args.data.as_deref()) {
+            Ok(dir) => Ok((
+                FashionMnist::load(&dir)?,
+                format!("Fashion-MNIST ({})", dir.display()),
+            )),
+            Err(e) if args.data.is_none() => {
+                let looked = match &e {
+                    Error::Io { path, .. } => path.clone(),
+                    other => other.to_string(),
+                };
+                let (split, name) = synthetic_set(console)?;
+                console.line(format!(
+                    "Fashion-MNIST not found (looked in {looked}).\n\
+                     Install it with: apt-get install -y dataset-fashion-mnist \
+                     (or set FASHION_MNIST_DIR, or pass --data DIR).\n\
+                     Training on the built-in synthetic set instead; every line is marked {SYNTHETIC}."
+                ));
+                Ok((split, name))
+            }
+            Err(e) => Err(e),
+        },
+        DatasetKind::Mnist => {
+            let dir = need_dir("mnist")?;
+            Ok((Mnist::load(&dir)?, format!("MNIST ({})", dir.display())))
+        }
+        DatasetKind::Cifar10 => {
+            let dir = need_dir("cifar10")?;
+            Ok((
+                Cifar10::load(&dir)?,
+                format!("CIFAR-10 ({})", dir.display()),
+            ))
+        }
+        DatasetKind::Folder => {
+            let dir = need_dir("folder")?;
+            let opts = ImageFolderOptions {
+                size: args.image_size,
+                grayscale: args.grayscale,
+                skip_unreadable: true,
+            };
+            let train = ImageFolder::load(&dir.join("train"), &opts)?.dataset;
+            let test = ImageFolder::load(&dir.join("test"), &opts)?.dataset;
+            Ok((
+                Split { train, test },
+                format!("image folder ({})", dir.display()),
+            ))
+        }
+    }
+}
+
+/// The first `n` samples.
+pub fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
+    match n {
+        Some(n) if n < ds.len() => ds.subset(&(0..n).collect::<Vec<_>>()),
+        _ => Ok(ds),
+    }
+}

@@ -1,12 +1,13 @@
 //! A run interrupted half-way, saved to a checkpoint file and resumed in a freshly built
 //! trainer takes exactly the steps of an uninterrupted run: the same losses bit for bit, the
-//! same final weights, optimiser state, schedule and history.
+//! same final weights, optimiser state, schedule and history. The network has dropout, so the
+//! masks drawn after the resume must be the uninterrupted run's too.
 
 use std::sync::Arc;
 use tapegrad::autograd::{rng, Conv2dOptions};
 use tapegrad::nn::checkpoint::state_dict;
 use tapegrad::nn::data::{synthetic, DataLoader, LoaderOptions, RandomCrop};
-use tapegrad::nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU};
+use tapegrad::nn::layers::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU};
 use tapegrad::nn::optim::{AdamConfig, AdamW, StepLR};
 use tapegrad::nn::train::{load_training_checkpoint, save_training_checkpoint, Schedule, Trainer};
 use tapegrad::nn::Sequential;
@@ -23,7 +24,8 @@ fn loader() -> DataLoader {
     DataLoader::new(Arc::new(data), 20, opts).unwrap()
 }
 
-/// A small network with batch norm, so that running statistics are part of the state.
+/// A small network with batch norm, so that running statistics are part of the state, and
+/// dropout, so that a generator is.
 fn trainer() -> Trainer {
     let g = &mut rng(5);
     let model = Sequential::new()
@@ -32,6 +34,7 @@ fn trainer() -> Trainer {
         .add(ReLU)
         .add(MaxPool2d::new(4, 4))
         .add(Flatten::new(1))
+        .add(Dropout::new(0.3, 17).unwrap())
         .add(Linear::new(4 * 7 * 7, 10, true, g));
     let opt = AdamW::new(AdamConfig {
         lr: 0.01,

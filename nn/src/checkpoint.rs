@@ -24,22 +24,32 @@
 //!   in a [`LoadReport`]. Either way the whole file is checked before anything is assigned,
 //!   so a failed load leaves the model unchanged.
 //! - Saving is atomic: a temporary file beside the target is written, flushed to disk and
-//!   renamed over it.
+//!   renamed over it. Temporary files of the same target left by a save that died (its process
+//!   is gone) are removed by the next save; see `atomic.rs` for the rules.
+//! - Random generators held by modules (dropout's, visited as [`Entry::Rng`]) are saved as
+//!   text in the file's `__metadata__` (see [`RngState`]), not as tensors: PyTorch's
+//!   `state_dict` has no such state, and PyTorch ignores the metadata. They are optional on
+//!   load, strict or not: a file without them (from PyTorch, or from an older tapegrad) loads,
+//!   the generators keep their state, and the [`LoadReport`] lists them in `rng_missing`.
 //! - A training [`Checkpoint`] adds the optimiser state (tensors under `optimizer.`) and a
 //!   string map of metadata (epoch, step, scheduler counters) in the file's `__metadata__`,
 //!   so that a run resumes exactly.
 
 mod atomic;
 mod format;
+mod report;
+mod rng;
+
+pub use report::{LoadReport, ShapeMismatch};
+pub use rng::{RngState, RNG_PREFIX};
 
 use crate::module::{Entry, Module};
 use crate::optim::{Optimizer, OptimizerState};
 use format::Store;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use tapegrad_autograd::{Error, Result, Shape, Tensor};
+use tapegrad_autograd::{Error, Result, Tensor};
 
 /// Buffers PyTorch keeps as integers (`torch.long`); they are written as I64.
 pub const INTEGER_BUFFERS: &[&str] = &["num_batches_tracked"];
@@ -56,65 +66,28 @@ const FORMAT_KEY: &str = "format";
 /// submodule called `optimizer` still loads from a plain PyTorch file).
 const HAS_OPTIMIZER_KEY: &str = "tapegrad.optimizer";
 
-/// A key whose shape in the file differs from the model's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShapeMismatch {
-    pub name: String,
-    pub model: Shape,
-    pub file: Shape,
-}
-
-/// What a load found besides the keys that matched: keys the model has and the file lacks,
-/// keys the file has and the model lacks, and keys whose shapes differ (not loaded).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LoadReport {
-    pub missing: Vec<String>,
-    pub unexpected: Vec<String>,
-    pub mismatched: Vec<ShapeMismatch>,
-}
-
-impl LoadReport {
-    /// Every key of the model was loaded and the file held nothing else.
-    pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
-    }
-}
-
-impl fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        if !self.missing.is_empty() {
-            parts.push(format!("missing keys: {}", self.missing.join(", ")));
-        }
-        if !self.unexpected.is_empty() {
-            parts.push(format!("unexpected keys: {}", self.unexpected.join(", ")));
-        }
-        if !self.mismatched.is_empty() {
-            let m: Vec<String> = self
-                .mismatched
-                .iter()
-                .map(|m| format!("{} (file {}, model {})", m.name, m.file, m.model))
-                .collect();
-            parts.push(format!("wrong shapes: {}", m.join(", ")));
-        }
-        if parts.is_empty() {
-            write!(f, "every key matched")
-        } else {
-            write!(f, "{}", parts.join("; "))
-        }
-    }
-}
-
 /// The parameters and buffers of `model` by dotted name, in registration order. The tensors
-/// share storage with the model (no copy).
+/// share storage with the model (no copy). Generators are not tensors: see [`rng_states`].
 pub fn state_dict(model: &mut dyn Module) -> Vec<(String, Tensor)> {
     let mut out = Vec::new();
     model.visit("", &mut |name, e| {
         let t = match e {
             Entry::Param(p) => p.value().clone(),
             Entry::Buffer(b) => b.clone(),
+            Entry::Rng(_) => return,
         };
         out.push((name.to_string(), t));
+    });
+    out
+}
+
+/// The states of the generators of `model` (dropout's) by dotted name, in registration order.
+pub fn rng_states(model: &mut dyn Module) -> Vec<(String, RngState)> {
+    let mut out = Vec::new();
+    model.visit("", &mut |name, e| {
+        if let Entry::Rng(r) = e {
+            out.push((name.to_string(), RngState::of(r)));
+        }
     });
     out
 }
@@ -122,21 +95,32 @@ pub fn state_dict(model: &mut dyn Module) -> Vec<(String, Tensor)> {
 /// Assigns `tensors` to the parameters and buffers of the same names (PyTorch's
 /// `load_state_dict`). Strict: any missing, unexpected or mis-shaped key is an error naming
 /// them all, and nothing is assigned. Not strict: the keys that match are assigned and the
-/// rest reported. An error always leaves the model unchanged.
+/// rest reported. An error always leaves the model unchanged. Generators keep their state
+/// (a state dict holds none; they are listed in the report's `rng_missing`).
 pub fn load_state_dict(
     model: &mut dyn Module,
     tensors: &[(String, Tensor)],
     strict: bool,
 ) -> Result<LoadReport> {
-    apply(model, tensors, strict, "state dict")
+    apply(model, tensors, &[], strict, "state dict")
 }
 
 fn apply(
     model: &mut dyn Module,
     tensors: &[(String, Tensor)],
+    rngs: &[(String, RngState)],
     strict: bool,
     what: &str,
 ) -> Result<LoadReport> {
+    let mut saved_rngs: HashMap<&str, &RngState> = HashMap::with_capacity(rngs.len());
+    for (name, st) in rngs {
+        if saved_rngs.insert(name.as_str(), st).is_some() {
+            return Err(Error::Format {
+                what: what.to_string(),
+                msg: format!("two generator states are named {name}"),
+            });
+        }
+    }
     let mut given: HashMap<&str, &Tensor> = HashMap::with_capacity(tensors.len());
     for (name, t) in tensors {
         if given.insert(name.as_str(), t).is_some() {
@@ -149,12 +133,20 @@ fn apply(
     // Check everything first...
     let mut report = LoadReport::default();
     let mut known: HashSet<String> = HashSet::new();
+    let mut known_rngs: HashSet<String> = HashSet::new();
     model.visit("", &mut |name, e| {
-        known.insert(name.to_string());
         let shape = match e {
             Entry::Param(p) => p.value().shape().clone(),
             Entry::Buffer(b) => b.shape().clone(),
+            Entry::Rng(_) => {
+                known_rngs.insert(name.to_string());
+                if !saved_rngs.contains_key(name) {
+                    report.rng_missing.push(name.to_string());
+                }
+                return;
+            }
         };
+        known.insert(name.to_string());
         match given.get(name) {
             None => report.missing.push(name.to_string()),
             Some(t) if *t.shape() != shape => report.mismatched.push(ShapeMismatch {
@@ -170,6 +162,13 @@ fn apply(
         .filter(|(n, _)| !known.contains(n))
         .map(|(n, _)| n.clone())
         .collect();
+    report.rng_unexpected = rngs
+        .iter()
+        .filter(|(n, _)| !known_rngs.contains(n))
+        .map(|(n, _)| n.clone())
+        .collect();
+    // Generator states do not count here: PyTorch's state_dict holds none, so its files
+    // (and files saved before generators were) must load strictly.
     if strict && !report.is_clean() {
         return Err(Error::Format {
             what: what.to_string(),
@@ -181,6 +180,12 @@ fn apply(
     // ... then assign what matches.
     let mut result = Ok(());
     model.visit("", &mut |name, e| {
+        if let Entry::Rng(r) = e {
+            if let Some(st) = saved_rngs.get(name) {
+                *r = st.to_rng();
+            }
+            return;
+        }
         let Some(t) = given.get(name) else { return };
         match e {
             Entry::Param(p) if p.value().shape() == t.shape() => {
@@ -224,7 +229,7 @@ pub fn load(model: &mut dyn Module, path: impl AsRef<Path>, strict: bool) -> Res
     let path = path.as_ref();
     let what = path.display().to_string();
     let ckpt = Checkpoint::decode(&read(path)?, &what)?;
-    apply(model, &ckpt.model, strict, &what)
+    apply(model, &ckpt.model, &ckpt.rng, strict, &what)
 }
 
 /// Everything needed to resume training: the model's tensors, the optimiser's state, and
@@ -245,6 +250,9 @@ pub fn load(model: &mut dyn Module, path: impl AsRef<Path>, strict: bool) -> Res
 pub struct Checkpoint {
     /// The model's parameters and buffers by dotted name.
     pub model: Vec<(String, Tensor)>,
+    /// The states of the model's generators by dotted name (written to the metadata under
+    /// [`RNG_PREFIX`]); empty for a file from PyTorch.
+    pub rng: Vec<(String, RngState)>,
     pub optimizer: Option<OptimizerState>,
     /// Written to the file's `__metadata__` (except the keys `format` and `tapegrad.*`,
     /// which the format uses).
@@ -252,10 +260,12 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The model's current parameters and buffers, with no optimiser state or metadata.
+    /// The model's current parameters, buffers and generator states, with no optimiser state
+    /// or metadata.
     pub fn new(model: &mut dyn Module) -> Checkpoint {
         Checkpoint {
             model: state_dict(model),
+            rng: rng_states(model),
             ..Default::default()
         }
     }
@@ -285,9 +295,10 @@ impl Checkpoint {
         self
     }
 
-    /// Loads the model's tensors into `model`; see [`load_state_dict`] for `strict`.
+    /// Loads the model's tensors and generator states into `model`; see [`load_state_dict`]
+    /// for `strict` (generator states are optional either way, see [`LoadReport`]).
     pub fn restore_model(&self, model: &mut dyn Module, strict: bool) -> Result<LoadReport> {
-        apply(model, &self.model, strict, "checkpoint")
+        apply(model, &self.model, &self.rng, strict, "checkpoint")
     }
 
     /// Loads the saved optimiser state into `opt`; an error if the checkpoint has none.
@@ -383,6 +394,12 @@ impl Checkpoint {
             .collect();
         let mut metadata = self.metadata.clone();
         metadata.insert(FORMAT_KEY.into(), "pt".into());
+        for (name, st) in &self.rng {
+            let key = format!("{RNG_PREFIX}{name}");
+            if metadata.insert(key, st.to_string()).is_some() {
+                return Err(bad(format!("two generator states are named {name}")));
+            }
+        }
         if let Some(opt) = &self.optimizer {
             if let Some((n, _)) = self
                 .model
@@ -407,6 +424,16 @@ impl Checkpoint {
             mut metadata,
         } = format::decode(bytes, what)?;
         let has_optimizer = metadata.get(HAS_OPTIMIZER_KEY).map(String::as_str) == Some("true");
+        let mut rng = Vec::new();
+        for (k, v) in &metadata {
+            if let Some(name) = k.strip_prefix(RNG_PREFIX) {
+                let st = v.parse::<RngState>().map_err(|e| Error::Format {
+                    what: what.to_string(),
+                    msg: format!("metadata {k}: {e}"),
+                })?;
+                rng.push((name.to_string(), st));
+            }
+        }
         metadata.retain(|k, _| k != FORMAT_KEY && !k.starts_with("tapegrad."));
         let mut model = Vec::with_capacity(tensors.len());
         let mut opt = Vec::new();
@@ -428,6 +455,7 @@ impl Checkpoint {
         };
         Ok(Checkpoint {
             model,
+            rng,
             optimizer,
             metadata,
         })

@@ -4,7 +4,8 @@
 //! `layer1.0.bn1.running_mean`. A container passes `prefix + child_name + "."` to each child.
 //!
 //! A custom module is a struct holding its layers, a `forward` that composes them, and a
-//! `visit` that names them:
+//! `visit` that names them (a module that draws random numbers in `forward` also visits its
+//! generator as an [`Entry::Rng`], so that checkpoints resume it exactly):
 //!
 //! ```
 //! use tapegrad_autograd::{Result, Var, Tensor, Param};
@@ -26,13 +27,17 @@
 //! assert_eq!(m.num_parameters(), 1);
 //! ```
 
-use tapegrad_autograd::{Param, Result, Tensor, Var};
+use tapegrad_autograd::{Param, Result, Rng, Tensor, Var};
 
-/// A parameter (trained) or a buffer (state that is saved but not trained, such as batch norm's
-/// running statistics), as visited by [`Module::visit`].
+/// A parameter (trained), a buffer (state that is saved but not trained, such as batch norm's
+/// running statistics) or a random generator, as visited by [`Module::visit`].
 pub enum Entry<'a> {
     Param(&'a mut Param),
     Buffer(&'a mut Tensor),
+    /// A generator the module draws from in training (dropout's masks), named
+    /// `<layer>.rng_state` by convention. It is not part of PyTorch's `state_dict`; checkpoints
+    /// save its state beside the tensors so that a resumed run draws the same numbers.
+    Rng(&'a mut Rng),
 }
 
 /// The geometry and cost of a leaf layer, as summaries need them.

@@ -340,6 +340,45 @@ fn a_failed_save_keeps_the_old_file_and_cleans_up() {
 }
 
 #[test]
+fn a_save_removes_temporary_files_of_dead_processes_only() {
+    let dir = scratch("stale-temp");
+    let path = dir.join("w.safetensors");
+    let temp = |pid: u64, n: u64| format!(".w.safetensors.{pid}-{n}.tmp");
+    // Linux hands out PIDs below /proc/sys/kernel/pid_max (at most 2^22), so one above it
+    // belongs to no process: its temporary file is what a save killed mid-way leaves.
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 22);
+    let dead = temp(pid_max + 1, 0);
+    // Live: an in-flight save of this process, and one of the parent (the test runner).
+    let ours = temp(std::process::id().into(), 999_999);
+    let mut live = vec![ours];
+    #[cfg(unix)]
+    live.push(temp(std::os::unix::process::parent_id().into(), 0));
+    // Another target's temporary file, even of a dead process, is not this save's business.
+    let other = format!(".x.safetensors.{}-0.tmp", pid_max + 1);
+    for name in live.iter().chain([&dead, &other]) {
+        std::fs::write(dir.join(name), name.as_bytes()).unwrap();
+    }
+
+    checkpoint::save(&mut net(1), &path).unwrap();
+    let mut want: Vec<String> = live.iter().chain([&other]).cloned().collect();
+    want.push("w.safetensors".into());
+    // Elsewhere than on Linux liveness cannot be told, so nothing is removed.
+    if !cfg!(target_os = "linux") {
+        want.push(dead);
+    }
+    want.sort();
+    assert_eq!(listing(&dir), want);
+    for name in live.iter().chain([&other]) {
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), name.as_bytes());
+    }
+    let mut back = net(2);
+    assert!(checkpoint::load(&mut back, &path, true).unwrap().is_clean());
+}
+
+#[test]
 fn a_param_keeps_its_identity_across_a_load() {
     // Optimiser state and gradients are keyed by name and by id: a load replaces values only.
     let mut a = Linear::new(3, 2, true, &mut rng(0));

@@ -6,8 +6,10 @@ mod checkpoint_util;
 use checkpoint_util::scratch;
 use std::path::Path;
 use tapegrad_autograd::{rng, Error, Tape, Tensor};
-use tapegrad_nn::checkpoint::{self, load_checkpoint, save_checkpoint, Checkpoint};
-use tapegrad_nn::layers::{Linear, ReLU};
+use tapegrad_nn::checkpoint::{
+    self, load_checkpoint, rng_states, save_checkpoint, state_dict, Checkpoint,
+};
+use tapegrad_nn::layers::{Dropout, Linear, ReLU};
 use tapegrad_nn::optim::{Adam, AdamConfig, LrScheduler, Optimizer, Sgd, SgdConfig, StepLR};
 use tapegrad_nn::{loss, Module, Sequential};
 
@@ -236,4 +238,138 @@ fn optimizer_state_of_the_wrong_optimiser_is_refused() {
     let err = ckpt.restore_optimizer(sgd.as_mut()).unwrap_err();
     assert!(err.to_string().contains("exp_avg"), "{err}");
     assert!(sgd.state_dict().steps.is_empty());
+}
+
+/// `Linear -> Dropout -> Linear`: the same parameter keys as `mlp` (`0.*`, `2.*`), and a
+/// generator at `1.rng_state`. The dropout seed is `seed` too, so a fresh model built with
+/// another seed draws other masks.
+fn dropout_mlp(seed: u64) -> Sequential {
+    let g = &mut rng(seed);
+    Sequential::new()
+        .add(Linear::new(4, 8, true, g))
+        .add(Dropout::new(0.5, seed).unwrap())
+        .add(Linear::new(8, 3, true, g))
+}
+
+/// Steps `from..STEPS` of `model`, with a checkpoint of model and optimiser after step
+/// `SAVE_AT` when `save` is given; the losses.
+fn dropout_run(
+    model: &mut Sequential,
+    opt: &mut dyn Optimizer,
+    from: usize,
+    save: Option<&Path>,
+) -> Vec<f32> {
+    let (x, y) = data();
+    let mut losses = Vec::new();
+    for i in from..STEPS {
+        if let (Some(path), true) = (save, i == SAVE_AT) {
+            save_checkpoint(path, &Checkpoint::new(model).with_optimizer(&*opt)).unwrap();
+        }
+        losses.push(step(model, opt, &x, &y));
+    }
+    losses
+}
+
+/// A fresh model (other weights, other dropout seed) and optimiser restored from `ckpt`, run
+/// from step `SAVE_AT` to the end.
+fn dropout_resumed(ckpt: &Checkpoint) -> (Vec<f32>, checkpoint::LoadReport) {
+    let (mut model, mut opt) = (dropout_mlp(99), optimiser("sgd"));
+    let report = ckpt.restore_model(&mut model, true).unwrap();
+    ckpt.restore_optimizer(opt.as_mut()).unwrap();
+    (dropout_run(&mut model, opt.as_mut(), SAVE_AT, None), report)
+}
+
+#[test]
+fn dropout_masks_resume_exactly() {
+    let dir = scratch("resume-dropout");
+    let path = dir.join("ckpt.safetensors");
+    // The uninterrupted run also writes the checkpoint at step SAVE_AT (saving only reads).
+    let whole = dropout_run(
+        &mut dropout_mlp(1),
+        optimiser("sgd").as_mut(),
+        0,
+        Some(&path),
+    );
+    assert!(whole[STEPS - 1] < whole[0], "{whole:?}");
+
+    let ckpt = load_checkpoint(&path).unwrap();
+    // The generator is saved as metadata, not as a tensor: the tensor keys stay PyTorch's.
+    let mut names: Vec<&str> = ckpt.model.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    assert_eq!(ckpt.rng.len(), 1);
+    assert_eq!(ckpt.rng[0].0, "1.rng_state");
+    // 10 steps of 24 x 8 masks, one 32-bit word per element: 1920 words drawn.
+    assert_eq!(ckpt.rng[0].1.word_pos, (SAVE_AT * 24 * 8) as u128);
+
+    let (resumed, report) = dropout_resumed(&ckpt);
+    assert!(report.is_clean() && report.restored_every_rng(), "{report}");
+    assert_eq!(
+        bits(&resumed),
+        bits(&whole[SAVE_AT..]),
+        "{resumed:?} vs {whole:?}"
+    );
+
+    // Control: without the generator's state the fresh model draws its own masks, so the
+    // very first resumed loss differs (weights and optimiser are the saved ones).
+    let mut without = ckpt.clone();
+    without.rng.clear();
+    let (drifted, report) = dropout_resumed(&without);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.rng_missing, ["1.rng_state"]);
+    assert!(
+        report.to_string().contains("(not restored): 1.rng_state"),
+        "{report}"
+    );
+    assert_ne!(drifted[0].to_bits(), whole[SAVE_AT].to_bits());
+}
+
+#[test]
+fn generator_states_are_optional_on_load() {
+    let dir = scratch("rng-optional");
+    // A forward pass in training mode moves the generator on from its seed.
+    let mut source = dropout_mlp(3);
+    let tape = Tape::new();
+    source.forward(tape.input(data().0)).unwrap();
+
+    // A PyTorch file (tensors only) loads strictly; the generator keeps its state.
+    let torch = dir.join("torch.safetensors");
+    let plain = Checkpoint {
+        model: state_dict(&mut source),
+        ..Default::default()
+    };
+    plain.save(&torch).unwrap();
+    let mut m = dropout_mlp(4);
+    let before = rng_states(&mut m);
+    let report = checkpoint::load(&mut m, &torch, true).unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.rng_missing, ["1.rng_state"]);
+    assert_eq!(rng_states(&mut m), before);
+    assert_eq!(state_dict(&mut m), state_dict(&mut source));
+
+    // A file with the state restores it, through `load` as well.
+    let full = dir.join("full.safetensors");
+    checkpoint::save(&mut source, &full).unwrap();
+    let report = checkpoint::load(&mut m, &full, true).unwrap();
+    assert!(report.restored_every_rng(), "{report}");
+    assert_eq!(rng_states(&mut m), rng_states(&mut source));
+    assert_ne!(rng_states(&mut m), before);
+
+    // Into a network without the generator (same tensor keys): loads strictly, the state is
+    // reported as unused.
+    let report = checkpoint::load(&mut mlp(5), &full, true).unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.rng_unexpected, ["1.rng_state"]);
+
+    // A state of an unknown generator is refused, naming its key (same-length edit of the
+    // header's text).
+    let bytes = std::fs::read(&full).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"chacha12").unwrap();
+    let mut edited = bytes.clone();
+    edited[at..at + 8].copy_from_slice(b"chacha20");
+    let err = Checkpoint::from_bytes(&edited).unwrap_err().to_string();
+    assert!(
+        err.contains("tapegrad.rng.1.rng_state") && err.contains("chacha20"),
+        "{err}"
+    );
 }

@@ -21,9 +21,11 @@ use crate::shape::Shape;
 use rand::{Rng as _, SeedableRng};
 use std::sync::Arc;
 
-/// The seeded random generator used throughout tapegrad (ChaCha-based, reproducible across
-/// platforms for a given seed).
-pub type Rng = rand::rngs::StdRng;
+/// The seeded random generator used throughout tapegrad: ChaCha with 12 rounds, reproducible
+/// across platforms for a given seed. It draws the same numbers as rand's `StdRng` (a wrapper
+/// of the same generator), but named directly its state (key, stream, position) can be read
+/// and set, so checkpoints can save it and a resumed run draws what the uninterrupted one would.
+pub type Rng = rand_chacha::ChaCha12Rng;
 
 /// A generator from a seed: the same seed always gives the same numbers.
 pub fn rng(seed: u64) -> Rng {

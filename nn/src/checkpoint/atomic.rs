@@ -2,6 +2,14 @@
 //! rename it over the target. A rename within one directory is atomic, so a reader (or a
 //! restart after a crash) sees either the old complete file or the new complete one, never a
 //! half-written checkpoint in place of a good one.
+//!
+//! A save killed before its rename leaves its temporary file (`.NAME.PID-N.tmp`) behind. Each
+//! save first removes those of its own target whose process is gone: on Linux, a PID is alive
+//! while `/proc/PID` exists. A temporary file of a live process (a concurrent save, in this
+//! process or another) is never touched. This assumes that every process saving to the
+//! directory runs on this machine, in this PID namespace (a save from another container or
+//! host sharing the directory would look dead). Where there is no `/proc` (other systems, or
+//! Linux without it mounted) liveness cannot be told, and stale files are left alone.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -31,9 +39,62 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
     Ok(path.with_file_name(tmp))
 }
 
+/// The PID in `file_name` if it is a temporary file of the target named `target`:
+/// `.{target}.{pid}-{n}.tmp`, with `pid` and `n` decimal.
+fn temp_owner(file_name: &str, target: &str) -> Option<u32> {
+    let rest = file_name
+        .strip_prefix('.')?
+        .strip_prefix(target)?
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?;
+    let (pid, n) = rest.split_once('-')?;
+    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !decimal(pid) || !decimal(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` certainly no longer exists; `false` when that cannot be told.
+fn is_dead(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc = Path::new("/proc");
+    // Without a mounted /proc every PID would look dead: tell nothing instead.
+    cfg!(target_os = "linux") && proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files of `path` left by processes that are gone. Best effort: a file
+/// that cannot be listed or removed is left, and the save goes on.
+fn remove_stale_temps(path: &Path) {
+    let Some(target) = path.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| temp_owner(n, target)) else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && is_dead(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically, replacing any existing file. On error the temporary
-/// file is removed and `path` is untouched.
+/// file is removed and `path` is untouched. Stale temporary files of `path` are removed first
+/// (they may be as large as the checkpoint, and the disk may need the room).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    remove_stale_temps(path);
     let tmp = temp_path(path)?;
     let result = write_then_rename(&tmp, path, bytes);
     if result.is_err() {
@@ -71,5 +132,31 @@ fn sync_dir(path: &Path) {
     };
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_temporary_names_of_the_target_are_recognised() {
+        assert_eq!(temp_owner(".w.bin.123-0.tmp", "w.bin"), Some(123));
+        assert_eq!(temp_owner(".w.bin.123-45.tmp", "w.bin"), Some(123));
+        for other in [
+            // Another target whose name extends this one's: its PID field is not decimal.
+            ".w.bin.5.123-0.tmp",
+            "w.bin.123-0.tmp",
+            ".w.bin.123.tmp",
+            ".w.bin.-0.tmp",
+            ".w.bin.123-.tmp",
+            ".w.bin.12a-0.tmp",
+            ".w.bin.123-0.tmpx",
+            ".x.bin.123-0.tmp",
+            // PIDs are u32: an out-of-range number is no PID (and is left alone).
+            ".w.bin.99999999999-0.tmp",
+        ] {
+            assert_eq!(temp_owner(other, "w.bin"), None, "{other}");
+        }
     }
 }

@@ -4,7 +4,8 @@ use crate::module::{Entry, Module};
 use tapegrad_autograd::{rng, DropoutMode, Error, Result, Rng, Var};
 
 /// `nn.Dropout`: drops each element with probability `p` in training mode, with its own seeded
-/// generator so runs repeat.
+/// generator so runs repeat. Checkpoints save the generator's state (`<name>.rng_state`), so a
+/// resumed run draws the same masks.
 pub struct Dropout {
     pub p: f32,
     pub mode: DropoutMode,
@@ -37,7 +38,11 @@ impl Module for Dropout {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.dropout(self.p, self.training, self.mode, &mut self.rng)
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    /// The generator, so that a checkpoint saves where it stands and a resumed run draws the
+    /// masks the uninterrupted one would.
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        f(&format!("{prefix}rng_state"), Entry::Rng(&mut self.rng));
+    }
     fn set_training(&mut self, on: bool) {
         self.training = on;
     }

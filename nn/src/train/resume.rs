@@ -2,10 +2,8 @@
 //! run resumes exactly: the model's tensors, the optimiser's state, the schedule's counters,
 //! where training stood (epoch, batch, step), the current epoch's running sums and the
 //! history all go into the file. The batches themselves need no state: the loader draws epoch
-//! `e`'s order and augmentation from its seed and `e` alone.
-//!
-//! Not saved: random generators held inside modules (`Dropout`'s), so a model with dropout
-//! resumes with different masks.
+//! `e`'s order and augmentation from its seed and `e` alone. Random generators held inside
+//! modules (`Dropout`'s) are saved with the model, so the resumed run draws the same masks.
 
 use super::history::History;
 use super::trainer::{EpochTotals, Position, Trainer};

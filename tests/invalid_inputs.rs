@@ -344,10 +344,13 @@ proptest! {
         }
         expect_err("cross_entropy", || x.cross_entropy_with(&short, 0.1, Reduction::Sum))?;
         expect_err("nll_loss", || x.nll_loss(&short, Reduction::None))?;
-        // Scores that are not [N, C], and a smoothing outside [0, 1].
+        // [C] scores take exactly one label, a scalar none; and a smoothing outside [0, 1].
         let flat = tape.var(ones(&[n * c]));
-        expect_err("cross_entropy", || flat.cross_entropy(&labels))?;
-        expect_err("nll_loss", || flat.nll_loss(&labels, Reduction::Mean))?;
+        let two = [0, 0];
+        expect_err("cross_entropy", || flat.cross_entropy(&two))?;
+        expect_err("nll_loss", || flat.nll_loss(&two, Reduction::Mean))?;
+        let scalar = tape.var(Tensor::scalar(1.0));
+        expect_err("cross_entropy", || scalar.cross_entropy(&labels))?;
         expect_err("cross_entropy", || x.cross_entropy_with(&labels, eps, Reduction::Mean))?;
     }
 

@@ -8,6 +8,12 @@
 //! weights (`w = 1`) that is the plain mean. It is one constant mask times `log_softmax`, so the
 //! gradient comes from the tape: `(softmax(x_i) sum_c q_ic - q_i) / sum_i w[t_i]` for the mean.
 //!
+//! Scores come in PyTorch's layouts: `[N, C]` with `N` labels, `[C]` with one label, or
+//! `[N, C, d1, d2, ...]` (class axis 1, e.g. per-pixel classes) with `N * d1 * d2 ...` labels,
+//! the targets `[N, d1, d2, ...]` flattened row-major. The last two are viewed as `[N, C]` rows
+//! ([`Var::class_rows`]); each row is one sample `i` above, so the weighted mean runs over every
+//! labelled element, and 'none' returns the targets' shape.
+//!
 //! ```
 //! use tapegrad_autograd::{Tape, Tensor};
 //! use tapegrad_nn::loss::CrossEntropyLoss;
@@ -21,9 +27,10 @@
 //! assert!((loss.item().unwrap() - 3f32.ln()).abs() < 1e-6);
 //! ```
 
-use tapegrad_autograd::{Error, Reduction, Result, Tensor, Var};
+use tapegrad_autograd::{Error, Reduction, Result, Shape, Tensor, Var};
 
-/// Cross-entropy of `[N, C]` logits against integer labels (PyTorch's `nn.CrossEntropyLoss`).
+/// Cross-entropy of logits against integer labels (PyTorch's `nn.CrossEntropyLoss`); logits
+/// `[N, C]`, `[C]` or `[N, C, d1, ...]` (see the module docs).
 #[derive(Clone, Debug, Default)]
 pub struct CrossEntropyLoss {
     /// Per-class weights `[C]` (`None`: all 1).
@@ -31,7 +38,8 @@ pub struct CrossEntropyLoss {
     /// Label smoothing in `[0, 1]`.
     pub label_smoothing: f32,
     pub reduction: Reduction,
-    /// Samples with this label add nothing to the loss nor to the mean's denominator.
+    /// Labels equal to this add nothing to the loss nor to the mean's denominator (their 'none'
+    /// loss is 0); they need not be a valid class (e.g. 255 for unlabelled pixels).
     pub ignore_index: Option<usize>,
 }
 
@@ -61,7 +69,8 @@ impl CrossEntropyLoss {
         self
     }
 
-    /// The loss of `logits` `[N, C]` at `labels` (N of them).
+    /// The loss of `logits` at `labels`: `[N, C]` with N labels, `[C]` with one, or
+    /// `[N, C, d1, ...]` with `N * d1 * ...` (the targets `[N, d1, ...]` flattened row-major).
     pub fn forward<'t>(&self, logits: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
         let eps = self.label_smoothing;
         if !(0.0..=1.0).contains(&eps) {
@@ -70,18 +79,20 @@ impl CrossEntropyLoss {
                 format!("label smoothing {eps} must be in [0, 1]"),
             ));
         }
-        let logp = logits.log_softmax(1)?;
+        let (rows, out) = logits.class_rows("cross_entropy", labels.len())?;
+        let logp = rows.log_softmax(1)?;
         let spec = Targets {
             op: "cross_entropy",
             weights: self.class_weights.as_ref(),
             eps,
             ignore: self.ignore_index,
         };
-        spec.loss(logp, labels, self.reduction)
+        spec.loss(logp, labels, self.reduction, out)
     }
 }
 
-/// Negative log-likelihood of `[N, C]` log-probabilities (PyTorch's `nn.NLLLoss`).
+/// Negative log-likelihood of log-probabilities (PyTorch's `nn.NLLLoss`); scores `[N, C]`, `[C]`
+/// or `[N, C, d1, ...]`, as for [`CrossEntropyLoss`].
 #[derive(Clone, Debug, Default)]
 pub struct NllLoss {
     /// Per-class weights `[C]` (`None`: all 1); the mean divides by `sum_i w[t_i]`.
@@ -110,24 +121,26 @@ impl NllLoss {
         self
     }
 
-    /// `-sum_i w[t_i] logp[i, t_i]`, reduced.
+    /// `-w[t_i] logp[i, t_i]` per label, reduced; `logp` `[N, C]`, `[C]` or `[N, C, d1, ...]`
+    /// with the targets `[N, d1, ...]` flattened row-major.
     pub fn forward<'t>(&self, logp: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
+        let (rows, out) = logp.class_rows("nll_loss", labels.len())?;
         let spec = Targets {
             op: "nll_loss",
             weights: self.class_weights.as_ref(),
             eps: 0.0,
             ignore: self.ignore_index,
         };
-        spec.loss(logp, labels, self.reduction)
+        spec.loss(rows, labels, self.reduction, out)
     }
 }
 
-/// Cross-entropy from logits, mean over the batch.
+/// Cross-entropy from logits, mean over all labels.
 pub fn cross_entropy<'t>(logits: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
     CrossEntropyLoss::new().forward(logits, labels)
 }
 
-/// Negative log-likelihood of log-probabilities, mean over the batch.
+/// Negative log-likelihood of log-probabilities, mean over all labels.
 pub fn nll_loss<'t>(logp: Var<'t>, labels: &[usize]) -> Result<Var<'t>> {
     NllLoss::new().forward(logp, labels)
 }
@@ -152,12 +165,19 @@ struct Targets<'a> {
 }
 
 impl Targets<'_> {
-    /// `-sum_c q_ic logp_ic` per sample, then reduced; the mean divides by `sum_i w[t_i]`.
-    fn loss<'t>(&self, logp: Var<'t>, labels: &[usize], r: Reduction) -> Result<Var<'t>> {
+    /// `-sum_c q_ic logp_ic` per row of `[M, C]` log-probabilities, then reduced; the mean
+    /// divides by `sum_i w[t_i]`, and 'none' has the shape `out`.
+    fn loss<'t>(
+        &self,
+        logp: Var<'t>,
+        labels: &[usize],
+        r: Reduction,
+        out: Shape,
+    ) -> Result<Var<'t>> {
         let (q, denom) = self.distribution(&logp.dims(), labels)?;
         let per_sample = logp.mul(logp.constant(q))?.sum(&[1], false)?.neg();
         match r {
-            Reduction::None => Ok(per_sample),
+            Reduction::None => per_sample.reshape(out),
             Reduction::Sum => per_sample.sum(&[], false),
             // With every sample ignored the denominator is 0 and the mean NaN, as PyTorch.
             Reduction::Mean => Ok(per_sample.sum(&[], false)?.div_scalar(denom)),

@@ -42,6 +42,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("batch", "batch size (default 64)"),
             ("lr", "SGD learning rate (default 0.05, momentum 0.9)"),
             (
+                "networks",
+                "which kinds to train, in order: resnet,plain (default both)",
+            ),
+            (
+                "zero-init",
+                "start each residual block as the identity, true (default) or false",
+            ),
+            (
                 "schedule",
                 "cosine (anneal to 0 over the run, per batch; default) or constant",
             ),
@@ -64,6 +72,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch_size: args.get("batch", d.batch_size),
         lr: args.get("lr", d.lr),
         seed: args.get("seed", d.seed),
+        kinds: args
+            .list("networks", vec!["resnet".to_string(), "plain".to_string()])
+            .iter()
+            .map(|k| match k.as_str() {
+                "resnet" => Ok(true),
+                "plain" => Ok(false),
+                other => Err(format!("--networks {other}: expected resnet or plain")),
+            })
+            .collect::<Result<_, _>>()?,
         cosine: match args.get("schedule", "cosine".to_string()).as_str() {
             "cosine" => true,
             "constant" => false,
@@ -72,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..d
     };
     let width: usize = args.get("width", 8);
+    let zero_init: bool = args.get("zero-init", true);
     let out = args.out_dir();
 
     let (train, test, source) = degradation::load_data(&opts)?;
@@ -98,6 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             width,
             small_stem: true,
             plain: !residual,
+            zero_init_residual: zero_init,
             ..ResNetConfig::new(depth, classes)
         };
         Ok(Box::new(ResNet::new(config, &mut rng(opts.seed))?))

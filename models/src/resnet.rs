@@ -21,6 +21,11 @@ pub struct ResNetConfig {
     pub small_stem: bool,
     /// No shortcut connections: the plain network of the same depth.
     pub plain: bool,
+    /// Start each residual block as the identity: the scale of the block's last batch norm
+    /// is 0, so `F(x) = 0` and `y = relu(x)` (torchvision's `zero_init_residual`, from Goyal
+    /// et al. 2017). The deep network then trains from a shallow one and grows into its depth.
+    /// No effect on a plain network, which has no shortcut to carry the signal.
+    pub zero_init_residual: bool,
 }
 
 impl ResNetConfig {
@@ -33,6 +38,7 @@ impl ResNetConfig {
             width: 64,
             small_stem: false,
             plain: false,
+            zero_init_residual: false,
         }
     }
 
@@ -272,6 +278,17 @@ impl ResNet {
         init::apply(&mut net, rng, |_, dims| {
             (dims.len() == 4).then_some(Init::KaimingNormal(FanMode::FanOut, Nonlinearity::Relu))
         })?;
+        if c.zero_init_residual && !c.plain {
+            // The last batch norm of a block: bn3 in a bottleneck, bn2 in a basic block.
+            let last = if bottleneck {
+                ".bn3.weight"
+            } else {
+                ".bn2.weight"
+            };
+            init::apply(&mut net, rng, |name, _| {
+                (name.starts_with("layer") && name.ends_with(last)).then_some(Init::Constant(0.0))
+            })?;
+        }
         Ok(net)
     }
 }

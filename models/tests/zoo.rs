@@ -159,3 +159,59 @@ fn lenet_layouts_by_name() {
     assert_eq!(y.dims(), vec![2, 10]);
     assert!(tapegrad_models::build("lenet5", 10, [1, 28, 30], 0).is_err());
 }
+
+#[test]
+fn zero_init_residual_starts_every_block_as_the_identity() {
+    use tapegrad_models::{ResNet, ResNetConfig};
+    let config = |plain| ResNetConfig {
+        in_channels: 1,
+        width: 4,
+        small_stem: true,
+        plain,
+        zero_init_residual: true,
+        ..ResNetConfig::new(18, 10)
+    };
+    let mut net = ResNet::new(config(false), &mut rng(0)).unwrap();
+    let mut zeroed = 0;
+    net.visit("", &mut |name, e| {
+        if let Entry::Param(p) = e {
+            let v = p.value();
+            if name.starts_with("layer") && name.ends_with(".bn2.weight") {
+                zeroed += 1;
+                assert!(v.data().iter().all(|&g| g == 0.0), "{name}");
+            } else if name.ends_with("bn1.weight") {
+                assert!(v.data().iter().all(|&g| g == 1.0), "{name}");
+            }
+        }
+    });
+    assert_eq!(zeroed, 8, "ResNet-18 has eight basic blocks");
+    // Stage 1 keeps the shape, so it has no projection: each block is relu(0 + x), and two of
+    // them give relu(relu(x)) = relu(x), also in training mode (batch statistics).
+    let x = Tensor::randn([2, 4, 6, 6], &mut rng(1));
+    let tape = Tape::new();
+    let y = net.layers[0]
+        .forward(tape.input(x.clone()))
+        .unwrap()
+        .value();
+    assert_eq!(y.data(), x.map(|v| v.max(0.0)).data());
+    // The zeroed scales still learn: their gradient is not zero.
+    let y = net
+        .forward(tape.input(Tensor::randn([2, 1, 8, 8], &mut rng(2))))
+        .unwrap();
+    let grads = y.cross_entropy(&[3, 7]).unwrap().backward().unwrap();
+    let mut learning = 0;
+    net.visit("", &mut |name, e| {
+        if let (Entry::Param(p), true) = (e, name.ends_with(".bn2.weight")) {
+            let g = grads.param(p).unwrap();
+            learning += usize::from(g.data().iter().any(|&v| v != 0.0));
+        }
+    });
+    assert_eq!(learning, 8);
+    // A plain network has no shortcut to carry the signal: its scales stay 1.
+    let mut plain = ResNet::new(config(true), &mut rng(0)).unwrap();
+    plain.visit("", &mut |name, e| {
+        if let (Entry::Param(p), true) = (e, name.ends_with("bn2.weight")) {
+            assert!(p.value().data().iter().all(|&g| g == 1.0), "{name}");
+        }
+    });
+}

@@ -18,6 +18,8 @@ use tapegrad_autograd::{Error, Result, Tape};
 pub struct DegradationOptions {
     /// The two (or more) depths to compare, each built plain and residual.
     pub depths: Vec<usize>,
+    /// Which kinds to train, in this order: `true` residual, `false` plain.
+    pub kinds: Vec<bool>,
     pub epochs: usize,
     /// Use only this many training images (all when `None`).
     pub limit_train: Option<usize>,
@@ -41,6 +43,7 @@ impl Default for DegradationOptions {
     fn default() -> Self {
         DegradationOptions {
             depths: vec![18, 34],
+            kinds: vec![true, false],
             epochs: 3,
             limit_train: Some(10_000),
             limit_test: Some(2_000),
@@ -240,7 +243,8 @@ pub fn test_error(model: &mut dyn Module, data: &Dataset, batch_size: usize) -> 
     Ok((wrong / data.len().max(1) as f64) as f32)
 }
 
-/// Trains every depth of `opts.depths`, residual then plain, built by `build(depth, residual)`.
+/// Trains every depth of `opts.depths` for each kind of `opts.kinds` (residual first by
+/// default), built by `build(depth, residual)`.
 pub fn run(
     build: &dyn Fn(usize, bool) -> Result<Box<dyn Module>>,
     train: Dataset,
@@ -248,15 +252,15 @@ pub fn run(
     opts: &DegradationOptions,
     on_point: &mut dyn FnMut(&Curve),
 ) -> Result<Vec<Curve>> {
-    if opts.depths.is_empty() || opts.batch_size == 0 {
+    if opts.depths.is_empty() || opts.kinds.is_empty() || opts.batch_size == 0 {
         return Err(Error::invalid(
             "degradation::run",
-            "needs at least one depth and a positive batch size",
+            "needs at least one depth, one kind of network and a positive batch size",
         ));
     }
     let train = Arc::new(train);
     let mut curves = Vec::new();
-    for residual in [true, false] {
+    for &residual in &opts.kinds {
         for &depth in &opts.depths {
             let mut model = build(depth, residual)?;
             curves.push(train_curve(

@@ -44,9 +44,9 @@ impl Default for DegradationOptions {
         DegradationOptions {
             depths: vec![18, 34],
             kinds: vec![true, false],
-            epochs: 3,
-            limit_train: Some(10_000),
-            limit_test: Some(2_000),
+            epochs: 4,
+            limit_train: None,
+            limit_test: None,
             batch_size: 64,
             lr: 0.05,
             momentum: 0.9,

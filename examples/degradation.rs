@@ -145,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.name(),
             c.params,
             100.0 * c.final_train_error(),
-            100.0 * c.test_error.last().copied().unwrap_or(f32::NAN)
+            100.0 * c.final_test_error()
         );
     }
     // The lecture's claim, for the first and last depth given: the degradation problem is about
@@ -162,14 +162,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let kind = if residual { "residual" } else { "plain" };
                     let (ta, tb) = (a.final_train_error(), b.final_train_error());
                     let verdict = if tb < ta { "better" } else { "worse" };
-                    let test = |c: &Curve| 100.0 * c.test_error.last().copied().unwrap_or(f32::NAN);
                     println!(
                         "{kind}: depth {hi} trains {verdict} than depth {lo} ({:.2}% vs {:.2}% \
                          training error; test error {:.2}% vs {:.2}%)",
                         100.0 * tb,
                         100.0 * ta,
-                        test(b),
-                        test(a)
+                        100.0 * b.final_test_error(),
+                        100.0 * a.final_test_error()
                     );
                 }
             }

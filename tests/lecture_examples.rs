@@ -305,6 +305,7 @@ fn degradation_runs_and_gives_finite_curves() {
         assert_eq!(c.points.len(), 2);
         assert_eq!(c.points[1].epoch, 1.0);
         assert_eq!(c.test_error.len(), 1);
+        assert_eq!(c.final_test_error(), c.test_error[0]);
         assert!((0.0..=1.0).contains(&c.final_train_error()));
         // Ten classes, freshly initialised: the loss starts near ln 10 = 2.3.
         assert!(c.points[0].train_loss > 1.0 && c.points[0].train_loss < 10.0);

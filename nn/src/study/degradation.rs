@@ -92,6 +92,11 @@ impl Curve {
         last_epoch_mean(&self.points, |p| p.train_error)
     }
 
+    /// Top-1 test error after the last epoch (NaN before the first).
+    pub fn final_test_error(&self) -> f32 {
+        self.test_error.last().copied().unwrap_or(f32::NAN)
+    }
+
     /// Mean training loss over the last epoch's points.
     pub fn final_train_loss(&self) -> f32 {
         last_epoch_mean(&self.points, |p| p.train_loss)
@@ -173,14 +178,10 @@ pub fn train_curve(
         seconds: 0.0,
     };
     let batches = loader.len();
-    let mut schedule = match opts.cosine {
-        true => Some(CosineAnnealingLR::new(
-            &sgd,
-            (opts.epochs * batches).max(1),
-            0.0,
-        )?),
-        false => None,
-    };
+    let mut schedule = opts
+        .cosine
+        .then(|| CosineAnnealingLR::new(&sgd, (opts.epochs * batches).max(1), 0.0))
+        .transpose()?;
     let per_point = batches.div_ceil(opts.points_per_epoch.max(1)).max(1);
     for epoch in 0..opts.epochs {
         model.train();

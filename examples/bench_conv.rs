@@ -3,10 +3,13 @@
 //! gradient, weight gradient), and the ceiling: one GEMM of the layer's im2col shape (M = out channels, K = in channels
 //! x kernel area, N = batch x output pixels) through the same kernels.
 //!
-//! `cargo run --release --example bench_conv [-- --reps N] [--only LeNet]`
+//! `cargo run --release --example bench_conv [-- --reps N] [--only LeNet] [--profile]`
+//!
+//! `--profile` adds, for each layer, the time per op of one forward+backward pass (the mean of
+//! `reps` profiled passes).
 
 use std::time::Instant;
-use tapegrad::autograd::{rng, Conv2dOptions, Tape, Tensor};
+use tapegrad::autograd::{rng, Conv2dOptions, Profile, Tape, Tensor};
 
 struct Layer {
     name: &'static str,
@@ -111,6 +114,7 @@ fn main() {
         .unwrap_or(15);
     // `--only TEXT` keeps the layers whose name contains TEXT.
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let profile = std::env::args().any(|a| a == "--profile");
     println!(
         "threads: {}, median of {reps} interleaved rounds (forward, forward+backward, GEMM)",
         rayon::current_num_threads()
@@ -138,14 +142,19 @@ fn main() {
                 .unwrap();
             std::hint::black_box(y.value());
         };
-        let mut fb = || {
+        let fb_profiled = |profile: bool| {
             let tape = Tape::new();
+            tape.set_profiling(profile);
             let xv = tape.var(x.clone());
             let y = xv
                 .conv2d(tape.var(w.clone()), Some(tape.var(b.clone())), opts)
                 .unwrap();
             let gy = Tensor::ones(y.shape());
             std::hint::black_box(y.backward_with(gy).unwrap().get(xv));
+            tape.profile()
+        };
+        let mut fb = || {
+            fb_profiled(false);
         };
         // The ceiling: one sgemm of the whole batch's im2col shape, M = O, K = C k k, N = batch L.
         let (m, k, n) = (l.o, l.c * l.k * l.k, l.n * oh * oh);
@@ -170,5 +179,12 @@ fn main() {
             gf(gemm, 1.0),
             100.0 * gf(fb, 3.0) / gf(gemm, 1.0)
         );
+        if profile {
+            let mut total = Profile::default();
+            for _ in 0..reps {
+                total.merge(&fb_profiled(true).expect("profiling was on"));
+            }
+            println!("{}\n", total.per_step(reps));
+        }
     }
 }

@@ -2,9 +2,13 @@
 //! backward, SGD) for ResNet-18 at 224x224 batch 8 and LeNet-5 at 28x28 batch 64, and the
 //! process's peak resident memory.
 //!
-//! `cargo run --release --example bench_models [-- --steps N] [--only lenet|resnet]`
+//! `cargo run --release --example bench_models [-- --steps N] [--only lenet|resnet] [--profile]`
+//!
+//! `--profile` adds, after the timed steps, the same number of training steps on profiling tapes
+//! and prints each op's forward and backward time per step.
 
 use std::time::Instant;
+use tapegrad::autograd::Profile;
 use tapegrad::models::{by_name, LeNet5, LeNetConfig};
 use tapegrad::nn::optim::{GradMap, Optimizer, Sgd, SgdConfig};
 use tapegrad::nn::Module;
@@ -23,7 +27,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench(name: &str, model: &mut dyn Module, input: [usize; 4], steps: usize) -> Result<()> {
+fn bench(
+    name: &str,
+    model: &mut dyn Module,
+    input: [usize; 4],
+    steps: usize,
+    profile: bool,
+) -> Result<()> {
     let mut g = rng(0);
     let x = Tensor::randn(input, &mut g);
     let labels: Vec<usize> = (0..input[0]).map(|i| i % 10).collect();
@@ -44,22 +54,36 @@ fn bench(name: &str, model: &mut dyn Module, input: [usize; 4], steps: usize) ->
         })
         .collect::<Result<Vec<f64>>>()?;
     model.train();
+    let mut profiled = Profile::default();
+    let mut step = |model: &mut dyn Module, profile: bool| -> Result<()> {
+        // Gradients are collected by name and the tape dropped before the update, so the
+        // optimiser writes the parameters in place.
+        let grads = {
+            let tape = Tape::new();
+            tape.set_profiling(profile);
+            let loss = model
+                .forward(tape.input(x.clone()))?
+                .cross_entropy(&labels)?;
+            let grads = GradMap::from_grads(model, &loss.backward()?);
+            if let Some(p) = tape.profile() {
+                profiled.merge(&p);
+            }
+            grads
+        };
+        opt.step_with(model, &grads)
+    };
     let train = (0..steps + 1)
         .map(|_| {
             let t = Instant::now();
-            // Gradients are collected by name and the tape dropped before the update, so the
-            // optimiser writes the parameters in place.
-            let grads = {
-                let tape = Tape::new();
-                let loss = model
-                    .forward(tape.input(x.clone()))?
-                    .cross_entropy(&labels)?;
-                GradMap::from_grads(model, &loss.backward()?)
-            };
-            opt.step_with(model, &grads)?;
+            step(model, false)?;
             Ok(n / t.elapsed().as_secs_f64())
         })
         .collect::<Result<Vec<f64>>>()?;
+    if profile {
+        for _ in 0..steps {
+            step(model, true)?;
+        }
+    }
     // The first pass of each warms caches and the allocator; it is left out.
     println!(
         "{name:<34} inference {:>9.1} img/s   training step {:>9.1} img/s   peak RSS {:>7.0} MiB",
@@ -67,6 +91,10 @@ fn bench(name: &str, model: &mut dyn Module, input: [usize; 4], steps: usize) ->
         median(train[1..].to_vec()),
         peak_rss_mib().unwrap_or(f64::NAN)
     );
+    if profile {
+        println!("per training step, mean of {steps} profiled steps:");
+        println!("{}", profiled.per_step(steps));
+    }
     Ok(())
 }
 
@@ -79,6 +107,7 @@ fn main() -> Result<()> {
     };
     let steps = value("--steps").and_then(|s| s.parse().ok()).unwrap_or(5);
     let only = value("--only").cloned().unwrap_or_default();
+    let profile = args.iter().any(|a| a == "--profile");
     println!(
         "threads: {}, median of {steps} steps after one warm-up",
         rayon::current_num_threads()
@@ -90,6 +119,7 @@ fn main() -> Result<()> {
             &mut lenet,
             [64, 1, 28, 28],
             steps * 4,
+            profile,
         )?;
     }
     if only.is_empty() || only == "resnet" {
@@ -99,6 +129,7 @@ fn main() -> Result<()> {
             resnet.as_mut(),
             [8, 3, 224, 224],
             steps,
+            profile,
         )?;
     }
     Ok(())

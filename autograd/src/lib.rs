@@ -26,5 +26,7 @@ pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, GradcheckReport};
 pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, Reduction, RunningStats};
 pub use shape::Shape;
-pub use tape::{BackwardOptions, Ctx, Grads, NodeId, Op, Param, ParamId, Tape, Var};
+pub use tape::{
+    BackwardOptions, Ctx, Grads, NodeId, Op, OpTime, Param, ParamId, Profile, Tape, Var,
+};
 pub use tensor::{rng, Rng, Tensor, Transpose, Window2d};

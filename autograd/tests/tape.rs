@@ -151,3 +151,42 @@ fn second_derivative_of_tanh_matches_closed_form() {
         );
     }
 }
+
+#[test]
+fn profiling_counts_each_op_forward_and_backward() {
+    let tape = Tape::new();
+    assert!(tape.profile().is_none(), "profiling is off by default");
+    tape.set_profiling(true);
+    let x = tape.var(Tensor::randn([64, 64], &mut tapegrad_autograd::rng(0)));
+    let w = tape.var(Tensor::randn([64, 64], &mut tapegrad_autograd::rng(1)));
+    let h = x.matmul(w).unwrap().relu();
+    let y = h.matmul(w).unwrap().sum(&[], false).unwrap();
+    let before = tape.profile().unwrap();
+    assert_eq!(before.op("matmul").unwrap().calls, 2);
+    assert_eq!(before.op("matmul").unwrap().backward_calls, 0);
+    assert_eq!(before.op("variable").unwrap().calls, 2);
+    y.backward().unwrap();
+    let p = tape.profile().unwrap();
+    let mm = p.op("matmul").unwrap();
+    // The chain rules' own products are not counted as forward calls.
+    assert_eq!((mm.calls, mm.backward_calls), (2, 2));
+    assert_eq!(p.op("relu").unwrap().backward_calls, 1);
+    assert_eq!(p.op("sum").unwrap().calls, 1);
+    assert!(mm.backward > std::time::Duration::ZERO);
+    // Leaves have no chain rule.
+    assert_eq!(p.op("variable").unwrap().backward_calls, 0);
+    // Slowest first, and the table names every op.
+    assert!(p.ops.windows(2).all(|w| w[0].total() >= w[1].total()));
+    let table = p.to_string();
+    for op in ["matmul", "relu", "sum", "variable", "all"] {
+        assert!(table.contains(op), "{table}");
+    }
+    // Two steps merged, then averaged back to one.
+    let mut two = p.clone();
+    two.merge(&p);
+    assert_eq!(two.op("matmul").unwrap().calls, 4);
+    assert_eq!(two.per_step(2).op("matmul").unwrap().calls, 2);
+    assert_eq!(two.total(), p.total() * 2);
+    tape.set_profiling(false);
+    assert!(tape.profile().is_none());
+}

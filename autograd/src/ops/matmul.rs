@@ -12,7 +12,8 @@
 
 use crate::error::Result;
 use crate::grads;
-use crate::tape::{Op, Var};
+use crate::shape::Shape;
+use crate::tape::{Ctx, Op, Var};
 use crate::tensor::Transpose::{self, No, Yes};
 
 pub const MATMUL: Op = Op::new(
@@ -42,29 +43,49 @@ impl<'t> Var<'t> {
         let v = self.value().matmul_t(&other.value(), ta, tb)?;
         Ok(self.tape().record(MATMUL, &[self, other], v, move |c| {
             let (a, b, g) = (c.input(0), c.input(1), c.grad());
+            let summed = |x, y, tx, ty, to: &Shape| summed_product(c, x, y, tx, ty, to);
             let ga = if c.needs(0) {
-                let full = match (ta, tb) {
-                    (No, No) => g.matmul_t(b, No, Yes)?,
-                    (No, Yes) => g.matmul_t(b, No, No)?,
-                    (Yes, No) => b.matmul_t(g, No, Yes)?,
-                    (Yes, Yes) => b.matmul_t(g, Yes, Yes)?,
-                };
-                Some(full.sum_to(&a.shape())?)
+                let to = a.shape();
+                Some(match (ta, tb) {
+                    (No, No) => summed(g, b, No, Yes, &to)?,
+                    (No, Yes) => summed(g, b, No, No, &to)?,
+                    (Yes, No) => summed(b, g, No, Yes, &to)?,
+                    (Yes, Yes) => summed(b, g, Yes, Yes, &to)?,
+                })
             } else {
                 None
             };
             let gb = if c.needs(1) {
-                let full = match (ta, tb) {
-                    (No, No) => a.matmul_t(g, Yes, No)?,
-                    (No, Yes) => g.matmul_t(a, Yes, No)?,
-                    (Yes, No) => a.matmul_t(g, No, No)?,
-                    (Yes, Yes) => g.matmul_t(a, Yes, Yes)?,
-                };
-                Some(full.sum_to(&b.shape())?)
+                let to = b.shape();
+                Some(match (ta, tb) {
+                    (No, No) => summed(a, g, Yes, No, &to)?,
+                    (No, Yes) => summed(g, a, Yes, No, &to)?,
+                    (Yes, No) => summed(a, g, No, No, &to)?,
+                    (Yes, Yes) => summed(g, a, Yes, Yes, &to)?,
+                })
             } else {
                 None
             };
             Ok(grads![ga, gb])
         }))
     }
+}
+
+/// `op(x) @ op(y)` summed to an operand's shape `to`. An operand broadcast over the whole batch
+/// (the weights of a convolution) gets the sum of one product per batch item; in a first-order
+/// backward that sum is accumulated in place by one kernel, the same value as the composition,
+/// which runs when the backward is itself recorded (`create_graph`).
+fn summed_product<'a>(
+    c: &Ctx<'a>,
+    x: Var<'a>,
+    y: Var<'a>,
+    tx: Transpose,
+    ty: Transpose,
+    to: &Shape,
+) -> Result<Var<'a>> {
+    if to.rank() == 2 && c.grad().rank() > 2 && !c.tape().is_recording() {
+        let v = x.value().matmul_t_sum_batch(&y.value(), tx, ty)?;
+        return Ok(c.tape().input(v));
+    }
+    x.matmul_t(y, tx, ty)?.sum_to(to)
 }

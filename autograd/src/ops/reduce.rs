@@ -43,18 +43,20 @@ impl<'t> Var<'t> {
         Ok(self.tape().record(MAX, &[self], v, move |c| {
             let x = c.input(0);
             let shape = x.shape();
-            let kept = c
-                .result()
-                .value()
-                .reshape(shape.reduced(&shape.axes("max", &axes)?, true))?;
+            let kept_shape = shape.reduced(&shape.axes("max", &axes)?, true);
+            let kept = c.result().value().reshape(kept_shape.clone())?;
+            let g = c.grad().reshape(kept_shape)?;
+            if !c.tape().is_recording() {
+                // A first-order backward: the rule in one kernel (same values).
+                let v = x.value().max_backward(&kept, &g.value(), &axes)?;
+                return Ok(grads![c.tape().input(v)]);
+            }
             let hits = x.value().eq_mask(&kept)?;
             let count = hits.sum_axes(&axes, true)?;
             let weight = hits.div(&count)?;
-            let g = c
-                .grad()
-                .reshape(kept.shape().clone())?
-                .broadcast_to(shape)?;
-            Ok(grads![g.mul(c.tape().input(weight))?])
+            Ok(grads![g
+                .broadcast_to(shape)?
+                .mul(c.tape().input(weight))?])
         }))
     }
 

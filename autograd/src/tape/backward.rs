@@ -12,11 +12,13 @@
 //! has been passed on. With `create_graph`, the closures' ops are recorded like any other, so the
 //! gradients are vars that can be differentiated again.
 
+use super::profile::Profiler;
 use super::{Ctx, Grads, NodeId, NodeKind, Tape, Var};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use crate::trace::{Trace, TraceStep};
 use std::collections::HashMap;
+use std::time::Instant;
 
 /// Options of a backward pass.
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,7 +61,22 @@ impl<'t> Var<'t> {
         let create = opts.create_graph;
         let retain = opts.retain_graph || create;
         let was_recording = tape.set_recording(create);
-        let result = run(tape, self.id(), grad, create, retain, opts);
+        // Taken off the tape while backward runs, so the chain rules' own ops are not counted
+        // as forward ops.
+        let mut profiler = tape.profiler.borrow_mut().take();
+        let result = run(
+            tape,
+            self.id(),
+            grad,
+            create,
+            retain,
+            opts,
+            profiler.as_mut(),
+        );
+        if let Some(p) = profiler.as_mut() {
+            p.restart();
+        }
+        *tape.profiler.borrow_mut() = profiler;
         tape.set_recording(was_recording);
         let grads = result?;
         tape.check()?;
@@ -74,6 +91,7 @@ fn run<'t>(
     create: bool,
     retain: bool,
     opts: BackwardOptions,
+    mut profiler: Option<&mut Profiler>,
 ) -> Result<Grads<'t>> {
     let mut acc: HashMap<NodeId, Acc> = HashMap::new();
     // Number of consumers whose gradients were summed into each node (fan-out), for the trace.
@@ -103,6 +121,7 @@ fn run<'t>(
             };
             (backward, n.inputs.clone(), keep, n.op, n.kind)
         };
+        let started = Instant::now();
         let mark = tape.len();
         let grad_var = match grad {
             Acc::Value(t) => tape.input(t),
@@ -173,6 +192,9 @@ fn run<'t>(
         }
         if !create {
             tape.truncate(mark);
+        }
+        if let Some(p) = profiler.as_deref_mut() {
+            p.backward(op, started.elapsed());
         }
         if let (Some(t), Some(s)) = (trace.as_mut(), step) {
             t.steps.push(s);

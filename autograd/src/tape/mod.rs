@@ -8,11 +8,13 @@
 mod backward;
 mod grads;
 mod param;
+mod profile;
 mod var;
 
 pub use backward::BackwardOptions;
 pub use grads::Grads;
 pub use param::{Param, ParamId};
+pub use profile::{OpTime, Profile};
 pub use var::{Ctx, InputGrads, Var};
 
 use crate::tensor::Tensor;
@@ -87,6 +89,7 @@ pub struct Tape {
     params: RefCell<HashMap<ParamId, NodeId>>,
     pub(crate) anomaly: RefCell<Option<crate::Error>>,
     detect_anomaly: Cell<bool>,
+    pub(crate) profiler: RefCell<Option<profile::Profiler>>,
 }
 
 impl Default for Tape {
@@ -104,6 +107,7 @@ impl Tape {
             params: RefCell::new(HashMap::new()),
             anomaly: RefCell::new(None),
             detect_anomaly: Cell::new(false),
+            profiler: RefCell::new(None),
         }
     }
 
@@ -141,6 +145,20 @@ impl Tape {
 
     pub(crate) fn anomaly_mode(&self) -> bool {
         self.detect_anomaly.get()
+    }
+
+    /// Profiling: with it on, every recorded node and every chain rule run by backward is timed;
+    /// [`Tape::profile`] gives the times per op. Turning it on starts the tallies afresh.
+    pub fn set_profiling(&self, on: bool) {
+        *self.profiler.borrow_mut() = on.then(profile::Profiler::new);
+    }
+
+    /// Forward and backward time per op since profiling was turned on (`None` when it is off).
+    pub fn profile(&self) -> Option<Profile> {
+        self.profiler
+            .borrow()
+            .as_ref()
+            .map(profile::Profiler::profile)
     }
 
     /// The first anomaly found in anomaly mode, if any.
@@ -207,6 +225,9 @@ impl Tape {
     pub(crate) fn push(&self, node: Node) -> Var<'_> {
         let mut nodes = self.nodes.borrow_mut();
         let id = NodeId(u32::try_from(nodes.len()).expect("a tape holds at most 2^32 nodes"));
+        if let Some(p) = self.profiler.borrow_mut().as_mut() {
+            p.recorded(node.op);
+        }
         nodes.push(node);
         Var::new(self, id)
     }

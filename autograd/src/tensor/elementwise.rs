@@ -8,6 +8,7 @@ use super::{Tensor, PAR_THRESHOLD};
 use crate::error::Result;
 use crate::shape::Shape;
 use rayon::prelude::*;
+use smallvec::SmallVec;
 
 impl Tensor {
     /// Applies `f` to every element (in parallel for large tensors).
@@ -51,13 +52,40 @@ impl Tensor {
             let s = a[0];
             return Ok(other.map(|y| f(s, y)).reshape_unchecked(shape));
         }
-        let sa = self.shape().broadcast_strides(&shape);
-        let sb = other.shape().broadcast_strides(&shape);
-        let out = broadcast_rows(&shape, |row_out, offsets, inner| {
-            let (oa, ob) = (offsets(&sa), offsets(&sb));
-            let (ia, ib) = (inner(&sa), inner(&sb));
-            for (j, o) in row_out.iter_mut().enumerate() {
-                *o = f(a[oa + j * ia], b[ob + j * ib]);
+        let mut strides = [
+            self.shape().broadcast_strides(&shape),
+            other.shape().broadcast_strides(&shape),
+        ];
+        let dims = coalesce(shape.dims(), &mut strides);
+        let [sa, sb] = &strides;
+        let out = broadcast_rows(&dims, |row_out, offsets, inner| {
+            let (oa, ob) = (offsets(sa), offsets(sb));
+            let len = row_out.len();
+            // The common strides get loops the compiler vectorises.
+            match (inner(sa), inner(sb)) {
+                (1, 1) => {
+                    let (ra, rb) = (&a[oa..oa + len], &b[ob..ob + len]);
+                    for ((o, &x), &y) in row_out.iter_mut().zip(ra).zip(rb) {
+                        *o = f(x, y);
+                    }
+                }
+                (1, 0) => {
+                    let y = b[ob];
+                    for (o, &x) in row_out.iter_mut().zip(&a[oa..oa + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                (0, 1) => {
+                    let x = a[oa];
+                    for (o, &y) in row_out.iter_mut().zip(&b[ob..ob + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                (ia, ib) => {
+                    for (j, o) in row_out.iter_mut().enumerate() {
+                        *o = f(a[oa + j * ia], b[ob + j * ib]);
+                    }
+                }
             }
         });
         Ok(Tensor::from_parts(out, shape))
@@ -67,15 +95,17 @@ impl Tensor {
     pub fn where_cond(mask: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let shape = Shape::broadcast("where", mask.shape(), a.shape())?;
         let shape = Shape::broadcast("where", &shape, b.shape())?;
-        let (sm, sa, sb) = (
+        let mut strides = [
             mask.shape().broadcast_strides(&shape),
             a.shape().broadcast_strides(&shape),
             b.shape().broadcast_strides(&shape),
-        );
+        ];
+        let dims = coalesce(shape.dims(), &mut strides);
+        let [sm, sa, sb] = &strides;
         let (m, ad, bd) = (mask.data(), a.data(), b.data());
-        let out = broadcast_rows(&shape, |row_out, offsets, inner| {
-            let (om, oa, ob) = (offsets(&sm), offsets(&sa), offsets(&sb));
-            let (im, ia, ib) = (inner(&sm), inner(&sa), inner(&sb));
+        let out = broadcast_rows(&dims, |row_out, offsets, inner| {
+            let (om, oa, ob) = (offsets(sm), offsets(sa), offsets(sb));
+            let (im, ia, ib) = (inner(sm), inner(sa), inner(sb));
             for (j, o) in row_out.iter_mut().enumerate() {
                 *o = if m[om + j * im] != 0.0 {
                     ad[oa + j * ia]
@@ -104,7 +134,7 @@ impl Tensor {
         self.zip_with(
             o,
             "maximum",
-            |a, b| if a.is_nan() || a >= b { a } else { b },
+            |a, b| if a.is_nan() | (a >= b) { a } else { b },
         )
     }
     /// Elementwise minimum; NaN in either operand gives NaN.
@@ -112,7 +142,7 @@ impl Tensor {
         self.zip_with(
             o,
             "minimum",
-            |a, b| if a.is_nan() || a <= b { a } else { b },
+            |a, b| if a.is_nan() | (a <= b) { a } else { b },
         )
     }
     /// Mask (1.0 / 0.0) of `self > o`.
@@ -191,26 +221,64 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// Drives a broadcast kernel row by row. `kernel(row, offsets, inner)` fills one output row;
-/// `offsets(strides)` is the operand's offset at the row start and `inner(strides)` its stride
-/// along the last dimension.
-fn broadcast_rows<K>(shape: &Shape, kernel: K) -> Vec<f32>
+/// Merges adjacent axes that every operand steps through as one (`stride[i] = stride[i + 1] *
+/// dims[i + 1]`, true of the contiguous output too) and drops axes of size 1, so that rows are as
+/// long as the operands allow: adding a `[C, 1, 1]` bias to `[N, C, H, W]` runs over `[N, C, H*W]`
+/// with rows of `H*W`, not `W`. Returns the new dims; `strides` are rewritten to match.
+pub(crate) fn coalesce<const K: usize>(
+    dims: &[usize],
+    strides: &mut [Strides; K],
+) -> SmallVec<[usize; 6]> {
+    let mut out: SmallVec<[usize; 6]> = SmallVec::new();
+    let mut kept: [Strides; K] = std::array::from_fn(|_| Strides::new());
+    for (ax, &d) in dims.iter().enumerate() {
+        if d == 1 {
+            continue;
+        }
+        let merge = out.last().is_some_and(|_| {
+            strides
+                .iter()
+                .zip(&kept)
+                .all(|(s, k)| *k.last().expect("kept in step with out") == s[ax] * d)
+        });
+        if merge {
+            *out.last_mut().expect("checked") *= d;
+            for (s, k) in strides.iter().zip(kept.iter_mut()) {
+                *k.last_mut().expect("checked") = s[ax];
+            }
+        } else {
+            out.push(d);
+            for (s, k) in strides.iter().zip(kept.iter_mut()) {
+                k.push(s[ax]);
+            }
+        }
+    }
+    *strides = kept;
+    out
+}
+
+pub(crate) type Strides = SmallVec<[usize; 6]>;
+
+/// Drives a broadcast kernel row by row over an output of `dims`. `kernel(row, offsets, inner)`
+/// fills one output row; `offsets(strides)` is the operand's offset at the row start and
+/// `inner(strides)` its stride along the last dimension.
+fn broadcast_rows<K>(dims: &[usize], kernel: K) -> Vec<f32>
 where
     K: Fn(&mut [f32], &dyn Fn(&[usize]) -> usize, &dyn Fn(&[usize]) -> usize) + Sync,
 {
-    let n = shape.numel();
+    let n: usize = dims.iter().product();
     let mut out = vec![0.0f32; n];
     if n == 0 {
         return out;
     }
-    let rank = shape.rank();
+    let rank = dims.len();
     if rank == 0 {
-        // A scalar result is one row of one element, and every operand is a scalar too.
+        // A scalar result (or one whose axes all have size 1) is one row of one element, read
+        // at offset 0 of every operand.
         kernel(&mut out, &|_| 0, &|_| 0);
         return out;
     }
-    let inner_len = shape.dims()[rank - 1];
-    let dims = shape.dims();
+    let inner_len = dims[rank - 1];
     let row = |r: usize, o: &mut [f32]| {
         let offsets = |strides: &[usize]| {
             let (mut rem, mut off) = (r, 0);

@@ -59,7 +59,101 @@ impl Tensor {
     /// Batched `op(a) @ op(b)` for operands of rank >= 2, where `op` transposes the last two axes
     /// when asked. Batch dimensions broadcast.
     pub fn matmul_t(&self, other: &Tensor, ta: Transpose, tb: Transpose) -> Result<Tensor> {
-        let (a, b) = (self, other);
+        let p = Plan::new(self, other, ta, tb)?;
+        let (m, n, nb) = (p.m, p.n, p.batch.numel());
+        let mut out = vec![0.0f32; nb * m * n];
+        let mut dims = p.batch.dims().to_vec();
+        dims.extend([m, n]);
+        if m * n == 0 {
+            return Ok(Tensor::from_parts(out, Shape::new(&dims)));
+        }
+        let threads = rayon::current_num_threads();
+        if nb * m * n * p.k < PAR_MACS || threads == 1 {
+            out.chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| p.product(i, c, 1, false));
+        } else if nb >= threads {
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| p.product(i, c, 1, false));
+        } else {
+            out.chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| p.product(i, c, threads, false));
+        }
+        Ok(Tensor::from_parts(out, Shape::new(&dims)))
+    }
+
+    /// `matmul_t` summed over its batch: the `[m, n]` matrix `sum_i op(a_i) @ op(b_i)`, each
+    /// thread accumulating its share of the batch in place, so the batch of products is never
+    /// stored. This is the weight gradient of a convolution (a sum over the images of the batch)
+    /// and equals `matmul_t` followed by a sum over the batch axes, up to rounding.
+    pub fn matmul_t_sum_batch(
+        &self,
+        other: &Tensor,
+        ta: Transpose,
+        tb: Transpose,
+    ) -> Result<Tensor> {
+        let p = Plan::new(self, other, ta, tb)?;
+        let (m, n, nb) = (p.m, p.n, p.batch.numel());
+        let shape = Shape::new(&[m, n]);
+        if m * n == 0 || nb == 0 {
+            return Ok(Tensor::from_parts(vec![0.0; m * n], shape));
+        }
+        let threads = rayon::current_num_threads();
+        let parts = if nb * m * n * p.k < PAR_MACS {
+            1
+        } else {
+            threads.min(nb)
+        };
+        // Contiguous shares of the batch, one accumulator each, then their sum.
+        let share = nb.div_ceil(parts);
+        let accumulate = |s: usize| {
+            let mut c = vec![0.0f32; m * n];
+            for i in s * share..((s + 1) * share).min(nb) {
+                p.product(i, &mut c, 1, i > s * share);
+            }
+            c
+        };
+        let mut sums: Vec<Vec<f32>> = if parts == 1 {
+            vec![accumulate(0)]
+        } else {
+            (0..nb.div_ceil(share))
+                .into_par_iter()
+                .map(accumulate)
+                .collect()
+        };
+        let mut total = sums.swap_remove(0);
+        for s in &sums {
+            total.iter_mut().zip(s).for_each(|(t, &v)| *t += v);
+        }
+        Ok(Tensor::from_parts(total, shape))
+    }
+}
+
+/// A checked batched product: sizes, batch shape, and where each operand's matrices start.
+struct Plan<'a> {
+    m: usize,
+    k: usize,
+    n: usize,
+    batch: Shape,
+    a: &'a [f32],
+    b: &'a [f32],
+    /// Broadcast strides (in matrices) of each operand's batch axes.
+    sa: smallvec::SmallVec<[usize; 6]>,
+    sb: smallvec::SmallVec<[usize; 6]>,
+    /// Elements of one matrix of each operand.
+    mat_a: usize,
+    mat_b: usize,
+    /// Row and column strides of op(a) and op(b).
+    rsa: usize,
+    csa: usize,
+    rsb: usize,
+    csb: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(a: &'a Tensor, b: &'a Tensor, ta: Transpose, tb: Transpose) -> Result<Plan<'a>> {
         let err = |what: &str| {
             Error::shape(
                 "matmul",
@@ -90,17 +184,6 @@ impl Tensor {
         let batch_b = Shape::new(&b.dims()[..rb - 2]);
         let batch = Shape::broadcast("matmul", &batch_a, &batch_b)
             .map_err(|_| err("batch dimensions that broadcast"))?;
-        let nb = batch.numel();
-        let sa = batch_a.broadcast_strides(&batch);
-        let sb = batch_b.broadcast_strides(&batch);
-        let offset = |strides: &[usize], i: usize, mat: usize| {
-            let (mut rem, mut off) = (i, 0);
-            for ax in (0..batch.rank()).rev() {
-                off += (rem % batch.dims()[ax]) * strides[ax];
-                rem /= batch.dims()[ax];
-            }
-            off * mat
-        };
         let (rsa, csa) = if ta == Transpose::Yes {
             (1, ac)
         } else {
@@ -111,33 +194,45 @@ impl Tensor {
         } else {
             (bc, 1)
         };
-        let mut out = vec![0.0f32; nb * m * n];
-        let mut dims = batch.dims().to_vec();
-        dims.extend([m, n]);
-        if m * n == 0 {
-            return Ok(Tensor::from_parts(out, Shape::new(&dims)));
+        Ok(Plan {
+            m,
+            k,
+            n,
+            sa: batch_a.broadcast_strides(&batch),
+            sb: batch_b.broadcast_strides(&batch),
+            batch,
+            a: a.data(),
+            b: b.data(),
+            mat_a: ar * ac,
+            mat_b: br * bc,
+            rsa,
+            csa,
+            rsb,
+            csb,
+        })
+    }
+
+    /// Offset (in matrices) of batch item `i` for an operand with broadcast strides `strides`.
+    fn offset(&self, strides: &[usize], i: usize) -> usize {
+        let (mut rem, mut off) = (i, 0);
+        for ax in (0..self.batch.rank()).rev() {
+            off += (rem % self.batch.dims()[ax]) * strides[ax];
+            rem /= self.batch.dims()[ax];
         }
-        let (ad, bd) = (a.data(), b.data());
-        let one = |i: usize, c: &mut [f32], threads: usize| {
-            let pa = &ad[offset(&sa, i, ar * ac)..][..ar * ac];
-            let pb = &bd[offset(&sb, i, br * bc)..][..br * bc];
-            gemm_split(m, k, n, pa, rsa, csa, pb, rsb, csb, c, threads);
-        };
-        let threads = rayon::current_num_threads();
-        if nb * m * n * k < PAR_MACS || threads == 1 {
-            out.chunks_mut(m * n)
-                .enumerate()
-                .for_each(|(i, c)| one(i, c, 1));
-        } else if nb >= threads {
-            out.par_chunks_mut(m * n)
-                .enumerate()
-                .for_each(|(i, c)| one(i, c, 1));
+        off
+    }
+
+    /// `c = op(a_i) @ op(b_i)`, or `c += ...` with `accumulate`, on `threads` threads.
+    fn product(&self, i: usize, c: &mut [f32], threads: usize, accumulate: bool) {
+        let pa = &self.a[self.offset(&self.sa, i) * self.mat_a..][..self.mat_a];
+        let pb = &self.b[self.offset(&self.sb, i) * self.mat_b..][..self.mat_b];
+        let (m, k, n) = (self.m, self.k, self.n);
+        let (rsa, csa, rsb, csb) = (self.rsa, self.csa, self.rsb, self.csb);
+        if accumulate {
+            kernel(m, k, n, pa, rsa, csa, pb, rsb, csb, c, n, true);
         } else {
-            out.chunks_mut(m * n)
-                .enumerate()
-                .for_each(|(i, c)| one(i, c, threads));
+            gemm_split(m, k, n, pa, rsa, csa, pb, rsb, csb, c, threads);
         }
-        Ok(Tensor::from_parts(out, Shape::new(&dims)))
     }
 }
 
@@ -158,13 +253,13 @@ fn gemm_split(
     parts: usize,
 ) {
     if parts <= 1 || m * n * k < PAR_MACS {
-        kernel(m, k, n, a, rsa, csa, b, rsb, csb, c, n);
+        kernel(m, k, n, a, rsa, csa, b, rsb, csb, c, n, false);
         return;
     }
     if k <= SHORT_K {
         // The `gemm` crate splits the product over rayon's threads itself and writes each
         // block of C in place, even a column block of a wide, short matrix.
-        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, n, parts);
+        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, n, parts, false);
         return;
     }
     if m >= n {
@@ -173,7 +268,20 @@ fn gemm_split(
         c.par_chunks_mut(rows * n).enumerate().for_each(|(p, cb)| {
             let r0 = p * rows;
             let mr = cb.len() / n;
-            kernel(mr, k, n, &a[r0 * rsa..], rsa, csa, b, rsb, csb, cb, n);
+            kernel(
+                mr,
+                k,
+                n,
+                &a[r0 * rsa..],
+                rsa,
+                csa,
+                b,
+                rsb,
+                csb,
+                cb,
+                n,
+                false,
+            );
         });
     } else {
         // Column blocks: each thread computes C[:, j0..j1] into its own buffer, then they are
@@ -197,6 +305,7 @@ fn gemm_split(
                     csb,
                     &mut buf,
                     nc,
+                    false,
                 );
                 (j0, buf)
             })
@@ -213,7 +322,7 @@ fn gemm_split(
 /// Inner dimensions up to this run through the `gemm` crate, longer ones through matrixmultiply.
 const SHORT_K: usize = 1024;
 
-/// `c (m x n, row stride rsc) = a @ b` on one thread, with the faster of two kernels for the
+/// `c (m x n, row stride rsc) = a @ b` (`+=` with `accumulate`) on one thread, with the faster of two kernels for the
 /// shape. Measured single-threaded (GFLOP/s, `gemm` crate vs matrixmultiply): LeNet conv1
 /// M=6 K=25 N=784 93 vs 27, its weight gradient M=6 K=784 N=25 33 vs 15, 512^3 110 vs 81, a
 /// ResNet input gradient M=576 K=64 N=3136 94 vs 60; but a ResNet weight gradient M=64 K=3136
@@ -231,11 +340,13 @@ fn kernel(
     csb: usize,
     c: &mut [f32],
     rsc: usize,
+    accumulate: bool,
 ) {
     if k <= SHORT_K {
-        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, 1);
+        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, 1, accumulate);
     } else {
-        sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1);
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1);
     }
 }
 
@@ -248,9 +359,9 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// Safe wrapper over the `gemm` crate's f32 product `c = a @ b` (overwriting `c`), on `threads`
-/// of rayon's threads (1: the calling thread only). Panics if a slice is too short for its
-/// strides.
+/// Safe wrapper over the `gemm` crate's f32 product `c = a @ b` (or `c += a @ b` with
+/// `accumulate`), on `threads` of rayon's threads (1: the calling thread only). Panics if a slice
+/// is too short for its strides.
 #[allow(clippy::too_many_arguments)]
 fn gemm_short(
     m: usize,
@@ -265,14 +376,16 @@ fn gemm_short(
     c: &mut [f32],
     rsc: usize,
     threads: usize,
+    accumulate: bool,
 ) {
     assert!(a.len() >= extent(m, k, rsa, csa), "gemm: a is too short");
     assert!(b.len() >= extent(k, n, rsb, csb), "gemm: b is too short");
     assert!(c.len() >= extent(m, n, rsc, 1), "gemm: c is too short");
     // The gemm crate only offers a pointer interface. As for `sgemm` below: the assertions keep
     // every access inside the slices, `c` is borrowed mutably so it aliases neither input, and
-    // the strides index existing slices so they fit in isize. With `read_dst` false, `c` is only
-    // written (alpha is ignored), so its previous contents do not matter.
+    // the strides index existing slices so they fit in isize. The crate computes
+    // `c = alpha c + beta a b` when `read_dst`; otherwise `c` is only written (alpha is ignored),
+    // so its previous contents do not matter.
     unsafe {
         gemm::gemm(
             m,
@@ -281,14 +394,14 @@ fn gemm_short(
             c.as_mut_ptr(),
             1,
             rsc as isize,
-            false,
+            accumulate,
             a.as_ptr(),
             csa as isize,
             rsa as isize,
             b.as_ptr(),
             csb as isize,
             rsb as isize,
-            0.0,
+            1.0,
             1.0,
             false,
             false,

@@ -4,6 +4,7 @@
 //! strided copy (`strided_copy`): permute reads through permuted strides, broadcast_to through
 //! zero strides, narrow through an offset.
 
+use super::elementwise::{coalesce, Strides};
 use super::{Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
@@ -297,16 +298,19 @@ pub(crate) fn check_perm(shape: &Shape, perm: &[usize]) -> Result<()> {
 /// Copies `src` read at `offset + sum(index[i] * strides[i])` into a contiguous tensor of `shape`.
 pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape: Shape) -> Tensor {
     let n = shape.numel();
-    let rank = shape.rank();
     let mut out = vec![0.0f32; n];
     if n == 0 {
         return Tensor::from_parts(out, shape);
     }
+    // Axes read as one run are merged, so rows are as long as the layout allows.
+    let mut strides = [Strides::from_slice(strides)];
+    let dims = coalesce(shape.dims(), &mut strides);
+    let [strides] = strides;
+    let rank = dims.len();
     if rank == 0 {
         out[0] = src[offset];
         return Tensor::from_parts(out, shape);
     }
-    let dims = shape.dims();
     let inner = dims[rank - 1];
     let step = strides[rank - 1];
     let row = |r: usize, o: &mut [f32]| {
@@ -317,6 +321,8 @@ pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape:
         }
         if step == 1 {
             o.copy_from_slice(&src[base..base + inner]);
+        } else if step == 0 {
+            o.fill(src[base]);
         } else {
             for (j, v) in o.iter_mut().enumerate() {
                 *v = src[base + j * step];

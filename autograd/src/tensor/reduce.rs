@@ -36,6 +36,70 @@ impl Tensor {
         self.reduce("max", axes, keepdim, Reducer::Max)
     }
 
+    /// The chain rule of `max_axes` (the `max` primitive's): `grad * (self == max) / count`, where
+    /// `max` and `grad` have the reduced shape with `keepdim` and `count` is the number of
+    /// elements of each reduced group equal to its maximum (ties share the gradient evenly). Over
+    /// one run of adjacent axes, such as a pooling window's, it is one pass per group with no
+    /// temporaries; otherwise it is the composition of broadcasting kernels. Both give the same
+    /// bits: each element is `grad * (hit / count)`.
+    pub fn max_backward(&self, max: &Tensor, grad: &Tensor, axes: &[isize]) -> Result<Tensor> {
+        let ax = self.shape().axes("max_backward", axes)?;
+        let kept = self.shape().reduced(&ax, true);
+        if max.shape() != &kept || grad.shape() != &kept {
+            return Err(Error::shape(
+                "max_backward",
+                &[self.shape(), max.shape(), grad.shape()],
+                format!("the maximum and its gradient shaped {kept}"),
+            ));
+        }
+        let run = ax.windows(2).all(|w| w[1] == w[0] + 1);
+        if !run || ax.is_empty() {
+            let hits = self.eq_mask(max)?;
+            let weight = hits.div(&hits.sum_axes(axes, true)?)?;
+            return grad.broadcast_to(self.shape())?.mul(&weight);
+        }
+        let (start, end) = (ax[0], ax[ax.len() - 1]);
+        let dims = self.dims();
+        let outer: usize = dims[..start].iter().product();
+        let n: usize = dims[start..=end].iter().product();
+        let inner: usize = dims[end + 1..].iter().product();
+        let mut out = vec![0.0f32; self.numel()];
+        let (x, m, g) = (self.data(), max.data(), grad.data());
+        let group = |o: usize, dst: &mut [f32]| {
+            let src = &x[o * n * inner..(o + 1) * n * inner];
+            let (mo, go) = (
+                &m[o * inner..(o + 1) * inner],
+                &g[o * inner..(o + 1) * inner],
+            );
+            let mut count = vec![0u32; inner];
+            for row in src.chunks_exact(inner) {
+                for ((c, &v), &mx) in count.iter_mut().zip(row).zip(mo) {
+                    *c += (v == mx) as u32;
+                }
+            }
+            for (d_row, row) in dst.chunks_exact_mut(inner).zip(src.chunks_exact(inner)) {
+                for (((d, &v), &mx), (&gv, &c)) in
+                    d_row.iter_mut().zip(row).zip(mo).zip(go.iter().zip(&count))
+                {
+                    *d = gv * ((v == mx) as u8 as f32 / c as f32);
+                }
+            }
+        };
+        if inner > 0 && n > 0 {
+            if out.len() >= PAR_THRESHOLD && outer > 1 {
+                out.par_chunks_mut(n * inner)
+                    .enumerate()
+                    .with_min_len((4096 / (n * inner)).max(1))
+                    .for_each(|(o, d)| group(o, d));
+            } else {
+                out.chunks_mut(n * inner)
+                    .enumerate()
+                    .for_each(|(o, d)| group(o, d));
+            }
+        }
+        Ok(Tensor::from_parts(out, self.shape().clone()))
+    }
+
     /// Sum of every element, as a rank-0 tensor.
     pub fn sum_all(&self) -> Tensor {
         self.reduce("sum", &[], false, Reducer::Sum)
@@ -172,10 +236,10 @@ fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> V
                 dst.copy_from_slice(&src[..inner]);
                 for k in 1..n {
                     let row = &src[k * inner..(k + 1) * inner];
+                    // A select on a comparison mask (no branch, so it vectorises); NaN wins.
                     dst.iter_mut().zip(row).for_each(|(d, &s)| {
-                        if s > *d || s.is_nan() {
-                            *d = s
-                        }
+                        let take = (s > *d) | s.is_nan();
+                        *d = if take { s } else { *d };
                     });
                 }
             }

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use tapegrad::autograd::Conv2dOptions;
+use tapegrad::autograd::{Conv2dOptions, Window2d};
 use tapegrad::prelude::*;
 
 /// Row-major multi-index of flat position `i` in `dims`.
@@ -293,4 +293,64 @@ fn fused_weight_gradients_equal_the_recorded_composition() {
     }
     let [(dx, dw), (dx2, dw2)] = both_backwards(linear, &x, &w);
     assert!(dx.allclose(&dx2, 1e-4, 1e-4) && dw.allclose(&dw2, 1e-4, 1e-4));
+}
+
+/// A chain of large ops (each result big enough for recycled storage).
+fn large_ops(x: &Tensor, bias: &Tensor) -> Vec<Tensor> {
+    let w = Window2d::conv("test", (64, 64), (3, 3), (1, 1), (1, 1), (1, 1)).unwrap();
+    let cols = x.unfold2d(&w, 0.0).unwrap();
+    let folded = cols.fold2d(&w).unwrap();
+    let y = x.add(bias).unwrap().relu();
+    let wide = Tensor::full([x.dims()[0], 24, 64 * 64], 0.5);
+    let prod = wide.matmul_t(&cols, Transpose::No, Transpose::Yes).unwrap();
+    let max = cols.max_axes(&[1], true).unwrap();
+    let max_grad = cols.max_backward(&max, &max.exp(), &[1]).unwrap();
+    let empty_k = Tensor::zeros([1100, 0])
+        .matmul(&Tensor::zeros([0, 1000]))
+        .unwrap();
+    vec![
+        cols.clone(),
+        folded,
+        y.clone(),
+        y.mul(x).unwrap(),
+        bias.broadcast_to(x.shape().clone()).unwrap(),
+        x.permute(&[0, 2, 3, 1]).unwrap(),
+        prod,
+        max,
+        max_grad,
+        cols.sum_axes(&[2], false).unwrap(),
+        empty_k,
+        Tensor::zeros([1 << 21]),
+    ]
+}
+
+#[test]
+fn recycled_storage_never_shows_through() {
+    let mut g = rng(8);
+    let x = Tensor::randn([4, 8, 64, 64], &mut g);
+    let bias = Tensor::randn([8, 1, 1], &mut g);
+    let first = large_ops(&x, &bias);
+    // Different values through the same shapes leave their buffers in the pool...
+    let other = large_ops(
+        &Tensor::randn([4, 8, 64, 64], &mut g).mul_scalar(-3.0),
+        &bias,
+    );
+    drop(other);
+    // Storage of every result's length, full of something no op writes.
+    let filled: Vec<Tensor> = first
+        .iter()
+        .map(|r| Tensor::full(r.shape().clone(), 9.0))
+        .collect();
+    drop(filled);
+    assert!(
+        tapegrad::autograd::buffer_pool_stats().0 > 0,
+        "large buffers were kept"
+    );
+    // ...and the same inputs again give the same bits.
+    let again = large_ops(&x, &bias);
+    for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+        assert!(same_bits(a, b), "result {i} changed with recycled storage");
+    }
+    assert!(again[10].data().iter().all(|&v| v == 0.0));
+    assert!(again[11].data().iter().all(|&v| v == 0.0));
 }

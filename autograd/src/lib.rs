@@ -29,4 +29,4 @@ pub use shape::Shape;
 pub use tape::{
     BackwardOptions, Ctx, Grads, NodeId, Op, OpTime, Param, ParamId, Profile, Tape, Var,
 };
-pub use tensor::{rng, Rng, Tensor, Transpose, Window2d};
+pub use tensor::{buffer_pool_stats, rng, set_buffer_pool_limit, Rng, Tensor, Transpose, Window2d};

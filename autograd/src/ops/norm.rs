@@ -13,7 +13,8 @@ pub struct RunningStats<'a> {
 
 impl<'t> Var<'t> {
     /// Batch normalisation over every axis but 1 (channels) of `[N, C, ...]` input:
-    /// `y = (x - mean) / sqrt(var + eps) * weight + bias`.
+    /// `y = (x - mean) / sqrt(var + eps) * weight + bias`, computed as
+    /// `(x - mean) * (weight / sqrt(var + eps)) + bias`.
     ///
     /// Training uses the batch's mean and biased variance (computed in two passes, which stays
     /// accurate when |mean| >> std) and updates the running statistics with PyTorch's rule
@@ -45,7 +46,8 @@ impl<'t> Var<'t> {
         }
         let axes: Vec<isize> = (0..s.rank() as isize).filter(|&a| a != 1).collect();
         let count = s.numel() / c.max(1);
-        let (mean, var) = if training {
+        // `centred` is computed once and reused by the output in training mode.
+        let (centred, var) = if training {
             if count < 2 {
                 return Err(Error::invalid(
                     "batch_norm",
@@ -68,25 +70,29 @@ impl<'t> Var<'t> {
                     *rv = (1.0 - m) * *rv + m * bv.data()[i] * unbiased;
                 }
             }
-            (mean, var)
+            (centred, var)
         } else {
             let r = running.ok_or_else(|| {
                 Error::invalid("batch_norm", "evaluation mode needs running statistics")
             })?;
             check_stats(&s, c, r.mean, r.var)?;
+            let mean = self.constant(r.mean.reshape(stat_shape.clone())?);
             (
-                self.constant(r.mean.reshape(stat_shape.clone())?),
+                self.sub(mean)?,
                 self.constant(r.var.reshape(stat_shape.clone())?),
             )
         };
-        let mut y = self.sub(mean)?.div(var.add_scalar(eps).sqrt())?;
+        // One scale per channel, 1/sqrt(var + eps) times the weight, so the full-size tensor
+        // is multiplied once (and its backward is a product's, not a quotient's).
+        let mut scale = var.add_scalar(eps).powf(-0.5);
         if let Some(w) = weight {
-            y = y.mul(w.reshape(stat_shape.clone())?)?;
+            scale = scale.mul(w.reshape(stat_shape.clone())?)?;
         }
-        if let Some(b) = bias {
-            y = y.add(b.reshape(stat_shape)?)?;
+        let y = centred.mul(scale)?;
+        match bias {
+            Some(b) => y.add(b.reshape(stat_shape)?),
+            None => Ok(y),
         }
-        Ok(y)
     }
 
     /// Local response normalisation across channels (AlexNet: size 5, alpha 1e-4, beta 0.75,

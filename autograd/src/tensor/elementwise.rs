@@ -4,7 +4,7 @@
 //! which broadcast dimensions have stride 0, one output row (the last dimension) at a time, and
 //! rows are spread over rayon's threads when the output is large.
 
-use super::{Tensor, PAR_THRESHOLD};
+use super::{pool, Tensor, PAR_THRESHOLD};
 use crate::error::Result;
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -14,12 +14,17 @@ impl Tensor {
     /// Applies `f` to every element (in parallel for large tensors).
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
         let src = self.data();
-        // Collecting writes each element once (no zero-fill first).
-        let out: Vec<f32> = if src.len() >= PAR_THRESHOLD {
-            src.par_iter().with_min_len(4096).map(|&x| f(x)).collect()
-        } else {
-            src.iter().map(|&x| f(x)).collect()
+        let mut out = pool::for_overwrite(src.len());
+        let apply = |(o, s): (&mut [f32], &[f32])| {
+            o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
         };
+        if src.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(4096)
+                .zip(src.par_chunks(4096))
+                .for_each(apply);
+        } else {
+            apply((&mut out, src));
+        }
         Tensor::from_parts(out, self.shape().clone())
     }
 
@@ -33,15 +38,20 @@ impl Tensor {
         let shape = Shape::broadcast(op, self.shape(), other.shape())?;
         let (a, b) = (self.data(), other.data());
         if self.shape() == other.shape() {
-            let out: Vec<f32> = if a.len() >= PAR_THRESHOLD {
-                (a.par_iter(), b.par_iter())
-                    .into_par_iter()
-                    .with_min_len(4096)
-                    .map(|(&x, &y)| f(x, y))
-                    .collect()
-            } else {
-                a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+            let mut out = pool::for_overwrite(a.len());
+            let apply = |((o, x), y): ((&mut [f32], &[f32]), &[f32])| {
+                for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                    *o = f(x, y);
+                }
             };
+            if a.len() >= PAR_THRESHOLD {
+                out.par_chunks_mut(4096)
+                    .zip(a.par_chunks(4096))
+                    .zip(b.par_chunks(4096))
+                    .for_each(apply);
+            } else {
+                apply(((&mut out, a), b));
+            }
             return Ok(Tensor::from_parts(out, shape));
         }
         if other.numel() == 1 {
@@ -267,7 +277,8 @@ where
     K: Fn(&mut [f32], &dyn Fn(&[usize]) -> usize, &dyn Fn(&[usize]) -> usize) + Sync,
 {
     let n: usize = dims.iter().product();
-    let mut out = vec![0.0f32; n];
+    // The kernels write every element of each row.
+    let mut out = pool::for_overwrite(n);
     if n == 0 {
         return out;
     }

@@ -1,13 +1,13 @@
-//! Matrix multiplication: 2-d and batched with broadcast batch dimensions, through
-//! `matrixmultiply`'s sgemm.
+//! Matrix multiplication: 2-d and batched with broadcast batch dimensions, through the `gemm`
+//! crate's kernels (and matrixmultiply's sgemm for long inner dimensions on CPUs without AVX-512,
+//! where it is the faster one; see [`gemm_suits`]).
 //!
-//! Either operand may be read transposed (`Transpose`) without a copy, since sgemm takes any
+//! Either operand may be read transposed (`Transpose`) without a copy, since both kernels take any
 //! strides; the backward rules of matmul use this. Work is parallel with rayon: over the batch when
-//! it has at least as many matrices as threads, otherwise by splitting the longer of M and N into
-//! one block per thread, each block a single-threaded sgemm (faster than matrixmultiply's own
-//! threading on the small and skinny shapes convolutions produce).
+//! it has at least as many matrices as threads, otherwise the product itself is split (by the
+//! `gemm` crate, or into one block of rows or columns per thread).
 
-use super::Tensor;
+use super::{pool, Tensor};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -61,10 +61,13 @@ impl Tensor {
     pub fn matmul_t(&self, other: &Tensor, ta: Transpose, tb: Transpose) -> Result<Tensor> {
         let p = Plan::new(self, other, ta, tb)?;
         let (m, n, nb) = (p.m, p.n, p.batch.numel());
-        let mut out = vec![0.0f32; nb * m * n];
+        // Every product writes its whole block (the kernels do not read C).
+        let mut out = pool::for_overwrite(nb * m * n);
         let mut dims = p.batch.dims().to_vec();
         dims.extend([m, n]);
-        if m * n == 0 {
+        if m * n == 0 || p.k == 0 {
+            // An empty inner dimension sums nothing: zeros.
+            out.fill(0.0);
             return Ok(Tensor::from_parts(out, Shape::new(&dims)));
         }
         let threads = rayon::current_num_threads();
@@ -256,7 +259,7 @@ fn gemm_split(
         kernel(m, k, n, a, rsa, csa, b, rsb, csb, c, n, false);
         return;
     }
-    if k <= SHORT_K {
+    if gemm_suits(k) {
         // The `gemm` crate splits the product over rayon's threads itself and writes each
         // block of C in place, even a column block of a wide, short matrix.
         gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, n, parts, false);
@@ -319,14 +322,36 @@ fn gemm_split(
     }
 }
 
-/// Inner dimensions up to this run through the `gemm` crate, longer ones through matrixmultiply.
+/// Inner dimensions up to this run through the `gemm` crate on every CPU.
 const SHORT_K: usize = 1024;
 
-/// `c (m x n, row stride rsc) = a @ b` (`+=` with `accumulate`) on one thread, with the faster of two kernels for the
-/// shape. Measured single-threaded (GFLOP/s, `gemm` crate vs matrixmultiply): LeNet conv1
-/// M=6 K=25 N=784 93 vs 27, its weight gradient M=6 K=784 N=25 33 vs 15, 512^3 110 vs 81, a
-/// ResNet input gradient M=576 K=64 N=3136 94 vs 60; but a ResNet weight gradient M=64 K=3136
-/// N=576 25 vs 86. So the inner dimension decides.
+/// Whether the `gemm` crate is the faster kernel for an inner dimension `k`. Measured on one
+/// thread (GFLOP/s, `gemm` vs matrixmultiply): with AVX2 kernels, LeNet conv1 M=6 K=25 N=784 93
+/// vs 27, its weight gradient M=6 K=784 N=25 33 vs 15, 512^3 110 vs 81, a ResNet input gradient
+/// M=576 K=64 N=3136 94 vs 60, but a ResNet weight gradient M=64 K=3136 N=576 25 vs 86: so
+/// long inner dimensions went to matrixmultiply. With AVX-512 kernels `gemm` wins those too:
+/// M=64 K=3136 N=576 93 vs 86, 2048^3 109 vs 101, M=128 K=12544 N=1152 100 vs 91.
+fn gemm_suits(k: usize) -> bool {
+    k <= SHORT_K || avx512()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    // The feature set of the `gemm` crate's AVX-512 kernels (x86-64-v4).
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512cd")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512() -> bool {
+    false
+}
+
+/// `c (m x n, row stride rsc) = a @ b` (`+=` with `accumulate`) on one thread, with the faster
+/// of the two kernels for the shape ([`gemm_suits`]).
 #[allow(clippy::too_many_arguments)]
 fn kernel(
     m: usize,
@@ -342,7 +367,7 @@ fn kernel(
     rsc: usize,
     accumulate: bool,
 ) {
-    if k <= SHORT_K {
+    if gemm_suits(k) {
         gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, 1, accumulate);
     } else {
         let beta = if accumulate { 1.0 } else { 0.0 };
@@ -504,6 +529,40 @@ mod tests {
             let bt = b.transpose(0, 1).unwrap();
             let got = at.matmul_t(&bt, Transpose::Yes, Transpose::Yes).unwrap();
             assert!(got.allclose(&want, 1e-4, 1e-4));
+        }
+    }
+
+    #[test]
+    fn sgemm_overwrites_or_accumulates_through_any_strides() {
+        let mut g = rng(3);
+        let (m, k, n) = (7, 1100, 5);
+        let a = Tensor::randn([m, k], &mut g);
+        let b = Tensor::randn([k, n], &mut g);
+        let want = naive(&a, &b);
+        let start = Tensor::randn([m, n], &mut g);
+        // A read transposed through its strides; beta 0 ignores C, beta 1 adds to it.
+        let at = a.transpose(0, 1).unwrap();
+        for beta in [0.0, 1.0] {
+            let mut c = start.to_vec();
+            sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                at.data(),
+                1,
+                m,
+                b.data(),
+                n,
+                1,
+                beta,
+                &mut c,
+                n,
+                1,
+            );
+            let expected = want.add(&start.mul_scalar(beta)).unwrap();
+            let got = Tensor::from_vec(c, [m, n]).unwrap();
+            assert!(got.allclose(&expected, 1e-3, 1e-3));
         }
     }
 

@@ -10,10 +10,13 @@ mod elementwise;
 mod matmul;
 mod movement;
 pub(crate) use movement::infer_shape;
+pub(crate) mod pool;
 mod reduce;
 mod unfold;
 
 pub use matmul::{sgemm, Transpose};
+use pool::Storage;
+pub use pool::{buffer_pool_stats, set_buffer_pool_limit};
 pub use unfold::Window2d;
 
 use crate::error::{Error, Result};
@@ -38,7 +41,7 @@ pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
 /// An n-d array of f32, row-major, with shared immutable storage.
 #[derive(Clone)]
 pub struct Tensor {
-    data: Arc<Vec<f32>>,
+    data: Arc<Storage>,
     shape: Shape,
 }
 
@@ -57,7 +60,7 @@ impl Tensor {
             ));
         }
         Ok(Tensor {
-            data: Arc::new(data),
+            data: Arc::new(Storage::new(data)),
             shape,
         })
     }
@@ -66,7 +69,7 @@ impl Tensor {
     pub(crate) fn from_parts(data: Vec<f32>, shape: Shape) -> Tensor {
         debug_assert_eq!(data.len(), shape.numel());
         Tensor {
-            data: Arc::new(data),
+            data: Arc::new(Storage::new(data)),
             shape,
         }
     }
@@ -83,7 +86,9 @@ impl Tensor {
 
     pub fn full(shape: impl Into<Shape>, v: f32) -> Tensor {
         let shape = shape.into();
-        Tensor::from_parts(vec![v; shape.numel()], shape)
+        let mut data = pool::for_overwrite(shape.numel());
+        data.fill(v);
+        Tensor::from_parts(data, shape)
     }
 
     pub fn zeros(shape: impl Into<Shape>) -> Tensor {
@@ -157,7 +162,10 @@ impl Tensor {
 
     /// Takes the data out, copying only if it is shared.
     pub fn into_vec(self) -> Vec<f32> {
-        Arc::try_unwrap(self.data).unwrap_or_else(|a| a.to_vec())
+        match Arc::try_unwrap(self.data) {
+            Ok(s) => s.into_vec(),
+            Err(shared) => shared.to_vec(),
+        }
     }
 
     /// Whether two tensors share one storage (a clone or a reshape of each other).

@@ -5,7 +5,7 @@
 //! zero strides, narrow through an offset.
 
 use super::elementwise::{coalesce, Strides};
-use super::{Tensor, PAR_THRESHOLD};
+use super::{pool, Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -298,7 +298,8 @@ pub(crate) fn check_perm(shape: &Shape, perm: &[usize]) -> Result<()> {
 /// Copies `src` read at `offset + sum(index[i] * strides[i])` into a contiguous tensor of `shape`.
 pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape: Shape) -> Tensor {
     let n = shape.numel();
-    let mut out = vec![0.0f32; n];
+    // Every row below is written whole.
+    let mut out = pool::for_overwrite(n);
     if n == 0 {
         return Tensor::from_parts(out, shape);
     }

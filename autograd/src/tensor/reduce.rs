@@ -5,7 +5,7 @@
 //! a `[outer, n, inner]` view of contiguous data, with runs of adjacent reduced axes merged into one
 //! pass (so summing NCHW over H and W is a single pass of row sums).
 
-use super::{Tensor, PAR_THRESHOLD};
+use super::{pool, Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -63,7 +63,8 @@ impl Tensor {
         let outer: usize = dims[..start].iter().product();
         let n: usize = dims[start..=end].iter().product();
         let inner: usize = dims[end + 1..].iter().product();
-        let mut out = vec![0.0f32; self.numel()];
+        // Every group below is written whole.
+        let mut out = pool::for_overwrite(self.numel());
         let (x, m, g) = (self.data(), max.data(), grad.data());
         let group = |o: usize, dst: &mut [f32]| {
             let src = &x[o * n * inner..(o + 1) * n * inner];
@@ -221,7 +222,7 @@ impl Tensor {
 
 /// Reduces the middle axis of a contiguous `[outer, n, inner]` array.
 fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> Vec<f32> {
-    let mut out = vec![0.0f32; outer * inner];
+    let mut out = pool::zeroed(outer * inner);
     let block = |o: usize, dst: &mut [f32]| {
         let src = &x[o * n * inner..(o + 1) * n * inner];
         match r {

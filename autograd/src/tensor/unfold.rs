@@ -8,7 +8,7 @@
 //!
 //! Each (sample, channel) plane is independent, so both run in parallel over planes.
 
-use super::{Tensor, PAR_THRESHOLD};
+use super::{pool, Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -148,7 +148,8 @@ impl Tensor {
         let (n, c) = check_nchw("unfold", self, w)?;
         let (h, wd) = w.input;
         let (kk, l) = (w.cells(), w.positions());
-        let mut out = vec![0.0f32; n * c * kk * l];
+        // `unfold_plane` writes every entry, padding included.
+        let mut out = pool::for_overwrite(n * c * kk * l);
         let plane = |(dst, src): (&mut [f32], &[f32])| unfold_plane(src, dst, w, pad_value);
         if kk * l == 0 {
             return Ok(Tensor::from_parts(out, Shape::new(&[n, c * kk, l])));
@@ -179,7 +180,7 @@ impl Tensor {
         }
         let (n, c) = (self.dims()[0], self.dims()[1] / kk);
         let (h, wd) = w.input;
-        let mut out = vec![0.0f32; n * c * h * wd];
+        let mut out = pool::zeroed(n * c * h * wd);
         let plane = |(dst, src): (&mut [f32], &[f32])| fold_plane(src, dst, w);
         if h * wd == 0 {
             return Ok(Tensor::from_parts(out, Shape::new(&[n, c, h, wd])));

@@ -1,0 +1,177 @@
+//! Recycled storage for large tensors.
+//!
+//! A training step allocates the same large activations, im2col matrices and gradients every
+//! step, and frees them all by its end. Memory of that size comes straight from the operating
+//! system, which hands out fresh pages and zeroes each one on first touch: in a ResNet-18 step that
+//! page zeroing took a third of the time. So the storage of a tensor of at least [`POOL_MIN`]
+//! elements is not freed when the last tensor using it is dropped but kept here, by length, and
+//! the next kernel asking for that length reuses it. What is kept is bounded (see
+//! [`set_buffer_pool_limit`]); beyond the bound, buffers are freed as usual.
+
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+/// Buffers shorter than this (4 MiB of f32) are left to the allocator, which reuses them well.
+pub const POOL_MIN: usize = 1 << 20;
+
+/// Idle bytes kept by default: 2 GiB.
+const DEFAULT_LIMIT: usize = 2 << 30;
+
+struct Pool {
+    free: BTreeMap<usize, Vec<Vec<f32>>>,
+    /// Bytes held in `free`.
+    held: usize,
+    limit: usize,
+    reused: u64,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    free: BTreeMap::new(),
+    held: 0,
+    limit: DEFAULT_LIMIT,
+    reused: 0,
+});
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    // A panic while holding the lock cannot leave the map inconsistent (each operation is one
+    // insert or remove), so a poisoned lock is still usable.
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets how many bytes of idle tensor storage are kept for reuse (default 2 GiB; 0 turns reuse
+/// off). Buffers already kept beyond the new limit are freed.
+pub fn set_buffer_pool_limit(bytes: usize) {
+    let mut p = pool();
+    p.limit = bytes;
+    while p.held > p.limit {
+        let Some(&len) = p.free.keys().next() else {
+            break;
+        };
+        let list = p.free.get_mut(&len).expect("key just seen");
+        list.pop();
+        if list.is_empty() {
+            p.free.remove(&len);
+        }
+        p.held -= len * 4;
+    }
+}
+
+/// What the pool holds now: idle bytes, and how many allocations it has served so far.
+pub fn buffer_pool_stats() -> (usize, u64) {
+    let p = pool();
+    (p.held, p.reused)
+}
+
+fn take(len: usize) -> Option<Vec<f32>> {
+    if len < POOL_MIN {
+        return None;
+    }
+    let mut p = pool();
+    let list = p.free.get_mut(&len)?;
+    let v = list.pop()?;
+    if list.is_empty() {
+        p.free.remove(&len);
+    }
+    p.held -= len * 4;
+    p.reused += 1;
+    Some(v)
+}
+
+/// A buffer of `len` zeros.
+pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    match take(len) {
+        Some(mut v) => {
+            v.fill(0.0);
+            v
+        }
+        None => vec![0.0; len],
+    }
+}
+
+/// A buffer of `len` values the caller overwrites entirely: a reused buffer keeps whatever it
+/// held (valid numbers, just stale), so only kernels that write every element may use this.
+pub(crate) fn for_overwrite(len: usize) -> Vec<f32> {
+    take(len).unwrap_or_else(|| vec![0.0; len])
+}
+
+fn give_back(v: Vec<f32>) {
+    let len = v.len();
+    if len < POOL_MIN {
+        return;
+    }
+    let mut p = pool();
+    if p.held + len * 4 > p.limit {
+        return;
+    }
+    p.held += len * 4;
+    p.free.entry(len).or_default().push(v);
+}
+
+/// A tensor's storage: a `Vec<f32>` that goes back to the pool when dropped.
+#[derive(PartialEq)]
+pub(crate) struct Storage(Vec<f32>);
+
+impl Storage {
+    pub(crate) fn new(v: Vec<f32>) -> Storage {
+        Storage(v)
+    }
+
+    /// The vector itself, which then leaves the pool's care.
+    pub(crate) fn into_vec(mut self) -> Vec<f32> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Clone for Storage {
+    fn clone(&self) -> Storage {
+        let mut v = for_overwrite(self.0.len());
+        v.copy_from_slice(&self.0);
+        Storage(v)
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.0));
+    }
+}
+
+impl Deref for Storage {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        &self.0
+    }
+}
+
+impl DerefMut for Storage {
+    fn deref_mut(&mut self) -> &mut Vec<f32> {
+        &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_buffers_are_reused_zeroed_and_small_ones_are_not_kept() {
+        // A length no other test uses, so parallel tests do not take this buffer.
+        let len = POOL_MIN + 12_345;
+        let mut v = for_overwrite(len);
+        v.fill(7.0);
+        let ptr = v.as_ptr();
+        drop(Storage::new(v));
+        let (held, _) = buffer_pool_stats();
+        assert!(held >= len * 4);
+        let again = zeroed(len);
+        assert_eq!(again.as_ptr(), ptr, "the kept buffer is handed out again");
+        assert!(again.iter().all(|&x| x == 0.0));
+        drop(Storage::new(vec![1.0; 10]));
+        assert!(take(10).is_none());
+        // A buffer taken out of its storage is the caller's.
+        let s = Storage::new(again);
+        let out = s.into_vec();
+        assert_eq!(out.len(), len);
+    }
+}

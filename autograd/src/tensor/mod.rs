@@ -7,6 +7,7 @@
 
 mod display;
 mod elementwise;
+mod gemm;
 mod matmul;
 mod movement;
 pub(crate) use movement::infer_shape;
@@ -14,7 +15,8 @@ pub(crate) mod pool;
 mod reduce;
 mod unfold;
 
-pub use matmul::{sgemm, Transpose};
+pub use gemm::sgemm;
+pub use matmul::Transpose;
 use pool::Storage;
 pub use pool::{buffer_pool_stats, set_buffer_pool_limit};
 pub use unfold::Window2d;

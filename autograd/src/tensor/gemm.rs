@@ -1,0 +1,255 @@
+//! The GEMM kernels behind `matmul`: `c = a @ b` for strided single matrices, on one thread or
+//! split over rayon's, through the `gemm` crate or matrixmultiply, whichever is faster for the
+//! shape on this CPU ([`gemm_suits`]). The two crates only offer pointer interfaces: the safe
+//! wrappers here check every slice against its strides first.
+
+use super::matmul::PAR_MACS;
+use rayon::prelude::*;
+
+/// `c (m x n, row-major) = a @ b` with the longer of M and N split into `parts` blocks run in
+/// parallel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_split(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    c: &mut [f32],
+    parts: usize,
+) {
+    if parts <= 1 || m * n * k < PAR_MACS {
+        kernel(m, k, n, a, rsa, csa, b, rsb, csb, c, n, false);
+        return;
+    }
+    if gemm_suits(k) {
+        // The `gemm` crate splits the product over rayon's threads itself and writes each
+        // block of C in place, even a column block of a wide, short matrix.
+        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, n, parts, false);
+        return;
+    }
+    if m >= n {
+        // Row blocks of C are contiguous: split C and A by rows.
+        let rows = m.div_ceil(parts);
+        c.par_chunks_mut(rows * n).enumerate().for_each(|(p, cb)| {
+            let r0 = p * rows;
+            let mr = cb.len() / n;
+            kernel(
+                mr,
+                k,
+                n,
+                &a[r0 * rsa..],
+                rsa,
+                csa,
+                b,
+                rsb,
+                csb,
+                cb,
+                n,
+                false,
+            );
+        });
+    } else {
+        // Column blocks: each thread computes C[:, j0..j1] into its own buffer, then they are
+        // copied into place (C's column blocks are not contiguous slices).
+        let cols = n.div_ceil(parts);
+        let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(cols))
+            .into_par_iter()
+            .map(|p| {
+                let j0 = p * cols;
+                let nc = cols.min(n - j0);
+                let mut buf = vec![0.0f32; m * nc];
+                kernel(
+                    m,
+                    k,
+                    nc,
+                    a,
+                    rsa,
+                    csa,
+                    &b[j0 * csb..],
+                    rsb,
+                    csb,
+                    &mut buf,
+                    nc,
+                    false,
+                );
+                (j0, buf)
+            })
+            .collect();
+        for (j0, buf) in blocks {
+            let nc = buf.len() / m;
+            for (row, src) in c.chunks_mut(n).zip(buf.chunks(nc)) {
+                row[j0..j0 + nc].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Inner dimensions up to this run through the `gemm` crate on every CPU.
+const SHORT_K: usize = 1024;
+
+/// Whether the `gemm` crate is the faster kernel for an inner dimension `k`. Measured on one
+/// thread (GFLOP/s, `gemm` vs matrixmultiply): with AVX2 kernels, LeNet conv1 M=6 K=25 N=784 93
+/// vs 27, its weight gradient M=6 K=784 N=25 33 vs 15, 512^3 110 vs 81, a ResNet input gradient
+/// M=576 K=64 N=3136 94 vs 60, but a ResNet weight gradient M=64 K=3136 N=576 25 vs 86: so
+/// long inner dimensions went to matrixmultiply. With AVX-512 kernels `gemm` wins those too:
+/// M=64 K=3136 N=576 93 vs 86, 2048^3 109 vs 101, M=128 K=12544 N=1152 100 vs 91.
+fn gemm_suits(k: usize) -> bool {
+    k <= SHORT_K || avx512()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    // The feature set of the `gemm` crate's AVX-512 kernels (x86-64-v4).
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512cd")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512() -> bool {
+    false
+}
+
+/// `c (m x n, row stride rsc) = a @ b` (`+=` with `accumulate`) on one thread, with the faster
+/// of the two kernels for the shape ([`gemm_suits`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn kernel(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    c: &mut [f32],
+    rsc: usize,
+    accumulate: bool,
+) {
+    if gemm_suits(k) {
+        gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, 1, accumulate);
+    } else {
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1);
+    }
+}
+
+/// Extent of a strided matrix in its slice: one past its last element.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// Safe wrapper over the `gemm` crate's f32 product `c = a @ b` (or `c += a @ b` with
+/// `accumulate`), on `threads` of rayon's threads (1: the calling thread only). Panics if a slice
+/// is too short for its strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm_short(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    c: &mut [f32],
+    rsc: usize,
+    threads: usize,
+    accumulate: bool,
+) {
+    assert!(a.len() >= extent(m, k, rsa, csa), "gemm: a is too short");
+    assert!(b.len() >= extent(k, n, rsb, csb), "gemm: b is too short");
+    assert!(c.len() >= extent(m, n, rsc, 1), "gemm: c is too short");
+    // The gemm crate only offers a pointer interface. As for `sgemm` below: the assertions keep
+    // every access inside the slices, `c` is borrowed mutably so it aliases neither input, and
+    // the strides index existing slices so they fit in isize. The crate computes
+    // `c = alpha c + beta a b` when `read_dst`; otherwise `c` is only written (alpha is ignored),
+    // so its previous contents do not matter.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            rsc as isize,
+            accumulate,
+            a.as_ptr(),
+            csa as isize,
+            rsa as isize,
+            b.as_ptr(),
+            csb as isize,
+            rsb as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            match threads {
+                0 | 1 => gemm::Parallelism::None,
+                t => gemm::Parallelism::Rayon(t),
+            },
+        );
+    }
+}
+
+/// Safe wrapper over `matrixmultiply::sgemm`: `c = alpha * a @ b + beta * c` for an `m x k` matrix
+/// `a` and a `k x n` matrix `b` read through row and column strides.
+///
+/// Panics if a slice is too short for its strides: the check that makes the `unsafe` call sound.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+) {
+    assert!(a.len() >= extent(m, k, rsa, csa), "sgemm: a is too short");
+    assert!(b.len() >= extent(k, n, rsb, csb), "sgemm: b is too short");
+    assert!(c.len() >= extent(m, n, rsc, csc), "sgemm: c is too short");
+    // matrixmultiply only offers an unsafe pointer interface, and it is the planned sgemm. The
+    // assertions above guarantee every index it reads or writes lies inside the slices, `c` is
+    // borrowed mutably so it cannot alias `a` or `b`, and strides fit in isize since they index
+    // slices that exist.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            csc as isize,
+        );
+    }
+}

@@ -219,7 +219,7 @@ fn large_broadcasts_take_the_parallel_paths() {
 fn batch_summed_matmul_on_threads_and_long_inner_dimensions() {
     let mut g = rng(4);
     // A LeNet conv2 weight gradient (split over threads), and an inner dimension above the one
-    // at which products move to the second GEMM library (accumulating through its beta).
+    // at which products may move to the second GEMM library (accumulating through its beta).
     for (a, b, ta, tb) in [
         (
             vec![64, 16, 100],
@@ -243,6 +243,29 @@ fn batch_summed_matmul_on_threads_and_long_inner_dimensions() {
             .unwrap();
         let got = x.matmul_t_sum_batch(&y, ta, tb).unwrap();
         assert!(got.allclose(&want, 1e-3, 1e-3));
+    }
+    // A short inner dimension with a C of 300 x 250: the batch is packed into one product, in
+    // every transpose combination, and with the left operand broadcast over the batch.
+    let tr = |t: bool| if t { Transpose::Yes } else { Transpose::No };
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        for a_batch in [3usize, 1] {
+            let a_dims = if ta {
+                [a_batch, 20, 300]
+            } else {
+                [a_batch, 300, 20]
+            };
+            let b_dims = if tb { [3, 250, 20] } else { [3, 20, 250] };
+            let x = Tensor::randn(a_dims, &mut g);
+            let y = Tensor::randn(b_dims, &mut g);
+            let want = x
+                .matmul_t(&y, tr(ta), tr(tb))
+                .unwrap()
+                .sum_axes(&[0], false)
+                .unwrap();
+            let got = x.matmul_t_sum_batch(&y, tr(ta), tr(tb)).unwrap();
+            assert_eq!(got.dims(), &[300, 250]);
+            assert!(got.allclose(&want, 1e-3, 1e-3), "transposes {ta} {tb}");
+        }
     }
     assert!(Tensor::zeros([2, 3, 4])
         .matmul_t_sum_batch(&Tensor::zeros([2, 5, 4]), Transpose::No, Transpose::No)

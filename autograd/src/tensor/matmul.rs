@@ -105,6 +105,16 @@ impl Tensor {
             return Ok(Tensor::from_parts(vec![0.0; m * n], shape));
         }
         let threads = rayon::current_num_threads();
+        if nb > 1 && p.k < PACK_K && m * n >= PACK_MN {
+            // A short inner dimension and a large C: accumulating would stream C through memory
+            // once per item for little arithmetic each time. Laying the items side by side
+            // along k instead makes one product with a long inner dimension.
+            let (a, rsa, csa) = p.pack(Operand::A);
+            let (b, rsb, csb) = p.pack(Operand::B);
+            let mut c = pool::for_overwrite(m * n);
+            gemm_split(m, nb * p.k, n, &a, rsa, csa, &b, rsb, csb, &mut c, threads);
+            return Ok(Tensor::from_parts(c, shape));
+        }
         let parts = if nb * m * n * p.k < PAR_MACS {
             1
         } else {
@@ -133,6 +143,19 @@ impl Tensor {
         }
         Ok(Tensor::from_parts(total, shape))
     }
+}
+
+/// `matmul_t_sum_batch` packs the batch into one product when the inner dimension is below this
+/// and C has at least `PACK_MN` elements (a C beyond the L2 cache). Measured on ResNet-18 weight
+/// gradients at batch 8 (GFLOP/s, accumulating vs packed): k = 49, C 512 x 4608: 67 vs 214;
+/// k = 196, C 256 x 2304: 136 vs 204; but k = 784, C 128 x 1152: 182 vs 177.
+const PACK_K: usize = 256;
+const PACK_MN: usize = 1 << 16;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Operand {
+    A,
+    B,
 }
 
 /// A checked batched product: sizes, batch shape, and where each operand's matrices start.
@@ -226,6 +249,44 @@ impl<'a> Plan<'a> {
         off
     }
 
+    /// The batch of op(a_i) (`[m, k]` each) side by side as one `[m, nb k]` matrix, or of op(b_i)
+    /// (`[k, n]` each) stacked as one `[nb k, n]` matrix; returned with its row and column
+    /// strides. The copy runs along whichever axis is contiguous in the source.
+    fn pack(&self, which: Operand) -> (Vec<f32>, usize, usize) {
+        let (nb, k) = (self.batch.numel(), self.k);
+        let (data, strides, mat, rs, cs, other) = match which {
+            Operand::A => (self.a, &self.sa, self.mat_a, self.rsa, self.csa, self.m),
+            Operand::B => (self.b, &self.sb, self.mat_b, self.csb, self.rsb, self.n),
+        };
+        // For both operands, element (k index p, other index q) of item i sits at
+        // `p * cs + q * rs` in its matrix (for A, q is the row; for B, the column).
+        let mut out = pool::for_overwrite(nb * k * other);
+        let wide = nb * k;
+        for i in 0..nb {
+            let src = &data[self.offset(strides, i) * mat..][..mat];
+            if cs == 1 {
+                // Runs along k: `other` rows of `nb k`, item i's run at column i k.
+                for q in 0..other {
+                    out[q * wide + i * k..][..k].copy_from_slice(&src[q * rs..][..k]);
+                }
+            } else {
+                // Runs along the other axis (rs == 1): `nb k` rows of `other`.
+                for p in 0..k {
+                    out[(i * k + p) * other..][..other].copy_from_slice(&src[p * cs..][..other]);
+                }
+            }
+        }
+        // As a matrix of (k index, other index), the packed layout has strides
+        // (1, nb k) for runs along k and (other, 1) otherwise.
+        let (sk, so) = if cs == 1 { (1, wide) } else { (other, 1) };
+        match which {
+            // A is m x (nb k): row stride is the stride of its other index.
+            Operand::A => (out, so, sk),
+            // B is (nb k) x n: row stride is the stride of its k index.
+            Operand::B => (out, sk, so),
+        }
+    }
+
     /// `c = op(a_i) @ op(b_i)`, or `c += ...` with `accumulate`, on `threads` threads.
     fn product(&self, i: usize, c: &mut [f32], threads: usize, accumulate: bool) {
         let pa = &self.a[self.offset(&self.sa, i) * self.mat_a..][..self.mat_a];
@@ -243,8 +304,8 @@ impl<'a> Plan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::sgemm;
     use crate::tensor::rng;
+    use crate::tensor::sgemm;
 
     /// The textbook triple loop, the reference for every fast path.
     fn naive(a: &Tensor, b: &Tensor) -> Tensor {

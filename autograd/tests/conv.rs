@@ -369,3 +369,63 @@ fn batch_norm_updates_running_statistics_like_pytorch() {
     let want = (1.0 - 2.5) / 1.25f32.sqrt();
     assert!((y.value().data()[0] - want).abs() < 1e-6);
 }
+
+/// A small network's layers (conv, batch norm in evaluation, max pool, LRN, conv transpose,
+/// average and adaptive pooling) on a tape, each layer's output in turn; `vars` makes every input
+/// a var.
+fn layers(tape: &Tape, vars: bool) -> Vec<tapegrad_autograd::Var<'_>> {
+    let mut g = rng(11);
+    let leaf = |t: Tensor| if vars { tape.var(t) } else { tape.input(t) };
+    let x = leaf(Tensor::randn([2, 3, 12, 12], &mut g));
+    let w = leaf(Tensor::randn([4, 3, 3, 3], &mut g));
+    let b = leaf(Tensor::randn([4], &mut g));
+    let wt = leaf(Tensor::randn([4, 2, 2, 2], &mut g));
+    let (mut mean, mut var) = (Tensor::randn([4], &mut g), Tensor::full([4], 2.0));
+    let stats = RunningStats {
+        mean: &mut mean,
+        var: &mut var,
+        momentum: 0.1,
+    };
+    let c = x
+        .conv2d(w, Some(b), Conv2dOptions::default().padding(1))
+        .unwrap();
+    let bn = c.batch_norm(Some(stats), None, None, false, 1e-5).unwrap();
+    let mp = bn.max_pool2d(Pool2dOptions::new(2)).unwrap();
+    let lrn = mp.local_response_norm(3, 1e-2, 0.75, 2.0).unwrap();
+    let opts = Conv2dOptions::default().stride(2);
+    let ct = lrn.conv_transpose2d(wt, None, opts, (0, 0)).unwrap();
+    let ap = ct.avg_pool2d(Pool2dOptions::new(2), true).unwrap();
+    let aap = ap.adaptive_avg_pool2d((2, 3)).unwrap();
+    vec![c, bn, mp, lrn, ct, ap, aap]
+}
+
+#[test]
+fn without_gradients_a_composite_is_one_node() {
+    // Recording for backward: every primitive of every composition is on the tape.
+    let recording = Tape::new();
+    let want: Vec<Tensor> = layers(&recording, true).iter().map(|v| v.value()).collect();
+    // On an inference tape each layer leaves only its result, a constant named after it, and
+    // computes the same bits.
+    let tape = Tape::inference();
+    let got = layers(&tape, false);
+    let names: Vec<&str> = got.iter().map(|v| tape.node_info(v.id()).op.name).collect();
+    assert_eq!(
+        names,
+        [
+            "conv2d",
+            "batch_norm",
+            "max_pool2d",
+            "local_response_norm",
+            "conv_transpose2d",
+            "avg_pool2d",
+            "adaptive_avg_pool2d"
+        ]
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.value().to_vec(), w.to_vec());
+        assert!(!g.requires_grad());
+    }
+    // Four inputs and seven layers.
+    assert_eq!(tape.len(), 11);
+    assert!(recording.len() > 3 * tape.len());
+}

@@ -3,8 +3,17 @@
 //! which is the lecture's point that the backward of a convolution is itself a convolution.
 
 use crate::error::{Error, Result};
-use crate::tape::Var;
+use crate::tape::{Op, Var};
 use crate::tensor::{Transpose, Window2d};
+
+pub const CONV2D: Op = Op::new(
+    "conv2d",
+    "a composition (unfold -> matmul -> + bias): its gradient comes from the tape",
+);
+pub const CONV_TRANSPOSE2D: Op = Op::new(
+    "conv_transpose2d",
+    "a composition (matmul -> fold -> + bias): its gradient comes from the tape",
+);
 
 /// Stride, padding, dilation and groups of a 2-d convolution (PyTorch's defaults: 1, 0, 1, 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +72,7 @@ impl<'t> Var<'t> {
                 "an [N, C, H, W] input and [out, in/groups, kh, kw] weights",
             ));
         }
-        let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
+        let (c, h, w) = (xs.dim(1), xs.dim(2), xs.dim(3));
         let (oc, cg, kh, kw) = (ws.dim(0), ws.dim(1), ws.dim(2), ws.dim(3));
         let g = o.groups;
         if g == 0 || !c.is_multiple_of(g) || !oc.is_multiple_of(g) || cg != c / g {
@@ -86,6 +95,27 @@ impl<'t> Var<'t> {
             }
         }
         let win = Window2d::conv("conv2d", (h, w), (kh, kw), o.stride, o.padding, o.dilation)?;
+        let inputs: Vec<Var<'t>> = [Some(self), Some(weight), bias]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.tape().composite(CONV2D, &inputs, || {
+            self.conv2d_composition(weight, bias, &win, o)
+        })
+    }
+
+    /// conv2d's composition, for validated arguments.
+    fn conv2d_composition(
+        self,
+        weight: Var<'t>,
+        bias: Option<Var<'t>>,
+        win: &Window2d,
+        o: Conv2dOptions,
+    ) -> Result<Var<'t>> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let (n, c) = (xs.dim(0), xs.dim(1));
+        let (oc, cg, kh, kw) = (ws.dim(0), ws.dim(1), ws.dim(2), ws.dim(3));
+        let g = o.groups;
         let (oh, ow) = win.output;
         let l = oh * ow;
         let pointwise = (kh, kw) == (1, 1) && o.stride == (1, 1) && o.padding == (0, 0);
@@ -93,7 +123,7 @@ impl<'t> Var<'t> {
         let cols = if pointwise {
             self.reshape([n, c, l])?
         } else {
-            self.unfold(&win, 0.0)?
+            self.unfold(win, 0.0)?
         };
         let k = cg * kh * kw;
         let y = if g == 1 {
@@ -132,8 +162,8 @@ impl<'t> Var<'t> {
                 "an [N, C, H, W] input and [C, out/groups, kh, kw] weights",
             ));
         }
-        let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
-        let (og, kh, kw) = (ws.dim(1), ws.dim(2), ws.dim(3));
+        let (c, h, w) = (xs.dim(1), xs.dim(2), xs.dim(3));
+        let (kh, kw) = (ws.dim(2), ws.dim(3));
         let g = o.groups;
         if g == 0 || !c.is_multiple_of(g) {
             return Err(Error::invalid(
@@ -190,6 +220,26 @@ impl<'t> Var<'t> {
                 format!("input {h}x{w} is not a convolution output of the {out_h}x{out_w} result"),
             ));
         }
+        let inputs: Vec<Var<'t>> = [Some(self), Some(weight), bias]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.tape().composite(CONV_TRANSPOSE2D, &inputs, || {
+            self.conv_transpose2d_composition(weight, bias, &win, g)
+        })
+    }
+
+    /// conv_transpose2d's composition, for validated arguments.
+    fn conv_transpose2d_composition(
+        self,
+        weight: Var<'t>,
+        bias: Option<Var<'t>>,
+        win: &Window2d,
+        g: usize,
+    ) -> Result<Var<'t>> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let (n, c, h, w) = (xs.dim(0), xs.dim(1), xs.dim(2), xs.dim(3));
+        let (og, kh, kw) = (ws.dim(1), ws.dim(2), ws.dim(3));
         let (cg, k) = (c / g, og * kh * kw);
         // cols[n, g] = W_gᵀ [k, cg] @ x[n, g] [cg, L], then fold into the output image.
         let wg = weight.reshape([g, cg, k])?;
@@ -197,7 +247,7 @@ impl<'t> Var<'t> {
         let cols = wg
             .matmul_t(xg, Transpose::Yes, Transpose::No)?
             .reshape([n, g * k, h * w])?;
-        let y = cols.fold(&win)?;
+        let y = cols.fold(win)?;
         match bias {
             Some(b) => y.add(b.reshape([g * og, 1, 1])?),
             None => Ok(y),

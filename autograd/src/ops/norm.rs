@@ -1,8 +1,17 @@
 //! Normalisation as compositions: batch norm and local response normalisation.
 
 use crate::error::{Error, Result};
-use crate::tape::Var;
+use crate::tape::{Op, Var};
 use crate::tensor::Tensor;
+
+pub const BATCH_NORM: Op = Op::new(
+    "batch_norm",
+    "a composition ((x - mean) * weight / sqrt(var + eps) + bias): its gradient comes from the tape",
+);
+pub const LOCAL_RESPONSE_NORM: Op = Op::new(
+    "local_response_norm",
+    "a composition (x / (k + alpha/size * window sum of x^2)^beta): its gradient comes from the tape",
+);
 
 /// Running statistics of batch norm, updated in training mode.
 pub struct RunningStats<'a> {
@@ -33,8 +42,6 @@ impl<'t> Var<'t> {
             return Err(Error::shape("batch_norm", &[&s], "an [N, C, ...] input"));
         }
         let c = s.dim(1);
-        let mut stat_shape = vec![1; s.rank()];
-        stat_shape[1] = c;
         for p in [weight, bias].into_iter().flatten() {
             if p.shape().dims() != [c] {
                 return Err(Error::shape(
@@ -44,6 +51,25 @@ impl<'t> Var<'t> {
                 ));
             }
         }
+        let inputs: Vec<Var<'t>> = [Some(self), weight, bias].into_iter().flatten().collect();
+        self.tape().composite(BATCH_NORM, &inputs, || {
+            self.batch_norm_composition(running, weight, bias, training, eps)
+        })
+    }
+
+    /// batch_norm's composition, for validated weight and bias.
+    fn batch_norm_composition(
+        self,
+        running: Option<RunningStats<'_>>,
+        weight: Option<Var<'t>>,
+        bias: Option<Var<'t>>,
+        training: bool,
+        eps: f32,
+    ) -> Result<Var<'t>> {
+        let s = self.shape();
+        let c = s.dim(1);
+        let mut stat_shape = vec![1; s.rank()];
+        stat_shape[1] = c;
         let axes: Vec<isize> = (0..s.rank() as isize).filter(|&a| a != 1).collect();
         let count = s.numel() / c.max(1);
         // `centred` is computed once and reused by the output in training mode.
@@ -113,6 +139,20 @@ impl<'t> Var<'t> {
                 format!("needs an [N, C, ...] input of rank 3 or more and size > 0, got {s} and size {size}"),
             ));
         }
+        self.tape().composite(LOCAL_RESPONSE_NORM, &[self], || {
+            self.local_response_norm_composition(size, alpha, beta, k)
+        })
+    }
+
+    /// local_response_norm's composition, for a validated input and size.
+    fn local_response_norm_composition(
+        self,
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        k: f32,
+    ) -> Result<Var<'t>> {
+        let s = self.shape();
         let c = s.dim(1);
         let rest: usize = s.dims()[2..].iter().product();
         let sq = self.square().reshape([s.dim(0), c, rest])?;

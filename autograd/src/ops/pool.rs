@@ -9,8 +9,21 @@
 //! first maximum in row-major window order, as PyTorch's do.
 
 use crate::error::{Error, Result};
-use crate::tape::Var;
+use crate::tape::{Op, Var};
 use crate::tensor::{Tensor, Transpose, Window2d};
+
+pub const MAX_POOL2D: Op = Op::new(
+    "max_pool2d",
+    "a composition (unfold -> max over each window): its gradient comes from the tape",
+);
+pub const AVG_POOL2D: Op = Op::new(
+    "avg_pool2d",
+    "a composition (unfold -> sum over each window / divisor): its gradient comes from the tape",
+);
+pub const ADAPTIVE_AVG_POOL2D: Op = Op::new(
+    "adaptive_avg_pool2d",
+    "a composition (two products with averaging matrices): its gradient comes from the tape",
+);
 
 /// Kernel, stride, padding, dilation and ceil mode of a pooling layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,9 +87,11 @@ impl<'t> Var<'t> {
     pub fn max_pool2d(self, o: Pool2dOptions) -> Result<Var<'t>> {
         let s = self.shape();
         let w = o.window("max_pool2d", &s)?;
-        self.pool_windows(&w, f32::NEG_INFINITY)?
-            .max(&[1], false)?
-            .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+        self.tape().composite(MAX_POOL2D, &[self], || {
+            self.pool_windows(&w, f32::NEG_INFINITY)?
+                .max(&[1], false)?
+                .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+        })
     }
 
     /// Average pooling with PyTorch's divisor: padding cells count when `count_include_pad`,
@@ -91,10 +106,12 @@ impl<'t> Var<'t> {
         }
         let w = o.window("avg_pool2d", &s)?;
         let divisor = avg_divisor(&w, count_include_pad);
-        self.pool_windows(&w, 0.0)?
-            .sum(&[1], false)?
-            .div(self.constant(divisor))?
-            .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+        self.tape().composite(AVG_POOL2D, &[self], || {
+            self.pool_windows(&w, 0.0)?
+                .sum(&[1], false)?
+                .div(self.constant(divisor))?
+                .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+        })
     }
 
     /// Adaptive average pooling to `out` = (oh, ow): window `i` covers
@@ -112,10 +129,12 @@ impl<'t> Var<'t> {
         if out == (1, 1) {
             return self.mean(&[2, 3], true);
         }
-        let ph = self.constant(averaging_matrix(s.dim(2), out.0));
-        let pw = self.constant(averaging_matrix(s.dim(3), out.1));
-        let rows = self.matmul_t(pw, Transpose::No, Transpose::Yes)?;
-        ph.matmul_t(rows, Transpose::No, Transpose::No)
+        self.tape().composite(ADAPTIVE_AVG_POOL2D, &[self], || {
+            let ph = self.constant(averaging_matrix(s.dim(2), out.0));
+            let pw = self.constant(averaging_matrix(s.dim(3), out.1));
+            let rows = self.matmul_t(pw, Transpose::No, Transpose::Yes)?;
+            ph.matmul_t(rows, Transpose::No, Transpose::No)
+        })
     }
 }
 

@@ -286,6 +286,27 @@ impl Tape {
         });
     }
 
+    /// Runs the composition `f` of a composite op (convolution, pooling, normalisation) over
+    /// `inputs`. When none of them needs a gradient (inference, `no_grad`), backward can never
+    /// reach the composition's intermediate nodes, so they are dropped as soon as the result is
+    /// known and the result is recorded as one constant named `op`: an inference pass then holds
+    /// each layer's output, not every unfolded image and temporary of every layer. `f` records
+    /// ops only (no parameters, whose nodes the tape remembers).
+    pub(crate) fn composite<'t>(
+        &'t self,
+        op: Op,
+        inputs: &[Var<'t>],
+        f: impl FnOnce() -> crate::Result<Var<'t>>,
+    ) -> crate::Result<Var<'t>> {
+        if inputs.iter().any(|v| v.requires_grad()) {
+            return f();
+        }
+        let mark = self.len();
+        let value = f()?.value();
+        self.truncate(mark);
+        Ok(self.push_leaf(op, NodeKind::Constant, value, false))
+    }
+
     /// Drops every node recorded after the first `len` (temporaries of a backward step).
     pub(crate) fn truncate(&self, len: usize) {
         let dropped: Vec<Node> = self.nodes.borrow_mut().drain(len..).collect();

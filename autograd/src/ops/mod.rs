@@ -6,6 +6,7 @@
 //! `linear`, and the convolution, pooling and normalisation families.
 
 mod activation;
+mod batch_norm;
 mod binary;
 mod conv;
 mod dropout;

@@ -1,4 +1,5 @@
-//! Normalisation as compositions: batch norm and local response normalisation.
+//! Normalisation as compositions: batch norm and local response normalisation. (Training-mode
+//! batch norm runs as one fused node, `batch_norm.rs`, tested against the composition here.)
 
 use crate::error::{Error, Result};
 use crate::tape::{Op, Var};
@@ -51,14 +52,19 @@ impl<'t> Var<'t> {
                 ));
             }
         }
+        if training {
+            // One node with fused kernels (`batch_norm.rs`), checked against the composition.
+            return self.batch_norm_train(running, weight, bias, eps);
+        }
         let inputs: Vec<Var<'t>> = [Some(self), weight, bias].into_iter().flatten().collect();
         self.tape().composite(BATCH_NORM, &inputs, || {
             self.batch_norm_composition(running, weight, bias, training, eps)
         })
     }
 
-    /// batch_norm's composition, for validated weight and bias.
-    fn batch_norm_composition(
+    /// batch_norm's composition, for validated weight and bias: what evaluation mode runs, and
+    /// the definition training mode's fused node is tested against.
+    pub(crate) fn batch_norm_composition(
         self,
         running: Option<RunningStats<'_>>,
         weight: Option<Var<'t>>,
@@ -170,7 +176,7 @@ impl<'t> Var<'t> {
     }
 }
 
-fn check_stats(s: &crate::Shape, c: usize, mean: &Tensor, var: &Tensor) -> Result<()> {
+pub(crate) fn check_stats(s: &crate::Shape, c: usize, mean: &Tensor, var: &Tensor) -> Result<()> {
     if mean.dims() != [c] || var.dims() != [c] {
         return Err(Error::shape(
             "batch_norm",

@@ -112,7 +112,8 @@ impl Tape {
     }
 
     /// A tape for inference: ops compute values but record no closures and save nothing for a
-    /// backward pass.
+    /// backward pass; a composite op (convolution, pooling, normalisation) leaves only its result
+    /// on it. The tape still holds every op's result until it is dropped.
     pub fn inference() -> Tape {
         let t = Tape::new();
         t.recording.set(false);

@@ -10,6 +10,7 @@ mod elementwise;
 mod gemm;
 mod matmul;
 mod movement;
+mod norm;
 pub(crate) use movement::infer_shape;
 pub(crate) mod pool;
 mod reduce;

@@ -90,7 +90,7 @@ fn is_id(s: &str) -> bool {
 }
 
 /// A minimal check of a DOT digraph written one statement per line, as
-/// [`to_dot`](tapegrad_autograd::trace::to_dot) writes it: `digraph NAME {` ... `}`, every
+/// [`to_dot`] writes it: `digraph NAME {` ... `}`, every
 /// statement ending in `;`, brackets balanced outside strings, identifiers well formed, and every
 /// edge joining declared nodes.
 pub fn check_dot(dot: &str) -> Result<DotCheck> {

@@ -1,4 +1,4 @@
-//! The training loop's machinery: a [`Trainer`] that steps a model over a [`DataLoader`]
+//! The training loop's machinery: a [`Trainer`] that steps a model over a [`DataLoader`](crate::data::DataLoader)
 //! and evaluates it, per-layer gradient statistics, the per-epoch [`History`] written as CSV
 //! and JSON, loss and accuracy curves as a PNG, the final [`Report`] (top-1/top-5 error,
 //! confusion matrix, per-class accuracy), a progress bar, and exact resumption from a

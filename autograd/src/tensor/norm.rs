@@ -69,23 +69,13 @@ impl Tensor {
         let (_, c, s) = self.channel_layout();
         let mut out = pool::for_overwrite(self.numel());
         let x = self.data();
-        let block = |(i, o): (usize, &mut [f32])| {
+        for_each_block(&mut out, s, |i, o| {
             let ch = i % c;
             let (m, k, b) = (mean[ch], scale[ch], shift[ch]);
             for (o, &v) in o.iter_mut().zip(&x[i * s..][..s]) {
                 *o = (v - m) * k + b;
             }
-        };
-        if s > 0 {
-            if self.numel() >= PAR_THRESHOLD {
-                out.par_chunks_mut(s)
-                    .enumerate()
-                    .with_min_len((4096 / s).max(1))
-                    .for_each(block);
-            } else {
-                out.chunks_mut(s).enumerate().for_each(block);
-            }
-        }
+        });
         Tensor::from_parts(out, self.shape().clone())
     }
 
@@ -132,24 +122,30 @@ impl Tensor {
         let (_, c, s) = self.channel_layout();
         let mut out = pool::for_overwrite(self.numel());
         let (x, g) = (self.data(), grad.data());
-        let block = |(i, o): (usize, &mut [f32])| {
+        for_each_block(&mut out, s, |i, o| {
             let ch = i % c;
             let (m, p, r, q) = (mean[ch], p[ch], r[ch], q[ch]);
             for ((o, &x), &g) in o.iter_mut().zip(&x[i * s..][..s]).zip(&g[i * s..][..s]) {
                 *o = p * g + r * (x - m) + q;
             }
-        };
-        if s > 0 {
-            if self.numel() >= PAR_THRESHOLD {
-                out.par_chunks_mut(s)
-                    .enumerate()
-                    .with_min_len((4096 / s).max(1))
-                    .for_each(block);
-            } else {
-                out.chunks_mut(s).enumerate().for_each(block);
-            }
-        }
+        });
         Tensor::from_parts(out, self.shape().clone())
+    }
+}
+
+/// Calls `f(i, block)` for each block `i` of `s` elements of `out` (block `i` is sample
+/// `i / C`, channel `i % C`), in parallel when the data is large.
+fn for_each_block(out: &mut [f32], s: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if s == 0 {
+        return;
+    }
+    if out.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(s)
+            .enumerate()
+            .with_min_len((4096 / s).max(1))
+            .for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(s).enumerate().for_each(|(i, o)| f(i, o));
     }
 }
 

@@ -36,7 +36,7 @@ impl Tensor {
 
     /// Mean and biased variance of each channel, in two passes (the variance of the deviations
     /// from the mean, accurate when |mean| >> std).
-    pub fn channel_mean_var(&self) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn channel_mean_var(&self) -> (Vec<f32>, Vec<f32>) {
         let (n, _, s) = self.channel_layout();
         let count = (n * s).max(1) as f64;
         let stats = self.per_channel(&[self.data()], |_, block| {
@@ -65,7 +65,7 @@ impl Tensor {
     }
 
     /// `(x - mean_c) * scale_c + shift_c` for every element of channel `c`.
-    pub fn channel_affine(&self, mean: &[f32], scale: &[f32], shift: &[f32]) -> Tensor {
+    pub(crate) fn channel_affine(&self, mean: &[f32], scale: &[f32], shift: &[f32]) -> Tensor {
         let (_, c, s) = self.channel_layout();
         let mut out = pool::for_overwrite(self.numel());
         let x = self.data();
@@ -81,7 +81,7 @@ impl Tensor {
 
     /// Per channel, `sum(g)` and `sum(g * xhat)` with `xhat = (x - mean) * inv_std` (`self` is
     /// `x`, `grad` is `g`, shaped alike): the bias and weight gradients of batch norm.
-    pub fn channel_grad_sums(
+    pub(crate) fn channel_grad_sums(
         &self,
         grad: &Tensor,
         mean: &[f32],
@@ -111,7 +111,7 @@ impl Tensor {
     /// `p_c g + r_c (x - mean_c) + q_c` for every element of channel `c` (`self` is `x`, `grad`
     /// is `g`, shaped alike): batch norm's input gradient, whose per-channel constants come from
     /// [`Tensor::channel_grad_sums`].
-    pub fn channel_grad_input(
+    pub(crate) fn channel_grad_input(
         &self,
         grad: &Tensor,
         mean: &[f32],

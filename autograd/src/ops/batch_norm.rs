@@ -18,6 +18,7 @@
 use crate::error::{Error, Result};
 use crate::grads;
 use crate::ops::norm::{check_stats, RunningStats};
+use crate::ops::present;
 use crate::tape::{Ctx, InputGrads, Op, Var};
 use crate::tensor::Tensor;
 
@@ -61,9 +62,11 @@ impl<'t> Var<'t> {
         let per_channel = |v: Option<Var<'t>>, default: f32| -> Vec<f32> {
             v.map_or_else(|| vec![default; c], |v| v.value().to_vec())
         };
-        let scale = scale_of(&inv_std, &per_channel(weight, 1.0));
+        // inv_std * weight: the forward's scale, and the backward's factor on the gradient.
+        let weights = per_channel(weight, 1.0);
+        let scale: Vec<f32> = inv_std.iter().zip(&weights).map(|(i, w)| i * w).collect();
         let y = x.channel_affine(&mean, &scale, &per_channel(bias, 0.0));
-        let inputs: Vec<Var<'t>> = [Some(self), weight, bias].into_iter().flatten().collect();
+        let inputs = present([Some(self), weight, bias]);
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
         Ok(self
             .tape()
@@ -74,12 +77,7 @@ impl<'t> Var<'t> {
                 let (x, g) = (ctx.input(0).value(), ctx.grad().value());
                 let (sum_g, sum_gx) = x.channel_grad_sums(&g, &mean, &inv_std);
                 let m = count as f32;
-                let w = if has_w {
-                    ctx.input(1).value().to_vec()
-                } else {
-                    vec![1.0; mean.len()]
-                };
-                let p = scale_of(&inv_std, &w);
+                let p = &scale;
                 let q: Vec<f32> = p.iter().zip(&sum_g).map(|(p, s)| -p * s / m).collect();
                 let r: Vec<f32> = (0..p.len())
                     .map(|i| -p[i] * sum_gx[i] * inv_std[i] / m)
@@ -87,7 +85,7 @@ impl<'t> Var<'t> {
                 let tape = ctx.tape();
                 let dx = ctx
                     .needs(0)
-                    .then(|| tape.input(x.channel_grad_input(&g, &mean, &p, &r, &q)));
+                    .then(|| tape.input(x.channel_grad_input(&g, &mean, p, &r, &q)));
                 let per_channel = |v: Vec<f32>| tape.input(Tensor::from_slice(&v));
                 let mut out: InputGrads<'_> = grads![dx];
                 if has_w {
@@ -99,11 +97,6 @@ impl<'t> Var<'t> {
                 Ok(out)
             }))
     }
-}
-
-/// `inv_std * weight`, per channel.
-fn scale_of(inv_std: &[f32], w: &[f32]) -> Vec<f32> {
-    inv_std.iter().zip(w).map(|(i, w)| i * w).collect()
 }
 
 /// The chain rule in var ops of the inputs, for a recorded backward.

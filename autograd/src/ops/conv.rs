@@ -3,6 +3,7 @@
 //! which is the lecture's point that the backward of a convolution is itself a convolution.
 
 use crate::error::{Error, Result};
+use crate::ops::present;
 use crate::tape::{Op, Var};
 use crate::tensor::{Transpose, Window2d};
 
@@ -95,10 +96,7 @@ impl<'t> Var<'t> {
             }
         }
         let win = Window2d::conv("conv2d", (h, w), (kh, kw), o.stride, o.padding, o.dilation)?;
-        let inputs: Vec<Var<'t>> = [Some(self), Some(weight), bias]
-            .into_iter()
-            .flatten()
-            .collect();
+        let inputs = present([Some(self), Some(weight), bias]);
         self.tape().composite(CONV2D, &inputs, || {
             self.conv2d_composition(weight, bias, &win, o)
         })
@@ -220,10 +218,7 @@ impl<'t> Var<'t> {
                 format!("input {h}x{w} is not a convolution output of the {out_h}x{out_w} result"),
             ));
         }
-        let inputs: Vec<Var<'t>> = [Some(self), Some(weight), bias]
-            .into_iter()
-            .flatten()
-            .collect();
+        let inputs = present([Some(self), Some(weight), bias]);
         self.tape().composite(CONV_TRANSPOSE2D, &inputs, || {
             self.conv_transpose2d_composition(weight, bias, &win, g)
         })

@@ -29,6 +29,13 @@ macro_rules! grads {
     };
 }
 
+/// The inputs that are there, in order: an op's own input, then optional ones (weight, bias).
+pub(crate) fn present<'t, const N: usize>(
+    vars: [Option<crate::tape::Var<'t>>; N],
+) -> Vec<crate::tape::Var<'t>> {
+    vars.into_iter().flatten().collect()
+}
+
 /// What a chain-rule closure may return for one input.
 pub trait IntoGrad<'t> {
     fn into_grad(self) -> Option<crate::tape::Var<'t>>;

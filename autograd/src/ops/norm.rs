@@ -2,6 +2,7 @@
 //! batch norm runs as one fused node, `batch_norm.rs`, tested against the composition here.)
 
 use crate::error::{Error, Result};
+use crate::ops::present;
 use crate::tape::{Op, Var};
 use crate::tensor::Tensor;
 
@@ -56,7 +57,7 @@ impl<'t> Var<'t> {
             // One node with fused kernels (`batch_norm.rs`), checked against the composition.
             return self.batch_norm_train(running, weight, bias, eps);
         }
-        let inputs: Vec<Var<'t>> = [Some(self), weight, bias].into_iter().flatten().collect();
+        let inputs = present([Some(self), weight, bias]);
         self.tape().composite(BATCH_NORM, &inputs, || {
             self.batch_norm_composition(running, weight, bias, training, eps)
         })

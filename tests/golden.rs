@@ -1,7 +1,7 @@
 //! Golden tests: every case of every `*.json` case file in `$GOLDEN_DIR` (default
-//! `../shared/golden` beside the workspace) runs through tapegrad, and its output, the gradient
-//! of every input (`backward_with(grad_output)`) and every extra output are compared with
-//! PyTorch's at the case's tolerance. The case format is the golden folder's README.
+//! `tests/golden/data`) runs through tapegrad, and its output, the gradient of every input
+//! (`backward_with(grad_output)`) and every extra output are compared with PyTorch's at the
+//! case's tolerance. The case format is the golden folder's README.
 //!
 //! `golden_all` runs everything and prints per-family counts; each family also has its own test
 //! so a failure names its family. An unknown op, an unread param or input, or a JSON file that is

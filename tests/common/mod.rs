@@ -190,11 +190,11 @@ pub fn reduction() -> impl Strategy<Value = Reduction> {
     ]
 }
 
-/// The golden directory: `$GOLDEN_DIR`, else `shared/golden` beside the workspace.
+/// The golden directory: `$GOLDEN_DIR`, else `tests/golden/data` in the workspace.
 pub fn golden_dir() -> std::path::PathBuf {
     match std::env::var_os("GOLDEN_DIR") {
         Some(d) => std::path::PathBuf::from(d),
-        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"),
+        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data"),
     }
 }
 

@@ -95,8 +95,8 @@ pub const FAMILIES: &[Family] = &[
 /// case list fails the run.
 pub const NOT_CASE_LISTS: &[&str] = &["seed_examples.json"];
 
-/// The folder of the PyTorch reference cases: `$GOLDEN_DIR`, else `../shared/golden` next to
-/// the workspace.
+/// The folder of the PyTorch reference cases: `$GOLDEN_DIR`, else `tests/golden/data` in the
+/// workspace.
 pub fn golden_dir() -> PathBuf {
     match std::env::var_os("GOLDEN_DIR") {
         Some(d) => PathBuf::from(d),
@@ -104,9 +104,9 @@ pub fn golden_dir() -> PathBuf {
     }
 }
 
-/// `../shared/golden` relative to the workspace root.
+/// `tests/golden/data` of the workspace: the cases that ship with the repository.
 pub fn default_golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data")
 }
 
 /// The family registering `op`, and its function.

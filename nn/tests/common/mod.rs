@@ -1,4 +1,4 @@
-//! Reading the PyTorch reference cases in /work/shared/golden (see its README for the format).
+//! Reading the PyTorch reference cases of `tests/golden/data` (see its README for the format).
 
 #![allow(dead_code)]
 
@@ -6,11 +6,11 @@ use serde_json::Value;
 use std::path::PathBuf;
 use tapegrad_autograd::Tensor;
 
-/// `$GOLDEN_DIR`, else `shared/golden` two levels above this crate.
+/// `$GOLDEN_DIR`, else the workspace's `tests/golden/data`.
 pub fn golden_dir() -> PathBuf {
     match std::env::var_os("GOLDEN_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/data"),
     }
 }
 

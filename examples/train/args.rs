@@ -15,11 +15,15 @@ use tapegrad::nn::checkpoint::Checkpoint;
 /// 420 s: the narrow network leaves more room under the ten-minute budget on a busy machine.
 pub const DEFAULT_MODEL: &str = "lenet5-modern";
 pub const SYNTHETIC: &str = "[synthetic]";
+/// The tag of runs on the repository's 7,000-image subset of Fashion-MNIST.
+pub const SUBSET: &str = "[subset]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     FashionMnist,
+    /// The 7,000 real Fashion-MNIST images that ship with the repository.
+    FashionMnistSubset,
     Mnist,
     Cifar10,
     Folder,

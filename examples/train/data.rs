@@ -1,14 +1,25 @@
-//! The data set named on the command line, with the synthetic fallback.
+//! The data set named on the command line; without the full Fashion-MNIST, the subset that
+//! ships with the repository.
 
-use crate::args::{Args, DatasetKind, SYNTHETIC};
+use crate::args::{Args, DatasetKind, SUBSET, SYNTHETIC};
+use std::path::Path;
 use tapegrad::autograd::{Error, Result};
 use tapegrad::nn::data::{
     synthetic, Cifar10, Dataset, FashionMnist, ImageFolder, ImageFolderOptions, Mnist, Split,
 };
 use tapegrad::nn::train::Console;
 
-/// The data, and the tag every printed line gets (synthetic data).
+/// The 7,000 real Fashion-MNIST images in `assets/` (see the README there).
+pub const SUBSET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist-subset");
+
+/// The data, and its name; a run on the subset or on synthetic data tags every printed line.
 pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> {
+    let subset = |console: &mut Console| -> Result<(Split, String)> {
+        *console = Console::new(Some(SUBSET));
+        let split = FashionMnist::load(Path::new(SUBSET_DIR))?;
+        let name = "the Fashion-MNIST subset in assets/".to_string();
+        Ok((split, name))
+    };
     let synthetic_set = |console: &mut Console| -> Result<(Split, String)> {
         *console = Console::new(Some(SYNTHETIC));
         let n = args.synthetic_per_class.max(1);
@@ -22,6 +33,7 @@ pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> 
     };
     match args.dataset {
         DatasetKind::Synthetic => synthetic_set(console),
+        DatasetKind::FashionMnistSubset => subset(console),
         DatasetKind::FashionMnist => match FashionMnist::find(args.data.as_deref()) {
             Ok(dir) => Ok((
                 FashionMnist::load(&dir)?,
@@ -32,12 +44,15 @@ pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> 
                     Error::Io { path, .. } => path.clone(),
                     other => other.to_string(),
                 };
-                let (split, name) = synthetic_set(console)?;
+                let (split, name) = subset(console)?;
                 console.line(format!(
-                    "Fashion-MNIST not found (looked in {looked}).\n\
+                    "The full Fashion-MNIST was not found (looked in {looked}).\n\
                      Install it with: apt-get install -y dataset-fashion-mnist \
                      (or set FASHION_MNIST_DIR, or pass --data DIR).\n\
-                     Training on the built-in synthetic set instead; every line is marked {SYNTHETIC}."
+                     Training on the {} training and {} test images of its subset in assets/ \
+                     instead; every line is marked {SUBSET}.",
+                    split.train.len(),
+                    split.test.len()
                 ));
                 Ok((split, name))
             }

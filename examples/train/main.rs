@@ -9,8 +9,8 @@
 //!
 //! With no arguments it trains the default LeNet-style network on Fashion-MNIST from
 //! `/usr/share/datasets/fashion-mnist` (`apt-get install -y dataset-fashion-mnist`),
-//! `$FASHION_MNIST_DIR` or `--data`; without it, on the built-in synthetic set, and then every
-//! line printed starts with `[synthetic]`.
+//! `$FASHION_MNIST_DIR` or `--data`; without it, on the 7,000 real images of the subset in
+//! `assets/fashion-mnist-subset`, and then every line printed starts with `[subset]`.
 //!
 //! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
 //! checkpoint (`checkpoint.safetensors`, and `best.safetensors` for the best test accuracy),
@@ -152,9 +152,9 @@ fn run(
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         (None, None) => {
-            // A fallback to the synthetic set names itself, whatever was asked for.
+            // A fallback to the subset names itself, whatever was asked for.
             let d = match console.tag() {
-                Some(_) => "synthetic".to_string(),
+                Some(tag) => tag.trim_matches(['[', ']']).to_string(),
                 None => name_of(args.dataset),
             };
             PathBuf::from("runs").join(format!("{}-{d}-{}", args.model, now_timestamp()))

@@ -1,5 +1,7 @@
 //! Fashion-MNIST as installed by `apt-get install dataset-fashion-mnist` (or `$FASHION_MNIST_DIR`).
-//! These tests need the data: without it they fail with the loader's install hint.
+//! These tests need the full data set, so they are ignored by default (`-- --include-ignored`
+//! runs them; CI installs the package). The same code paths run without it on the subset in
+//! `assets/` (`tests/fashion_subset.rs`) and on files the tests write (`data_corrupt.rs`).
 
 use std::path::Path;
 use tapegrad_nn::data::{DataLoader, FashionMnist, LoaderOptions};
@@ -9,6 +11,7 @@ fn load() -> tapegrad_nn::data::Split {
 }
 
 #[test]
+#[ignore = "needs the full Fashion-MNIST: apt-get install dataset-fashion-mnist"]
 fn all_seventy_thousand_images_with_balanced_labels() {
     let split = load();
     // The published sizes: 60,000 training and 10,000 test images of 28x28 grey.
@@ -33,6 +36,7 @@ fn all_seventy_thousand_images_with_balanced_labels() {
 }
 
 #[test]
+#[ignore = "needs the full Fashion-MNIST: apt-get install dataset-fashion-mnist"]
 fn first_samples_match_an_independent_reading() {
     let split = load();
     // Read independently from the .gz files (gunzip, skip the 8/16-byte headers): the first
@@ -52,6 +56,7 @@ fn first_samples_match_an_independent_reading() {
 }
 
 #[test]
+#[ignore = "needs the full Fashion-MNIST: apt-get install dataset-fashion-mnist"]
 fn find_honours_an_explicit_folder_and_explains_a_missing_one() {
     let dir = FashionMnist::find(None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(FashionMnist::find(Some(&dir)).unwrap(), dir);
@@ -66,6 +71,7 @@ fn find_honours_an_explicit_folder_and_explains_a_missing_one() {
 }
 
 #[test]
+#[ignore = "needs the full Fashion-MNIST: apt-get install dataset-fashion-mnist"]
 fn the_loader_covers_the_test_split_in_batches() {
     let test = std::sync::Arc::new(load().test);
     let loader = DataLoader::new(test.clone(), 256, LoaderOptions::default()).unwrap();

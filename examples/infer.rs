@@ -25,7 +25,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 use tapegrad::models::{by_name, default_input, NAMES};
-use tapegrad::nn::checkpoint::{load_state_dict, Checkpoint};
+use tapegrad::nn::checkpoint::Checkpoint;
 use tapegrad::prelude::*;
 
 const USAGE: &str = "usage: infer --model NAME --weights W.safetensors --input X.safetensors \
@@ -196,10 +196,11 @@ pub fn run(opts: &Options) -> Result<Tensor> {
     if (classes, channels) != built {
         model = by_name(name, classes, channels, 0)?;
     }
-    load_state_dict(model.as_mut(), &ckpt.model, true).map_err(|e| match e {
-        Error::Format { msg, .. } => format_err(&opts.weights, format!("{name}: {msg}")),
-        other => other,
-    })?;
+    ckpt.restore_model(model.as_mut(), true)
+        .map_err(|e| match e {
+            Error::Format { msg, .. } => format_err(&opts.weights, format!("{name}: {msg}")),
+            other => other,
+        })?;
 
     let x = read_input(&opts.input)?;
     let (stem, _) = stem_and_head(model.as_mut());

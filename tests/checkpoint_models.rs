@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use tapegrad::models::{by_name, ResNet, ResNetConfig};
-use tapegrad::nn::checkpoint::{self, state_dict};
+use tapegrad::nn::checkpoint::{self, counters, state_dict};
 use tapegrad::prelude::*;
 
 fn scratch(name: &str) -> PathBuf {
@@ -84,12 +84,104 @@ fn resnet18_round_trips_under_torchvisions_names() {
     assert_ne!(eval_out(&mut a, &x), eval_out(&mut b, &x));
     assert!(checkpoint::load(&mut b, &path, true).unwrap().is_clean());
     assert_eq!(eval_out(&mut a, &x), eval_out(&mut b, &x));
-    let counts: Vec<f32> = state_dict(&mut b)
+    let counts = counters(&mut b);
+    assert_eq!(counts.len(), 20);
+    assert!(counts
         .iter()
-        .filter(|(n, _)| n.ends_with("num_batches_tracked"))
-        .map(|(_, t)| t.item().unwrap())
+        .all(|(n, c)| n.ends_with(".num_batches_tracked") && *c == 1));
+}
+
+/// A safetensors file as PyTorch's `save_file` writes it: F32 tensors, `num_batches_tracked`
+/// as I64 scalars, written here with the `safetensors` crate directly (not tapegrad's saver).
+fn torch_style_file(path: &std::path::Path, floats: &[(String, Tensor)], ints: &[(&str, i64)]) {
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
+    let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = floats
+        .iter()
+        .map(|(n, t)| {
+            let b = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+            (n.clone(), Dtype::F32, t.dims().to_vec(), b)
+        })
+        .chain(
+            ints.iter()
+                .map(|(n, v)| (n.to_string(), Dtype::I64, vec![], v.to_le_bytes().to_vec())),
+        )
         .collect();
-    assert_eq!(counts, vec![1.0; 20]);
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn a_file_without_num_batches_tracked_loads_strictly_as_pytorch_allows() {
+    // Many published safetensors exports leave out the counters; PyTorch's strict
+    // load_state_dict accepts them (batch norm keeps the counter it has) and so does tapegrad.
+    let dir = scratch("no-counters");
+    let mut a = resnet(1);
+    a.train();
+    let tape = Tape::new();
+    a.forward(tape.input(Tensor::randn([4, 3, 8, 8], &mut rng(2))))
+        .unwrap();
+    drop(tape);
+    let floats = state_dict(&mut a);
+    assert!(floats.iter().all(|(n, _)| !n.contains("num_batches")));
+
+    let without = dir.join("without.safetensors");
+    torch_style_file(&without, &floats, &[]);
+    let mut b = resnet(3);
+    let report = checkpoint::load(&mut b, &without, true).unwrap();
+    assert!(report.is_clean(), "{report}");
+    // The same logits as the model the tensors came from, bit for bit; fresh counters stay 0.
+    let x = Tensor::randn([2, 3, 8, 8], &mut rng(4));
+    assert_eq!(eval_out(&mut a, &x), eval_out(&mut b, &x));
+    assert!(counters(&mut b).iter().all(|(_, c)| *c == 0));
+
+    // With the counters, past f32's last exact integer (2^24 + 1 = 16,777,217): kept exactly.
+    let with = dir.join("with.safetensors");
+    let names: Vec<String> = counters(&mut a).into_iter().map(|(n, _)| n).collect();
+    let ints: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 16_777_217)).collect();
+    torch_style_file(&with, &floats, &ints);
+    let mut c = resnet(5);
+    assert!(checkpoint::load(&mut c, &with, true).unwrap().is_clean());
+    assert_eq!(eval_out(&mut a, &x), eval_out(&mut c, &x));
+    assert!(counters(&mut c).iter().all(|(_, n)| *n == 16_777_217));
+    // ... and saved again as the same integers.
+    let again = dir.join("again.safetensors");
+    checkpoint::save(&mut c, &again).unwrap();
+    let h = header(&again);
+    assert_eq!(h["bn1.num_batches_tracked"]["dtype"], "I64");
+    let mut d = resnet(6);
+    checkpoint::load(&mut d, &again, true).unwrap();
+    assert_eq!(counters(&mut d), counters(&mut c));
+
+    // Any other missing key is still refused, by name, and the model is left as it was.
+    let missing = dir.join("missing.safetensors");
+    let fewer: Vec<(String, Tensor)> = floats
+        .iter()
+        .filter(|(n, _)| n != "layer1.0.bn1.running_mean")
+        .cloned()
+        .collect();
+    torch_style_file(&missing, &fewer, &[]);
+    let mut e = resnet(7);
+    let before = eval_out(&mut e, &x);
+    let msg = checkpoint::load(&mut e, &missing, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("missing keys: layer1.0.bn1.running_mean"),
+        "{msg}"
+    );
+    assert!(!msg.contains("num_batches_tracked"), "{msg}");
+    assert_eq!(eval_out(&mut e, &x), before);
+    // A negative count is refused, naming the counter.
+    let negative = dir.join("negative.safetensors");
+    torch_style_file(&negative, &floats, &[("bn1.num_batches_tracked", -1)]);
+    let msg = checkpoint::load(&mut resnet(8), &negative, true)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("bn1.num_batches_tracked"), "{msg}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use tapegrad::autograd::Pool2dOptions;
 use tapegrad::models::blocks::ConvBnRelu;
 use tapegrad::models::{Inception, ResNet, ResNetConfig};
-use tapegrad::nn::checkpoint::{self, state_dict};
+use tapegrad::nn::checkpoint::{self, counters, state_dict};
 use tapegrad::nn::forward_child;
 use tapegrad::nn::layers::{AdaptiveAvgPool2d, Linear, MaxPool2d};
 use tapegrad::prelude::*;
@@ -134,9 +134,12 @@ fn check(
     dir: &Path,
     reference: impl Fn(&Act) -> Vec<Vec<f64>>,
 ) {
+    // The tensors, and the counters (one-element integers, shape []).
+    let counts = counters(model).into_iter().map(|(n, _)| (n, vec![]));
     let expected: BTreeMap<String, Vec<usize>> = state_dict(model)
         .into_iter()
         .map(|(n, t)| (n, t.dims().to_vec()))
+        .chain(counts)
         .collect();
     let written: BTreeMap<String, Vec<usize>> = w
         .iter()
@@ -154,12 +157,11 @@ fn check(
     let path = dir.join("weights.safetensors");
     write(w, None, &path);
     assert!(checkpoint::load(model, &path, true).unwrap().is_clean());
-    let loaded = state_dict(model);
-    let count = loaded
+    let loaded = counters(model);
+    assert!(!loaded.is_empty());
+    assert!(loaded
         .iter()
-        .find(|(n, _)| n.ends_with("num_batches_tracked"))
-        .unwrap();
-    assert_eq!(count.1.item().unwrap(), 123.0);
+        .all(|(n, c)| n.ends_with("num_batches_tracked") && *c == 123));
 
     model.eval();
     let (x, xa) = input(99);

@@ -16,13 +16,15 @@
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```
 //!
-//! - dtypes: tensors are written as F32, except BatchNorm's `num_batches_tracked`, which
-//!   PyTorch keeps as a `torch.long` scalar and is written as I64 so that PyTorch's strict
-//!   load accepts it. F32, F64, F16, BF16, I64 and I32 are read (as f32).
+//! - dtypes: tensors are written as F32. Integer counters ([`Entry::Counter`]: BatchNorm's
+//!   `num_batches_tracked`, which PyTorch keeps as a `torch.long` scalar) are written as I64
+//!   scalars and read back exactly. F32, F64, F16, BF16, I64 and I32 tensors are read (as f32).
 //! - Loading is strict (`strict = true`): missing, unexpected and mis-shaped keys are all
 //!   named in one error. With `strict = false` what matches is loaded and the rest is returned
 //!   in a [`LoadReport`]. Either way the whole file is checked before anything is assigned,
-//!   so a failed load leaves the model unchanged.
+//!   so a failed load leaves the model unchanged. As in PyTorch, a file without
+//!   `num_batches_tracked` (many published exports leave it out) loads strictly: the counter
+//!   keeps its value (0 in a new model); every other missing key is named.
 //! - Saving is atomic: a temporary file beside the target is written, flushed to disk and
 //!   renamed over it. Temporary files of the same target left by a save that died (its process
 //!   is gone) are removed by the next save; see `atomic.rs` for the rules.
@@ -49,10 +51,21 @@ use format::Store;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
-use tapegrad_autograd::{Error, Result, Tensor};
+use tapegrad_autograd::{Error, Result, Shape, Tensor};
 
-/// Buffers PyTorch keeps as integers (`torch.long`); they are written as I64.
+/// Buffers PyTorch keeps as integers (`torch.long`): an I64 scalar of this name in a file is a
+/// counter, read exactly.
 pub const INTEGER_BUFFERS: &[&str] = &["num_batches_tracked"];
+
+/// Counters a file may leave out: PyTorch's batch norm accepts a state dict without
+/// `num_batches_tracked` when it carries no version metadata (as no safetensors file does) and
+/// keeps the counter it has.
+pub const OPTIONAL_COUNTERS: &[&str] = &["num_batches_tracked"];
+
+/// Whether the last part of a dotted name is one of `names`.
+fn named(name: &str, names: &[&str]) -> bool {
+    names.contains(&name.rsplit('.').next().unwrap_or(name))
+}
 
 /// The prefix of the optimiser's tensors in a training checkpoint.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
@@ -67,16 +80,29 @@ const FORMAT_KEY: &str = "format";
 const HAS_OPTIMIZER_KEY: &str = "tapegrad.optimizer";
 
 /// The parameters and buffers of `model` by dotted name, in registration order. The tensors
-/// share storage with the model (no copy). Generators are not tensors: see [`rng_states`].
+/// share storage with the model (no copy). Counters and generators are not tensors: see
+/// [`counters`] and [`rng_states`].
 pub fn state_dict(model: &mut dyn Module) -> Vec<(String, Tensor)> {
     let mut out = Vec::new();
     model.visit("", &mut |name, e| {
         let t = match e {
             Entry::Param(p) => p.value().clone(),
             Entry::Buffer(b) => b.clone(),
-            Entry::Rng(_) => return,
+            Entry::Counter(_) | Entry::Rng(_) => return,
         };
         out.push((name.to_string(), t));
+    });
+    out
+}
+
+/// The integer counters of `model` (batch norm's `num_batches_tracked`) by dotted name, in
+/// registration order.
+pub fn counters(model: &mut dyn Module) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    model.visit("", &mut |name, e| {
+        if let Entry::Counter(c) = e {
+            out.push((name.to_string(), *c));
+        }
     });
     out
 }
@@ -95,23 +121,42 @@ pub fn rng_states(model: &mut dyn Module) -> Vec<(String, RngState)> {
 /// Assigns `tensors` to the parameters and buffers of the same names (PyTorch's
 /// `load_state_dict`). Strict: any missing, unexpected or mis-shaped key is an error naming
 /// them all, and nothing is assigned. Not strict: the keys that match are assigned and the
-/// rest reported. An error always leaves the model unchanged. Generators keep their state
-/// (a state dict holds none; they are listed in the report's `rng_missing`).
+/// rest reported. An error always leaves the model unchanged. A counter may be given as a
+/// one-element tensor holding a whole number, or left out where PyTorch allows
+/// ([`OPTIONAL_COUNTERS`]). Generators keep their state (a state dict holds none; they are
+/// listed in the report's `rng_missing`).
 pub fn load_state_dict(
     model: &mut dyn Module,
     tensors: &[(String, Tensor)],
     strict: bool,
 ) -> Result<LoadReport> {
-    apply(model, tensors, &[], strict, "state dict")
+    apply(model, tensors, &[], &[], strict, "state dict")
+}
+
+/// A counter's value given as a tensor: one whole, non-negative number.
+fn counter_from_tensor(t: &Tensor) -> Option<u64> {
+    let v = t.item().ok()?;
+    // Below 2^64 (an f32 of 2^64 itself would saturate).
+    (v >= 0.0 && v.fract() == 0.0 && v < 18_446_744_073_709_551_616.0).then_some(v as u64)
 }
 
 fn apply(
     model: &mut dyn Module,
     tensors: &[(String, Tensor)],
+    counters: &[(String, u64)],
     rngs: &[(String, RngState)],
     strict: bool,
     what: &str,
 ) -> Result<LoadReport> {
+    let mut saved_counters: HashMap<&str, u64> = HashMap::with_capacity(counters.len());
+    for (name, c) in counters {
+        if saved_counters.insert(name.as_str(), *c).is_some() {
+            return Err(Error::Format {
+                what: what.to_string(),
+                msg: format!("two counters are named {name}"),
+            });
+        }
+    }
     let mut saved_rngs: HashMap<&str, &RngState> = HashMap::with_capacity(rngs.len());
     for (name, st) in rngs {
         if saved_rngs.insert(name.as_str(), st).is_some() {
@@ -138,6 +183,25 @@ fn apply(
         let shape = match e {
             Entry::Param(p) => p.value().shape().clone(),
             Entry::Buffer(b) => b.shape().clone(),
+            Entry::Counter(_) => {
+                known.insert(name.to_string());
+                if saved_counters.contains_key(name) {
+                    return;
+                }
+                match given.get(name) {
+                    Some(t) if counter_from_tensor(t).is_none() => {
+                        report.mismatched.push(ShapeMismatch {
+                            name: name.to_string(),
+                            model: Shape::scalar(),
+                            file: t.shape().clone(),
+                        })
+                    }
+                    Some(_) => {}
+                    None if named(name, OPTIONAL_COUNTERS) => {}
+                    None => report.missing.push(name.to_string()),
+                }
+                return;
+            }
             Entry::Rng(_) => {
                 known_rngs.insert(name.to_string());
                 if !saved_rngs.contains_key(name) {
@@ -157,11 +221,11 @@ fn apply(
             Some(_) => {}
         }
     });
-    report.unexpected = tensors
+    let names = tensors
         .iter()
-        .filter(|(n, _)| !known.contains(n))
-        .map(|(n, _)| n.clone())
-        .collect();
+        .map(|(n, _)| n)
+        .chain(counters.iter().map(|(n, _)| n));
+    report.unexpected = names.filter(|n| !known.contains(*n)).cloned().collect();
     report.rng_unexpected = rngs
         .iter()
         .filter(|(n, _)| !known_rngs.contains(n))
@@ -186,6 +250,14 @@ fn apply(
             }
             return;
         }
+        if let Entry::Counter(c) = e {
+            if let Some(&v) = saved_counters.get(name) {
+                *c = v;
+            } else if let Some(v) = given.get(name).and_then(|t| counter_from_tensor(t)) {
+                *c = v;
+            }
+            return;
+        }
         let Some(t) = given.get(name) else { return };
         match e {
             Entry::Param(p) if p.value().shape() == t.shape() => {
@@ -198,15 +270,6 @@ fn apply(
         }
     });
     result.map(|()| report)
-}
-
-fn store_of(name: &str) -> Store {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    if INTEGER_BUFFERS.contains(&last) {
-        Store::I64
-    } else {
-        Store::F32
-    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -229,7 +292,7 @@ pub fn load(model: &mut dyn Module, path: impl AsRef<Path>, strict: bool) -> Res
     let path = path.as_ref();
     let what = path.display().to_string();
     let ckpt = Checkpoint::decode(&read(path)?, &what)?;
-    apply(model, &ckpt.model, &ckpt.rng, strict, &what)
+    apply(model, &ckpt.model, &ckpt.counters, &ckpt.rng, strict, &what)
 }
 
 /// Everything needed to resume training: the model's tensors, the optimiser's state, and
@@ -250,6 +313,8 @@ pub fn load(model: &mut dyn Module, path: impl AsRef<Path>, strict: bool) -> Res
 pub struct Checkpoint {
     /// The model's parameters and buffers by dotted name.
     pub model: Vec<(String, Tensor)>,
+    /// The model's integer counters by dotted name (written as I64 scalars).
+    pub counters: Vec<(String, u64)>,
     /// The states of the model's generators by dotted name (written to the metadata under
     /// [`RNG_PREFIX`]); empty for a file from PyTorch.
     pub rng: Vec<(String, RngState)>,
@@ -265,6 +330,7 @@ impl Checkpoint {
     pub fn new(model: &mut dyn Module) -> Checkpoint {
         Checkpoint {
             model: state_dict(model),
+            counters: counters(model),
             rng: rng_states(model),
             ..Default::default()
         }
@@ -298,7 +364,14 @@ impl Checkpoint {
     /// Loads the model's tensors and generator states into `model`; see [`load_state_dict`]
     /// for `strict` (generator states are optional either way, see [`LoadReport`]).
     pub fn restore_model(&self, model: &mut dyn Module, strict: bool) -> Result<LoadReport> {
-        apply(model, &self.model, &self.rng, strict, "checkpoint")
+        apply(
+            model,
+            &self.model,
+            &self.counters,
+            &self.rng,
+            strict,
+            "checkpoint",
+        )
     }
 
     /// Loads the saved optimiser state into `opt`; an error if the checkpoint has none.
@@ -390,8 +463,14 @@ impl Checkpoint {
         let mut tensors: Vec<(String, Tensor, Store)> = self
             .model
             .iter()
-            .map(|(n, t)| (n.clone(), t.clone(), store_of(n)))
+            .map(|(n, t)| (n.clone(), t.clone(), Store::F32))
             .collect();
+        for (n, c) in &self.counters {
+            let c = *c;
+            let c = i64::try_from(c)
+                .map_err(|_| bad(format!("counter {n} = {c} does not fit an int64")))?;
+            tensors.push((n.clone(), Tensor::scalar(0.0), Store::I64(c)));
+        }
         let mut metadata = self.metadata.clone();
         metadata.insert(FORMAT_KEY.into(), "pt".into());
         for (name, st) in &self.rng {
@@ -421,6 +500,7 @@ impl Checkpoint {
     fn decode(bytes: &[u8], what: &str) -> Result<Checkpoint> {
         let format::Contents {
             tensors,
+            integers,
             mut metadata,
         } = format::decode(bytes, what)?;
         let has_optimizer = metadata.get(HAS_OPTIMIZER_KEY).map(String::as_str) == Some("true");
@@ -437,7 +517,16 @@ impl Checkpoint {
         metadata.retain(|k, _| k != FORMAT_KEY && !k.starts_with("tapegrad."));
         let mut model = Vec::with_capacity(tensors.len());
         let mut opt = Vec::new();
+        let mut counters = Vec::new();
         for (name, t) in tensors {
+            if let (Some(&v), true) = (integers.get(&name), named(&name, INTEGER_BUFFERS)) {
+                let c = u64::try_from(v).map_err(|_| Error::Format {
+                    what: what.to_string(),
+                    msg: format!("counter {name} is {v}; a count cannot be negative"),
+                })?;
+                counters.push((name, c));
+                continue;
+            }
             match name.strip_prefix(OPTIMIZER_PREFIX) {
                 Some(rest) if has_optimizer => opt.push((rest.to_string(), t)),
                 _ => model.push((name, t)),
@@ -455,6 +544,7 @@ impl Checkpoint {
         };
         Ok(Checkpoint {
             model,
+            counters,
             rng,
             optimizer,
             metadata,

@@ -30,10 +30,15 @@
 use tapegrad_autograd::{Param, Result, Rng, Tensor, Var};
 
 /// A parameter (trained), a buffer (state that is saved but not trained, such as batch norm's
-/// running statistics) or a random generator, as visited by [`Module::visit`].
+/// running statistics), an integer counter or a random generator, as visited by
+/// [`Module::visit`].
 pub enum Entry<'a> {
     Param(&'a mut Param),
     Buffer(&'a mut Tensor),
+    /// An integer buffer: batch norm's `num_batches_tracked`, which PyTorch keeps as an int64
+    /// scalar. Kept and saved as an integer, so it counts exactly past 2^24 (where an f32
+    /// would stop).
+    Counter(&'a mut u64),
     /// A generator the module draws from in training (dropout's masks), named
     /// `<layer>.rng_state` by convention. It is not part of PyTorch's `state_dict`; checkpoints
     /// save its state beside the tensors so that a resumed run draws the same numbers.

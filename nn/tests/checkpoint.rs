@@ -5,7 +5,7 @@ mod checkpoint_util;
 use checkpoint_util::*;
 use safetensors::{Dtype, SafeTensors};
 use tapegrad_autograd::{rng, Error, Tensor};
-use tapegrad_nn::checkpoint::{self, state_dict, Checkpoint};
+use tapegrad_nn::checkpoint::{self, counters, state_dict, Checkpoint};
 use tapegrad_nn::layers::Linear;
 use tapegrad_nn::{Entry, Module};
 
@@ -30,14 +30,7 @@ fn round_trip_gives_bit_identical_state_and_outputs() {
         .zip(yb.data())
         .all(|(p, q)| p.to_bits() == q.to_bits()));
     // Two training-mode passes were counted, and the count came back.
-    let sd = state_dict(&mut b);
-    let nbt = &sd
-        .iter()
-        .find(|(n, _)| n == "1.num_batches_tracked")
-        .unwrap()
-        .1;
-    assert_eq!(nbt.dims(), &[] as &[usize]);
-    assert_eq!(nbt.item().unwrap(), 2.0);
+    assert_eq!(counters(&mut b), [("1.num_batches_tracked".to_string(), 2)]);
 }
 
 #[test]
@@ -177,13 +170,7 @@ fn pytorch_file_loads_and_matches_a_hand_computed_forward() {
             "tapegrad {got} vs reference {want}"
         );
     }
-    let sd = state_dict(&mut m);
-    let nbt = &sd
-        .iter()
-        .find(|(n, _)| n == "1.num_batches_tracked")
-        .unwrap()
-        .1;
-    assert_eq!(nbt.item().unwrap(), 7.0);
+    assert_eq!(counters(&mut m), [("1.num_batches_tracked".to_string(), 7)]);
 }
 
 #[test]
@@ -312,11 +299,11 @@ fn a_failed_save_keeps_the_old_file_and_cleans_up() {
     checkpoint::save(&mut good, &path).unwrap();
     let before = std::fs::read(&path).unwrap();
 
-    // A count that is not an integer cannot be written as PyTorch's int64: refused, named.
+    // A count beyond int64 cannot be written as PyTorch's torch.long: refused, named.
     let mut broken = net(9);
     broken.visit("", &mut |name, e| {
-        if let (Entry::Buffer(b), true) = (e, name == "1.num_batches_tracked") {
-            *b = Tensor::scalar(1.5);
+        if let (Entry::Counter(c), true) = (e, name == "1.num_batches_tracked") {
+            *c = u64::MAX;
         }
     });
     let err = checkpoint::save(&mut broken, &path).unwrap_err();

@@ -3,8 +3,9 @@
 //! optional `__metadata__` map of strings), then the tensors' bytes, little-endian, row-major,
 //! tiling the data section in offset order.
 //!
-//! Everything is converted to f32 on the way in (tapegrad's one element type); files are
-//! written as F32, except tensors the caller marks [`Store::I64`] (PyTorch's integer buffers).
+//! Everything is converted to f32 on the way in (tapegrad's one element type), and integer
+//! scalars are also kept exactly (counters); files are written as F32, except the integer
+//! scalars the caller marks [`Store::I64`] (PyTorch's integer buffers).
 //! A malformed file is an `Error::Format` that says what is wrong and, where one is at fault,
 //! names the tensor; nothing here panics on any input.
 
@@ -18,13 +19,16 @@ use tapegrad_autograd::{Error, Result, Tensor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Store {
     F32,
-    /// Integer values (counters), written as I64 so PyTorch gets its `torch.long` back.
-    I64,
+    /// An integer scalar (a counter; the tensor beside it is ignored), written as I64 so
+    /// PyTorch gets its `torch.long` back.
+    I64(i64),
 }
 
-/// What a file holds: its tensors (as f32, in the file's offset order) and its metadata.
+/// What a file holds: its tensors (as f32, in the file's offset order), the exact value of
+/// each one-element I64 or I32 tensor, and its metadata.
 pub(crate) struct Contents {
     pub tensors: Vec<(String, Tensor)>,
+    pub integers: HashMap<String, i64>,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -57,33 +61,19 @@ impl View for &Raw {
     }
 }
 
-fn raw(name: &str, t: &Tensor, store: Store, what: &str) -> Result<Raw> {
-    let data = match store {
-        Store::F32 => t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Store::I64 => {
-            let mut out = Vec::with_capacity(8 * t.numel());
-            for &v in t.data() {
-                // An integral f32 below 2^63 in magnitude converts to i64 exactly.
-                if !v.is_finite() || v.fract() != 0.0 || v.abs() >= 9.2e18 {
-                    return Err(bad(
-                        what,
-                        format!("{name} is an integer buffer, but holds {v}, not an int64 value"),
-                    ));
-                }
-                out.extend_from_slice(&(v as i64).to_le_bytes());
-            }
-            out
-        }
-    };
-    let dtype = match store {
-        Store::F32 => Dtype::F32,
-        Store::I64 => Dtype::I64,
-    };
-    Ok(Raw {
-        dtype,
-        shape: t.dims().to_vec(),
-        data,
-    })
+fn raw(t: &Tensor, store: Store) -> Raw {
+    match store {
+        Store::F32 => Raw {
+            dtype: Dtype::F32,
+            shape: t.dims().to_vec(),
+            data: t.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        },
+        Store::I64(v) => Raw {
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            data: v.to_le_bytes().to_vec(),
+        },
+    }
 }
 
 /// The bytes of a safetensors file holding `tensors` and `metadata`.
@@ -104,7 +94,7 @@ pub(crate) fn encode(
         if !seen.insert(name.as_str()) {
             return Err(bad(what, format!("two tensors are named {name}")));
         }
-        raws.push((name.as_str(), raw(name, t, *store, what)?));
+        raws.push((name.as_str(), raw(t, *store)));
     }
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     let views = raws.iter().map(|(n, r)| (*n, r));
@@ -119,6 +109,7 @@ pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
         .get(n.saturating_add(8)..)
         .ok_or_else(|| bad(what, "the data section is missing"))?;
     let mut tensors = Vec::new();
+    let mut integers = HashMap::new();
     for name in meta.offset_keys() {
         let info = meta
             .info(&name)
@@ -131,6 +122,14 @@ pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
             );
             bad(what, msg)
         })?;
+        let exact = match (info.dtype, slice.len()) {
+            (Dtype::I64, 8) => slice.try_into().ok().map(i64::from_le_bytes),
+            (Dtype::I32, 4) => slice.try_into().ok().map(i32::from_le_bytes).map(i64::from),
+            _ => None,
+        };
+        if let Some(v) = exact {
+            integers.insert(name.clone(), v);
+        }
         let values = to_f32(&name, info.dtype, slice, what)?;
         let t = Tensor::from_vec(values, info.shape.clone())
             .map_err(|err| bad(what, format!("tensor {name}: {err}")))?;
@@ -141,7 +140,11 @@ pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
         .as_ref()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    Ok(Contents { tensors, metadata })
+    Ok(Contents {
+        tensors,
+        integers,
+        metadata,
+    })
 }
 
 const READ_DTYPES: &str = "tapegrad reads F32, F64, F16, BF16, I64 and I32";

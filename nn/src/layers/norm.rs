@@ -4,14 +4,14 @@ use crate::module::{Entry, Module};
 use tapegrad_autograd::{Error, Param, Result, RunningStats, Tensor, Var};
 
 /// `nn.BatchNorm2d` (works for any `[N, C, ...]` input): weight 1, bias 0, running mean 0,
-/// running variance 1, momentum 0.1, eps 1e-5. Its state_dict also holds
-/// `num_batches_tracked`, as PyTorch's.
+/// running variance 1, momentum 0.1, eps 1e-5. Its state also holds `num_batches_tracked`,
+/// the number of training batches seen, as PyTorch's (an integer).
 pub struct BatchNorm2d {
     pub weight: Option<Param>,
     pub bias: Option<Param>,
     pub running_mean: Tensor,
     pub running_var: Tensor,
-    pub num_batches_tracked: Tensor,
+    pub num_batches_tracked: u64,
     pub momentum: f32,
     pub eps: f32,
     training: bool,
@@ -29,7 +29,7 @@ impl BatchNorm2d {
             bias: affine.then(|| Param::new(Tensor::zeros([channels]))),
             running_mean: Tensor::zeros([channels]),
             running_var: Tensor::ones([channels]),
-            num_batches_tracked: Tensor::scalar(0.0),
+            num_batches_tracked: 0,
             momentum: 0.1,
             eps: 1e-5,
             training: true,
@@ -53,7 +53,7 @@ impl Module for BatchNorm2d {
         };
         let y = x.batch_norm(Some(stats), w, b, self.training, self.eps)?;
         if self.training {
-            self.num_batches_tracked = Tensor::scalar(self.num_batches_tracked.item()? + 1.0);
+            self.num_batches_tracked = self.num_batches_tracked.saturating_add(1);
         }
         Ok(y)
     }
@@ -75,7 +75,7 @@ impl Module for BatchNorm2d {
         );
         f(
             &format!("{prefix}num_batches_tracked"),
-            Entry::Buffer(&mut self.num_batches_tracked),
+            Entry::Counter(&mut self.num_batches_tracked),
         );
     }
 

@@ -17,12 +17,6 @@ pub mod prelude {
     pub use tapegrad_nn::{Entry, Module, Sequential};
 }
 
-/// With the default `mimalloc` feature, every program using tapegrad allocates through mimalloc,
-/// which reuses freed memory instead of returning it to the OS and faulting it back in.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The README's examples, compiled and run as doctests of this crate.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

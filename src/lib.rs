@@ -9,7 +9,7 @@ pub use tapegrad_nn as nn;
 
 /// The everyday names of the three crates.
 pub mod prelude {
-    pub use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckOptions};
+    pub use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckMode, GradcheckOptions};
     pub use tapegrad_autograd::{
         gradcheck, rng, BackwardOptions, Error, GradcheckReport, Grads, Param, ParamId, Reduction,
         Result, Rng, Shape, Tape, Tensor, Transpose, Var,

@@ -23,7 +23,7 @@ pub mod tensor;
 pub mod trace;
 
 pub use error::{Error, Result};
-pub use gradcheck::{gradcheck, GradcheckReport};
+pub use gradcheck::{gradcheck, GradcheckMode, GradcheckReport};
 pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, Reduction, RunningStats};
 pub use shape::Shape;
 pub use tape::{

@@ -173,12 +173,7 @@ fn shuffled_ramp(dims: [usize; 4], step: f32, seed: u64) -> Tensor {
     Tensor::from_vec(vals, dims).unwrap()
 }
 
-const LOOSE: GradcheckOptions = GradcheckOptions {
-    eps: 1e-2,
-    atol: 2e-2,
-    rtol: 2e-2,
-    seed: 0,
-};
+const OPTS: GradcheckOptions = GradcheckOptions::DEFAULT;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
@@ -195,7 +190,7 @@ proptest! {
         let report = gradcheck_with(
             move |_, v| v[0].conv2d(v[1], v.get(2).copied(), o),
             &xs,
-            LOOSE,
+            OPTS,
         ).unwrap();
         prop_assert!(report.passed(), "{report}");
     }
@@ -210,7 +205,7 @@ proptest! {
         // Distinct values, so max pooling has no ties.
         let x = shuffled_ramp([n, c, h, w], 0.1, seed);
         let o = Pool2dOptions { kernel: (k, k), stride: (s, s), padding: (p, p), dilation: (1, 1), ceil_mode: ceil };
-        let opts = GradcheckOptions { eps: 1e-2, atol: 1e-2, rtol: 1e-2, seed: 1 };
+        let opts = GradcheckOptions { seed: 1, ..OPTS };
         let r = gradcheck_with(move |_, v| v[0].max_pool2d(o), std::slice::from_ref(&x), opts).unwrap();
         prop_assert!(r.passed(), "max {r}");
         let r = gradcheck_with(move |_, v| v[0].avg_pool2d(o, include), &[x], opts).unwrap();
@@ -224,7 +219,7 @@ proptest! {
     ) {
         let mut g = rng(seed);
         let x = Tensor::randn([n, c, h, w], &mut g);
-        let r = gradcheck_with(move |_, v| v[0].adaptive_avg_pool2d((oh, ow)), std::slice::from_ref(&x), LOOSE).unwrap();
+        let r = gradcheck_with(move |_, v| v[0].adaptive_avg_pool2d((oh, ow)), std::slice::from_ref(&x), OPTS).unwrap();
         prop_assert!(r.passed(), "adaptive {r}");
         let weight = Tensor::rand([c], 0.5, 1.5, &mut g);
         let bias = Tensor::randn([c], &mut g);
@@ -241,12 +236,12 @@ proptest! {
                 v[0].batch_norm(Some(stats), Some(v[1]), Some(v[2]), training, 1e-5)
             },
             &[spread, weight, bias],
-            GradcheckOptions { eps: 1e-2, atol: 3e-2, rtol: 3e-2, seed: 2 },
+            GradcheckOptions { seed: 2, ..OPTS },
         ).unwrap();
         prop_assert!(r.passed(), "batch norm (training {training}) {r}");
         let size = 1 + (seed % 5) as usize;
         let scaled = x.mul_scalar(3.0);
-        let r = gradcheck_with(move |_, v| v[0].local_response_norm(size, 0.5, 0.75, 1.0), &[scaled], LOOSE).unwrap();
+        let r = gradcheck_with(move |_, v| v[0].local_response_norm(size, 0.5, 0.75, 1.0), &[scaled], OPTS).unwrap();
         prop_assert!(r.passed(), "lrn {r}");
     }
 }
@@ -275,7 +270,7 @@ fn second_order_through_conv2d() {
             dx.mul(tape.input(r.clone()))?.sum(&[], false)
         },
         &xs,
-        LOOSE,
+        OPTS,
     )
     .unwrap();
     assert!(report.passed(), "{report}");

@@ -16,6 +16,7 @@ use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
 use tapegrad::autograd::{Error, Result, Tape, Tensor};
 use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::nn::data::{read_image, MAX_IMAGE_PIXELS};
 use tapegrad::nn::Module;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,18 +82,7 @@ fn load_image(
     mean: &[f32],
     std: &[f32],
 ) -> Result<Tensor> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?
-        .with_guessed_format()
-        .map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?
-        .decode()
-        .map_err(|e| format_err(path, format!("cannot decode the image: {e}")))?;
+    let img = read_image(path, MAX_IMAGE_PIXELS)?;
     // Resize the shorter side to the input size, then take the centre.
     let (iw, ih) = (img.width().max(1) as f32, img.height().max(1) as f32);
     let scale = (w as f32 / iw).max(h as f32 / ih);

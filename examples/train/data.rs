@@ -60,6 +60,7 @@ pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> 
                 size: args.image_size,
                 grayscale: args.grayscale,
                 skip_unreadable: true,
+                ..Default::default()
             };
             let train = ImageFolder::load(&dir.join("train"), &opts)?.dataset;
             let test = ImageFolder::load(&dir.join("test"), &opts)?.dataset;

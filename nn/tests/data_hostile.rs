@@ -4,8 +4,11 @@
 
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use std::path::{Path, PathBuf};
-use tapegrad_autograd::Error;
-use tapegrad_nn::data::{read_idx_images, read_idx_labels};
+use tapegrad_autograd::{rng, Error, Tensor};
+use tapegrad_nn::data::{
+    read_idx_images, read_idx_labels, read_image, ImageFolder, ImageFolderOptions, RandomCrop,
+    ResizeShorter, Transform,
+};
 
 fn idx_header(magic: u32, dims: &[u32]) -> Vec<u8> {
     let mut out = magic.to_be_bytes().to_vec();
@@ -147,4 +150,159 @@ fn a_header_promising_terabytes_is_refused_before_inflating() {
     let head = idx_header(2051, &[u32::MAX, u32::MAX, u32::MAX]);
     let p = write(dir.path(), "overflow.gz", &gzip_zero_bomb(&head, 2 << 20));
     assert_names(&read_idx_images(&p).unwrap_err(), &p, &["overflow"]);
+}
+
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+    out
+}
+
+/// A PNG whose header says `w x h` 8-bit grey, followed by one empty compressed row: a few
+/// dozen bytes that a decoder which trusts the header would allocate `w * h` bytes for (and a
+/// folder loader 12 times as many as f32 RGB).
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    // Bit depth 8, colour type 0 (grey), deflate, adaptive filtering, no interlace.
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    out.extend(png_chunk(b"IHDR", &ihdr));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+    std::io::Write::write_all(&mut z, &[0u8; 2]).unwrap();
+    out.extend(png_chunk(b"IDAT", &z.finish().unwrap()));
+    out.extend(png_chunk(b"IEND", &[]));
+    out
+}
+
+fn image_folder(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir
+}
+
+fn small_png(w: u32, h: u32) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_pixel(w, h, image::Luma([100]))
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .unwrap();
+    bytes.into_inner()
+}
+
+#[test]
+fn a_23000_pixel_square_png_is_refused_from_its_header() {
+    // 23000 x 23000 = 529,000,000 pixels: 0.5 GB of grey bytes, 6.3 GB as f32 RGB.
+    let dir = image_folder(&[
+        ("a/big.png", png_header_only(23000, 23000)),
+        ("a/small.png", small_png(4, 4)),
+    ]);
+    let opts = ImageFolderOptions::default();
+    let err = ImageFolder::load(dir.path(), &opts).unwrap_err();
+    assert_names(
+        &err,
+        &dir.path().join("a/big.png"),
+        &["23000x23000", "529000000 pixels", "178956970"],
+    );
+}
+
+#[test]
+fn an_image_size_of_zero_is_an_error_up_front() {
+    let dir = image_folder(&[("a/x.png", small_png(4, 4))]);
+    let opts = ImageFolderOptions {
+        size: Some(0),
+        ..Default::default()
+    };
+    let msg = ImageFolder::load(dir.path(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("size") && msg.contains("positive"), "{msg}");
+}
+
+#[test]
+fn the_pixel_limit_is_configurable_and_skip_mode_skips_over_it() {
+    let dir = image_folder(&[("a/x.png", small_png(4, 4)), ("a/y.png", small_png(2, 2))]);
+    let strict = ImageFolderOptions {
+        max_pixels: 15,
+        ..Default::default()
+    };
+    // 4x4 = 16 pixels, one over.
+    let err = ImageFolder::load(dir.path(), &strict).unwrap_err();
+    assert_names(
+        &err,
+        &dir.path().join("a/x.png"),
+        &["4x4", "16 pixels", "15"],
+    );
+    let skipping = ImageFolderOptions {
+        skip_unreadable: true,
+        ..strict.clone()
+    };
+    let folder = ImageFolder::load(dir.path(), &skipping).unwrap();
+    assert_eq!(folder.dataset.len(), 1);
+    assert_eq!(folder.skipped[0].path, dir.path().join("a/x.png"));
+    let exact = ImageFolderOptions {
+        max_pixels: 16,
+        size: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(
+        ImageFolder::load(dir.path(), &exact).unwrap().dataset.len(),
+        2
+    );
+    // The decoding helper refuses the same way.
+    let err = read_image(&dir.path().join("a/x.png"), 15).unwrap_err();
+    assert_names(&err, &dir.path().join("a/x.png"), &["16 pixels"]);
+    assert_eq!(
+        read_image(&dir.path().join("a/y.png"), 4).unwrap().width(),
+        2
+    );
+}
+
+#[test]
+fn a_resize_beyond_the_pixel_limit_is_refused() {
+    // A 2000x1 strip resized to a shorter side of 10,000: 10,000 x 20,000,000 pixels.
+    let dir = image_folder(&[("a/strip.png", small_png(2000, 1))]);
+    let opts = ImageFolderOptions {
+        size: Some(10_000),
+        ..Default::default()
+    };
+    let err = ImageFolder::load(dir.path(), &opts).unwrap_err();
+    assert_names(
+        &err,
+        &dir.path().join("a/strip.png"),
+        &["200000000000 pixels"],
+    );
+    // A size whose square alone is over the limit, up front.
+    let opts = ImageFolderOptions {
+        size: Some(100_000),
+        ..Default::default()
+    };
+    let msg = ImageFolder::load(dir.path(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("100000") && msg.contains("178956970"), "{msg}");
+    // The transforms likewise.
+    let x = Tensor::zeros([1, 4, 4]);
+    let mut r = rng(0);
+    for size in [0, 1 << 40, usize::MAX] {
+        let msg = ResizeShorter(size)
+            .apply(&x, &mut r)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("ResizeShorter"), "{msg}");
+    }
+    for padding in [1 << 20, usize::MAX / 2, usize::MAX] {
+        let crop = RandomCrop::new(4, padding, 0.0);
+        let msg = crop.apply(&x, &mut r).unwrap_err().to_string();
+        assert!(msg.contains("RandomCrop"), "{msg}");
+    }
 }

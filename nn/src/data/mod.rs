@@ -25,7 +25,7 @@ pub mod transform;
 
 pub use cifar::Cifar10;
 pub use dataset::{Dataset, Split};
-pub use folder::{ImageFolder, ImageFolderOptions, Skipped};
+pub use folder::{read_image, ImageFolder, ImageFolderOptions, Skipped, MAX_IMAGE_PIXELS};
 pub use idx::{
     load_idx_pair, read_idx_images, read_idx_labels, FashionMnist, IdxImages, Mnist, IDX_MAX_BYTES,
 };

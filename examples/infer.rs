@@ -25,7 +25,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 use tapegrad::models::{by_name, default_input, NAMES};
-use tapegrad::nn::checkpoint::{load_state_dict, Checkpoint};
+use tapegrad::nn::checkpoint::{check_safetensors_offsets, load_state_dict, Checkpoint};
 use tapegrad::prelude::*;
 
 const USAGE: &str = "usage: infer --model NAME --weights W.safetensors --input X.safetensors \
@@ -103,6 +103,8 @@ pub fn read_input(path: &Path) -> Result<Tensor> {
         path: path.display().to_string(),
         msg: format!("cannot read the input: {e}"),
     })?;
+    // Offsets near 2^64 would overflow inside the safetensors crate.
+    check_safetensors_offsets(&bytes, &path.display().to_string())?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| format_err(path, format!("not a readable safetensors file: {e}")))?;
     let view = file.tensor("input").map_err(|_| {

@@ -37,9 +37,11 @@
 
 mod atomic;
 mod format;
+mod header;
 mod report;
 mod rng;
 
+pub use header::check_safetensors_offsets;
 pub use report::{LoadReport, ShapeMismatch};
 pub use rng::{RngState, RNG_PREFIX};
 

@@ -1,6 +1,6 @@
 //! The data set named on the command line, with the synthetic fallback.
 
-use crate::args::{Args, DatasetKind, SYNTHETIC};
+use super::args::{Args, DatasetKind, SYNTHETIC};
 use tapegrad::autograd::{Error, Result};
 use tapegrad::nn::data::{
     synthetic, Cifar10, Dataset, FashionMnist, ImageFolder, ImageFolderOptions, Mnist, Split,

@@ -29,12 +29,12 @@ use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
 use tapegrad::nn::checkpoint::Checkpoint;
 use tapegrad::nn::data::{DataLoader, LoaderOptions};
-use tapegrad::nn::summary;
 use tapegrad::nn::train::{
     augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
     plot_history, schedule_by_name, Console, OptimizerSettings, PlotText, Progress, Report,
     ScheduleSettings, Trainer,
 };
+use tapegrad::nn::{summary, Module};
 
 use args::{json_err, name_of, resumed_args, Args};
 use data::{limit, load_data};
@@ -55,6 +55,24 @@ fn io(path: &Path, e: std::io::Error) -> Error {
         path: path.display().to_string(),
         msg: e.to_string(),
     }
+}
+
+/// The network `model` for `classes` classes and `shape` inputs. When resuming, the name comes
+/// from the checkpoint's metadata: its sizes are checked against the checkpoint's tensors
+/// before anything is built, so a crafted name (absurd widths) is an error naming the weights
+/// that differ, not an allocation of petabytes.
+pub fn build_model(
+    model: &str,
+    classes: usize,
+    shape: [usize; 3],
+    seed: u64,
+    resume: Option<(&Path, &Checkpoint)>,
+) -> Result<Box<dyn Module>> {
+    if let Some((path, ckpt)) = resume {
+        let what = path.display().to_string();
+        tapegrad::models::check_file(model, classes, shape, &ckpt.model, &what)?;
+    }
+    tapegrad::models::build(model, classes, shape, seed)
 }
 
 fn run(
@@ -118,7 +136,13 @@ fn run(
     let test_loader = DataLoader::new(Arc::new(test), 256, test_opts)?;
     let load_secs = start.elapsed().as_secs_f64();
 
-    let mut model = tapegrad::models::build(&args.model, classes.len(), shape, args.seed)?;
+    let mut model = build_model(
+        &args.model,
+        classes.len(),
+        shape,
+        args.seed,
+        resume.as_ref().map(|(p, c)| (p.as_path(), c)),
+    )?;
     let input = [1, shape[0], shape[1], shape[2]];
     let s = summary(model.as_mut(), &input)?;
     let optimizer = optimizer_by_name(

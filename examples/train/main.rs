@@ -13,8 +13,10 @@
 //! line printed starts with `[synthetic]`.
 //!
 //! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
-//! checkpoint (`checkpoint.safetensors`, and `best.safetensors` for the best test accuracy),
-//! `metrics.csv`, `metrics.json` and `curves.png` in the output folder. At the end: top-1 and
+//! checkpoint (`best.safetensors` for the best test accuracy, then `checkpoint.safetensors`),
+//! then `metrics.csv`, `metrics.json` and `curves.png` in the output folder, each replaced
+//! atomically (see `tapegrad::nn::train::write_epoch_files`). A step that leaves a weight
+//! infinite or NaN stops the run, naming it, before anything is written. At the end: top-1 and
 //! top-5 error, per-class accuracy and the confusion matrix (also in `report.txt`).
 //! A run is deterministic for a given seed and thread count, and `--resume` continues it
 //! exactly where the checkpoint left it (`--max-steps` stops a run early, as an interruption).
@@ -27,12 +29,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
-use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::nn::checkpoint::{write_atomic, Checkpoint};
 use tapegrad::nn::data::{DataLoader, LoaderOptions};
 use tapegrad::nn::train::{
     augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
-    plot_history, schedule_by_name, Console, OptimizerSettings, PlotText, Progress, Report,
-    ScheduleSettings, Trainer,
+    save_training_checkpoint, schedule_by_name, write_epoch_files, Console, OptimizerSettings,
+    PlotText, Progress, Report, ScheduleSettings, Trainer, CHECKPOINT_FILE,
 };
 use tapegrad::nn::{summary, Module};
 
@@ -196,11 +198,8 @@ fn run(
         ));
     }
     let args_json = serde_json::to_string(&args).map_err(json_err)?;
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&args).map_err(json_err)?,
-    )
-    .map_err(|e| io(&out, e))?;
+    let config = serde_json::to_string_pretty(&args).map_err(json_err)?;
+    write_atomic(&out.join("config.json"), config.as_bytes())?;
     let json = |v: &[f32]| serde_json::to_string(v).expect("numbers serialise");
     let meta = vec![
         ("run.args".to_string(), args_json),
@@ -243,8 +242,8 @@ fn run(
         bar.finish();
         train_secs += epoch_start.elapsed().as_secs_f64();
         if !done {
-            let path = out.join("checkpoint.safetensors");
-            trainer.to_checkpoint(&meta).save(&path)?;
+            let path = out.join(CHECKPOINT_FILE);
+            save_training_checkpoint(&path, &mut trainer, &meta)?;
             console.line(format!(
                 "stopped after step {} (--max-steps), in epoch {} at batch {}/{}; resume with --resume {}",
                 trainer.position.step, trainer.position.epoch + 1, trainer.position.batch,
@@ -270,23 +269,10 @@ fn run(
         if let Some(t) = grad_table {
             console.line(format!("gradients over epoch {}:\n{t}", r.epoch));
         }
-        trainer.history.write_csv(&out.join("metrics.csv"))?;
-        trainer.history.write_json(&out.join("metrics.json"))?;
         let title = format!("{} on {}", args.model, data_name);
-        if let (PlotText::NoFont, 1) = (
-            plot_history(&trainer.history, &out.join("curves.png"), &title)?,
-            r.epoch,
-        ) {
+        let files = write_epoch_files(&out, &mut trainer, &meta, &title)?;
+        if let (PlotText::NoFont, 1) = (files.plot, r.epoch) {
             console.line("curves.png has no text: no TrueType font found (apt-get install fonts-dejavu-core, or set TAPEGRAD_FONT)");
-        }
-        let ckpt = trainer.to_checkpoint(&meta);
-        ckpt.save(out.join("checkpoint.safetensors"))?;
-        if trainer
-            .history
-            .best_val_accuracy()
-            .is_some_and(|(e, _)| e == r.epoch)
-        {
-            ckpt.save(out.join("best.safetensors"))?;
         }
         last_eval = Some(eval);
     }
@@ -305,7 +291,7 @@ fn run(
         &eval,
     );
     let text = console.tagged(&report);
-    std::fs::write(out.join("report.txt"), format!("{text}\n")).map_err(|e| io(&out, e))?;
+    write_atomic(&out.join("report.txt"), format!("{text}\n").as_bytes())?;
     console.line("");
     console.line(&report);
     console.line("");

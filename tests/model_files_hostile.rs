@@ -161,7 +161,7 @@ fn infer_refuses_a_head_or_stem_that_asks_for_petabytes() {
     let msg = infer::run(&o).unwrap_err().to_string();
     expect(
         &msg,
-        &["fc.weight is [10, 64] in the file, [1000000000000, 64]"],
+        &["fc.weight (file [10, 64], model [1000000000000, 64])"],
     );
 }
 
@@ -206,14 +206,14 @@ fn predict_refuses_metadata_that_asks_for_petabytes() {
         &msg,
         &[
             "best.safetensors",
-            "features.3.weight is [16, 6, 5, 5] in the file, [100000, 100000, 5, 5]",
+            "features.3.weight (file [16, 6, 5, 5], model [100000, 100000, 5, 5])",
         ],
     );
     // A million class names: 84 million weights in the head, where the file has 840.
     let msg = load(run_metadata("lenet5-modern", 1_000_000, [1, 28, 28]));
     expect(
         &msg,
-        &["classifier.2.weight is [10, 84] in the file, [1000000, 84]"],
+        &["classifier.2.weight (file [10, 84], model [1000000, 84])"],
     );
     // An input of 10^10 pixels, which every image would be resized to.
     let msg = load(run_metadata("lenet5-modern", 10, [1, 100_000, 100_000]));
@@ -238,7 +238,7 @@ fn resume_refuses_a_model_name_that_asks_for_petabytes() {
         &msg,
         &[
             "checkpoint.safetensors",
-            "features.0.weight is [6, 1, 5, 5] in the file, [100000, 1, 5, 5]",
+            "features.0.weight (file [6, 1, 5, 5], model [100000, 1, 5, 5])",
         ],
     );
 }

@@ -197,25 +197,20 @@ pub fn check_file(
     for (key, want) in &fp.sized {
         match tensors.iter().find(|(n, _)| n == key) {
             Some((_, t)) if t.dims() == want.as_slice() => {}
-            Some((_, t)) => differ.push(format!(
-                "{key} is {:?} in the file, {want:?} in {name}",
-                t.dims()
-            )),
-            None => differ.push(format!(
-                "{key} ({want:?} in {name}) is missing from the file"
-            )),
+            Some((_, t)) => differ.push(format!("{key} (file {:?}, model {want:?})", t.dims())),
+            None => differ.push(format!("{key} (model {want:?}, not in the file)")),
         }
     }
     let differ = if differ.is_empty() {
-        String::new()
+        ": none of the weights sized by the name and arguments".to_string()
     } else {
-        format!(": {}", differ.join("; "))
+        format!(": {}", differ.join(", "))
     };
     Err(Error::Format {
         what: what.to_string(),
         msg: format!(
             "cannot be {name} with {num_classes} classes and input {input:?}, which holds at \
-             least {} values where the file holds {held}; nothing was built{differ}",
+             least {} values where the file holds {held}; nothing was built. Sizes that differ{differ}",
             fp.values
         ),
     })

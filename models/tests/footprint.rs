@@ -124,7 +124,7 @@ fn a_file_too_small_for_the_model_is_refused_naming_the_sized_keys() {
     for word in [
         "w.safetensors",
         "lenet5-modern-100000-100000-100000-100000",
-        "features.3.weight is [16, 6, 5, 5] in the file, [100000, 100000, 5, 5]",
+        "features.3.weight (file [16, 6, 5, 5], model [100000, 100000, 5, 5])",
         "nothing was built",
     ] {
         assert!(msg.contains(word), "expected {word:?} in: {msg}");
@@ -132,7 +132,7 @@ fn a_file_too_small_for_the_model_is_refused_naming_the_sized_keys() {
     // A class count of 10^12 against a file with 10.
     let msg = refused("lenet5-modern", 1_000_000_000_000, [1, 28, 28], &lenet);
     assert!(
-        msg.contains("classifier.2.weight is [10, 84] in the file, [1000000000000, 84]"),
+        msg.contains("classifier.2.weight (file [10, 84], model [1000000000000, 84])"),
         "{msg}"
     );
     // A file with a zero-size head claiming 4e12 classes, and a model of that many classes.
@@ -146,13 +146,13 @@ fn a_file_too_small_for_the_model_is_refused_naming_the_sized_keys() {
         &crafted,
     );
     assert!(
-        msg.contains("fc.weight is [4000000000000, 0] in the file, [4000000000000, 32]"),
+        msg.contains("fc.weight (file [4000000000000, 0], model [4000000000000, 32])"),
         "{msg}"
     );
     // A fixed-width family: only the head's size depends on the file.
     let msg = refused("vgg16", 1 << 40, [3, 224, 224], &lenet);
     assert!(
-        msg.contains("classifier.6.weight ([1099511627776, 4096] in vgg16) is missing"),
+        msg.contains("classifier.6.weight (model [1099511627776, 4096], not in the file)"),
         "{msg}"
     );
 }

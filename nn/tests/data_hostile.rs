@@ -6,8 +6,8 @@ use flate2::{Compress, Compression, Crc, FlushCompress};
 use std::path::{Path, PathBuf};
 use tapegrad_autograd::{rng, Error, Tensor};
 use tapegrad_nn::data::{
-    read_idx_images, read_idx_labels, read_image, ImageFolder, ImageFolderOptions, RandomCrop,
-    ResizeShorter, Transform,
+    read_idx_images, read_idx_labels, read_image, synthetic, ImageFolder, ImageFolderOptions,
+    RandomCrop, ResizeShorter, Transform,
 };
 
 fn idx_header(magic: u32, dims: &[u32]) -> Vec<u8> {
@@ -304,5 +304,15 @@ fn a_resize_beyond_the_pixel_limit_is_refused() {
         let crop = RandomCrop::new(4, padding, 0.0);
         let msg = crop.apply(&x, &mut r).unwrap_err().to_string();
         assert!(msg.contains("RandomCrop"), "{msg}");
+    }
+}
+
+#[test]
+fn a_synthetic_set_too_large_to_hold_is_an_error() {
+    // 10 * 784 values per image of each class: the count overflows, or the buffer (34 PB at
+    // 2^40 per class) cannot be allocated.
+    for per_class in [usize::MAX / 7840 + 1, 1 << 40] {
+        let msg = synthetic::shapes(per_class, 0).unwrap_err().to_string();
+        assert!(msg.contains("too many"), "{msg}");
     }
 }

@@ -14,6 +14,9 @@
 //!   2-D weight: `fc.weight`, `classifier.6.weight`...); given, it must agree with `W`. The
 //!   input channels likewise come from the first convolution's weight in `W` (`conv1.weight`
 //!   `[out, in, kh, kw]`) for the models whose channel count varies (LeNet, ResNet).
+//!   Both are checked against the zoo's shapes for the model (the head's columns, the stem's
+//!   other dims), and a model that would hold more than twice the values `W` does is refused,
+//!   before anything is built: a crafted `W` cannot make the program allocate petabytes.
 //! - The model runs in eval mode. `--train-mode` is PyTorch's `model.train()` instead: batch
 //!   norm normalises with the batch's own statistics (so N * H * W must exceed 1 at every batch
 //!   norm), and dropout, where the model has it, drops with its fixed seed.
@@ -24,8 +27,8 @@
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
-use tapegrad::models::{by_name, default_input, NAMES};
-use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::models::{by_name, check_file, default_input, footprint, NAMES};
+use tapegrad::nn::checkpoint::{check_safetensors_offsets, Checkpoint};
 use tapegrad::prelude::*;
 
 const USAGE: &str = "usage: infer --model NAME --weights W.safetensors --input X.safetensors \
@@ -103,6 +106,8 @@ pub fn read_input(path: &Path) -> Result<Tensor> {
         path: path.display().to_string(),
         msg: format!("cannot read the input: {e}"),
     })?;
+    // Offsets near 2^64 would overflow inside the safetensors crate.
+    check_safetensors_offsets(&bytes, &path.display().to_string())?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| format_err(path, format!("not a readable safetensors file: {e}")))?;
     let view = file.tensor("input").map_err(|_| {
@@ -160,42 +165,73 @@ fn stem_and_head(model: &mut dyn Module) -> (Option<Named>, Option<Named>) {
     (stem, head)
 }
 
-/// Builds `opts.model`, loads the weights strictly, runs it on the input, writes the logits to
-/// `opts.output` and returns them.
-pub fn run(opts: &Options) -> Result<Tensor> {
-    let name = opts.model.as_str();
-    // Build once (an unknown name fails here), read the head's and the stem's names off the
-    // model, and rebuild if the file says the model has other class or channel counts.
-    let built = (opts.classes.unwrap_or(10), default_input(name)[1]);
-    let mut model = by_name(name, built.0, built.1, 0)?;
-    let ckpt = Checkpoint::load(&opts.weights)?;
+/// The class and input-channel counts of `name` that the weights in `ckpt` (read from `path`)
+/// were saved with: the rows of the head's weight, and the input channels of the stem's (first
+/// convolution's) weight, each checked against the zoo's shape before it is used. A key the
+/// file lacks keeps `classes` (else 10) or the zoo's default channels, for the strict load to
+/// name.
+fn sizes_from_file(
+    name: &str,
+    classes: Option<usize>,
+    ckpt: &Checkpoint,
+    path: &Path,
+) -> Result<(usize, usize)> {
+    let [_, channels, h, w] = default_input(name);
+    // The zoo's shapes for one class and one channel, from the name alone: nothing is built.
+    let probe = footprint(name, 1, [1, h, w])?;
     let in_file = |key: &str| {
         ckpt.model
             .iter()
             .find(|(n, _)| n == key)
             .map(|(_, t)| t.dims().to_vec())
     };
-    let (mut classes, mut channels) = built;
-    let (stem, head) = stem_and_head(model.as_mut());
-    if let (None, Some((key, _))) = (opts.classes, &head) {
-        match in_file(key) {
-            Some(d) if d.len() == 2 && d[0] > 0 => classes = d[0],
-            Some(d) => {
-                let msg = format!("{key} has shape {d:?}; expected [classes > 0, features]");
-                return Err(format_err(&opts.weights, msg));
+    let given = classes;
+    let mut classes = given.unwrap_or(10);
+    let (key, want) = &probe.head;
+    if let (None, Some(d)) = (given, in_file(key)) {
+        match d[..] {
+            [rows, features] if rows > 0 && features == want[1] => classes = rows,
+            _ => {
+                let msg = format!(
+                    "{key} has shape {d:?}; {name} expects [classes > 0, {}]",
+                    want[1]
+                );
+                return Err(format_err(path, msg));
             }
-            // Left to the strict load, which names every missing key.
-            None => {}
         }
     }
-    if let Some(d) = stem.as_ref().and_then(|(key, _)| in_file(key)) {
-        if d.len() == 4 && d[1] > 0 {
-            channels = d[1];
+    let mut channels = channels;
+    if let Some((key, want)) = &probe.stem {
+        if let Some(d) = in_file(key) {
+            match d[..] {
+                [o, c, kh, kw] if c > 0 && [o, kh, kw] == [want[0], want[2], want[3]] => {
+                    channels = c
+                }
+                _ => {
+                    let msg = format!(
+                        "{key} has shape {d:?}; {name} expects [{}, channels > 0, {}, {}]",
+                        want[0], want[2], want[3]
+                    );
+                    return Err(format_err(path, msg));
+                }
+            }
         }
     }
-    if (classes, channels) != built {
-        model = by_name(name, classes, channels, 0)?;
-    }
+    Ok((classes, channels))
+}
+
+/// Builds `opts.model`, loads the weights strictly, runs it on the input, writes the logits to
+/// `opts.output` and returns them.
+pub fn run(opts: &Options) -> Result<Tensor> {
+    let name = opts.model.as_str();
+    let ckpt = Checkpoint::load(&opts.weights)?;
+    let (classes, channels) = sizes_from_file(name, opts.classes, &ckpt, &opts.weights)?;
+    // Sizes the file cannot back (a zero-size head claiming trillions of rows, a model name with
+    // absurd widths) are refused here, before anything is allocated for them.
+    let [_, _, h, w] = default_input(name);
+    let what = opts.weights.display().to_string();
+    check_file(name, classes, [channels, h, w], &ckpt.model, &what)?;
+    let mut model = by_name(name, classes, channels, 0)?;
     ckpt.restore_model(model.as_mut(), true)
         .map_err(|e| match e {
             Error::Format { msg, .. } => format_err(&opts.weights, format!("{name}: {msg}")),

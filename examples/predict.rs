@@ -16,6 +16,7 @@ use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
 use tapegrad::autograd::{Error, Result, Tape, Tensor};
 use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::nn::data::{read_image, MAX_IMAGE_PIXELS};
 use tapegrad::nn::Module;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,18 +82,7 @@ fn load_image(
     mean: &[f32],
     std: &[f32],
 ) -> Result<Tensor> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?
-        .with_guessed_format()
-        .map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?
-        .decode()
-        .map_err(|e| format_err(path, format!("cannot decode the image: {e}")))?;
+    let img = read_image(path, MAX_IMAGE_PIXELS)?;
     // Resize the shorter side to the input size, then take the centre.
     let (iw, ih) = (img.width().max(1) as f32, img.height().max(1) as f32);
     let scale = (w as f32 / iw).max(h as f32 / ih);
@@ -143,11 +133,26 @@ fn load_image(
     Tensor::from_vec(planes, [1, c, h, w])
 }
 
-fn run(args: &Args) -> Result<()> {
-    let path = &args.checkpoint;
+/// A network restored from a checkpoint of the train example, and what its inputs need.
+pub struct Loaded {
+    pub model: Box<dyn Module>,
+    pub name: String,
+    /// `[c, h, w]` of one input.
+    pub shape: [usize; 3],
+    pub classes: Vec<String>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub data: String,
+}
+
+/// Reads the checkpoint at `path` and restores its network (`model`, else the one it names),
+/// in evaluation mode. The input shape and the class count come from the file's metadata and
+/// the network's sizes from its name; all are checked (the input against the image pixel limit,
+/// the network against the zoo and the file's tensors) before anything is built.
+pub fn load_model(path: &Path, model: Option<&str>) -> Result<Loaded> {
     let ckpt = Checkpoint::load(path)?;
-    let name = match &args.model {
-        Some(m) => m.clone(),
+    let name = match model {
+        Some(m) => m.to_string(),
         None => ckpt.metadata.get("model.name").cloned().ok_or_else(|| {
             format_err(
                 path,
@@ -159,16 +164,52 @@ fn run(args: &Args) -> Result<()> {
     let classes: Vec<String> = meta(&ckpt, path, "data.classes")?;
     let mean: Vec<f32> = meta(&ckpt, path, "data.mean")?;
     let std: Vec<f32> = meta(&ckpt, path, "data.std")?;
-    if mean.len() != shape[0] || std.len() != shape[0] {
+    let [c, h, w] = shape;
+    let pixels = (h as u64).checked_mul(w as u64);
+    if ![1, 3].contains(&c) || h == 0 || w == 0 || pixels.is_none_or(|p| p > MAX_IMAGE_PIXELS) {
+        return Err(format_err(
+            path,
+            format!(
+                "model.input {shape:?} is not an image shape: 1 or 3 channels, and at most \
+                 {MAX_IMAGE_PIXELS} pixels"
+            ),
+        ));
+    }
+    if classes.is_empty() {
+        return Err(format_err(path, "data.classes is empty"));
+    }
+    if mean.len() != c || std.len() != c {
         return Err(format_err(
             path,
             "data.mean and data.std must have one entry per channel",
         ));
     }
+    let what = path.display().to_string();
+    tapegrad::models::check_file(&name, classes.len(), shape, &ckpt.model, &what)?;
     let mut model = tapegrad::models::build(&name, classes.len(), shape, 0)?;
     ckpt.restore_model(model.as_mut(), true)?;
     model.eval();
-    let data = data_name(&ckpt);
+    Ok(Loaded {
+        model,
+        name,
+        shape,
+        classes,
+        mean,
+        std,
+        data: data_name(&ckpt),
+    })
+}
+
+fn run(args: &Args) -> Result<()> {
+    let Loaded {
+        mut model,
+        name,
+        shape,
+        classes,
+        mean,
+        std,
+        data,
+    } = load_model(&args.checkpoint, args.model.as_deref())?;
     println!(
         "{name} trained on {data}; input {shape:?}, {} classes",
         classes.len()

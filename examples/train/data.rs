@@ -1,7 +1,7 @@
 //! The data set named on the command line; without the full Fashion-MNIST, the subset that
 //! ships with the repository.
 
-use crate::args::{Args, DatasetKind, SUBSET, SYNTHETIC};
+use super::args::{Args, DatasetKind, SUBSET, SYNTHETIC};
 use std::path::Path;
 use tapegrad::autograd::{Error, Result};
 use tapegrad::nn::data::{
@@ -75,6 +75,7 @@ pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> 
                 size: args.image_size,
                 grayscale: args.grayscale,
                 skip_unreadable: true,
+                ..Default::default()
             };
             let train = ImageFolder::load(&dir.join("train"), &opts)?.dataset;
             let test = ImageFolder::load(&dir.join("test"), &opts)?.dataset;

@@ -13,8 +13,10 @@
 //! `assets/fashion-mnist-subset`, and then every line printed starts with `[subset]`.
 //!
 //! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
-//! checkpoint (`checkpoint.safetensors`, and `best.safetensors` for the best test accuracy),
-//! `metrics.csv`, `metrics.json` and `curves.png` in the output folder. At the end: top-1 and
+//! checkpoint (`best.safetensors` for the best test accuracy, then `checkpoint.safetensors`),
+//! then `metrics.csv`, `metrics.json` and `curves.png` in the output folder, each replaced
+//! atomically (see `tapegrad::nn::train::write_epoch_files`). A step that leaves a weight
+//! infinite or NaN stops the run, naming it, before anything is written. At the end: top-1 and
 //! top-5 error, per-class accuracy and the confusion matrix (also in `report.txt`).
 //! A run is deterministic for a given seed and thread count, and `--resume` continues it
 //! exactly where the checkpoint left it (`--max-steps` stops a run early, as an interruption).
@@ -27,14 +29,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
-use tapegrad::nn::checkpoint::Checkpoint;
+use tapegrad::nn::checkpoint::{write_atomic, Checkpoint};
 use tapegrad::nn::data::{DataLoader, LoaderOptions};
-use tapegrad::nn::summary;
 use tapegrad::nn::train::{
     augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
-    plot_history, schedule_by_name, Console, OptimizerSettings, PlotText, Progress, Report,
-    ScheduleSettings, Trainer,
+    save_training_checkpoint, schedule_by_name, write_epoch_files, Console, OptimizerSettings,
+    PlotText, Progress, Report, ScheduleSettings, Trainer, CHECKPOINT_FILE,
 };
+use tapegrad::nn::{summary, Module};
 
 use args::{json_err, name_of, resumed_args, Args};
 use data::{limit, load_data};
@@ -55,6 +57,24 @@ fn io(path: &Path, e: std::io::Error) -> Error {
         path: path.display().to_string(),
         msg: e.to_string(),
     }
+}
+
+/// The network `model` for `classes` classes and `shape` inputs. When resuming, the name comes
+/// from the checkpoint's metadata: its sizes are checked against the checkpoint's tensors
+/// before anything is built, so a crafted name (absurd widths) is an error naming the weights
+/// that differ, not an allocation of petabytes.
+pub fn build_model(
+    model: &str,
+    classes: usize,
+    shape: [usize; 3],
+    seed: u64,
+    resume: Option<(&Path, &Checkpoint)>,
+) -> Result<Box<dyn Module>> {
+    if let Some((path, ckpt)) = resume {
+        let what = path.display().to_string();
+        tapegrad::models::check_file(model, classes, shape, &ckpt.model, &what)?;
+    }
+    tapegrad::models::build(model, classes, shape, seed)
 }
 
 fn run(
@@ -118,7 +138,13 @@ fn run(
     let test_loader = DataLoader::new(Arc::new(test), 256, test_opts)?;
     let load_secs = start.elapsed().as_secs_f64();
 
-    let mut model = tapegrad::models::build(&args.model, classes.len(), shape, args.seed)?;
+    let mut model = build_model(
+        &args.model,
+        classes.len(),
+        shape,
+        args.seed,
+        resume.as_ref().map(|(p, c)| (p.as_path(), c)),
+    )?;
     let input = [1, shape[0], shape[1], shape[2]];
     let s = summary(model.as_mut(), &input)?;
     let optimizer = optimizer_by_name(
@@ -172,11 +198,8 @@ fn run(
         ));
     }
     let args_json = serde_json::to_string(&args).map_err(json_err)?;
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&args).map_err(json_err)?,
-    )
-    .map_err(|e| io(&out, e))?;
+    let config = serde_json::to_string_pretty(&args).map_err(json_err)?;
+    write_atomic(&out.join("config.json"), config.as_bytes())?;
     let json = |v: &[f32]| serde_json::to_string(v).expect("numbers serialise");
     let meta = vec![
         ("run.args".to_string(), args_json),
@@ -219,8 +242,8 @@ fn run(
         bar.finish();
         train_secs += epoch_start.elapsed().as_secs_f64();
         if !done {
-            let path = out.join("checkpoint.safetensors");
-            trainer.to_checkpoint(&meta).save(&path)?;
+            let path = out.join(CHECKPOINT_FILE);
+            save_training_checkpoint(&path, &mut trainer, &meta)?;
             console.line(format!(
                 "stopped after step {} (--max-steps), in epoch {} at batch {}/{}; resume with --resume {}",
                 trainer.position.step, trainer.position.epoch + 1, trainer.position.batch,
@@ -246,23 +269,10 @@ fn run(
         if let Some(t) = grad_table {
             console.line(format!("gradients over epoch {}:\n{t}", r.epoch));
         }
-        trainer.history.write_csv(&out.join("metrics.csv"))?;
-        trainer.history.write_json(&out.join("metrics.json"))?;
         let title = format!("{} on {}", args.model, data_name);
-        if let (PlotText::NoFont, 1) = (
-            plot_history(&trainer.history, &out.join("curves.png"), &title)?,
-            r.epoch,
-        ) {
+        let files = write_epoch_files(&out, &mut trainer, &meta, &title)?;
+        if let (PlotText::NoFont, 1) = (files.plot, r.epoch) {
             console.line("curves.png has no text: no TrueType font found (apt-get install fonts-dejavu-core, or set TAPEGRAD_FONT)");
-        }
-        let ckpt = trainer.to_checkpoint(&meta);
-        ckpt.save(out.join("checkpoint.safetensors"))?;
-        if trainer
-            .history
-            .best_val_accuracy()
-            .is_some_and(|(e, _)| e == r.epoch)
-        {
-            ckpt.save(out.join("best.safetensors"))?;
         }
         last_eval = Some(eval);
     }
@@ -281,7 +291,7 @@ fn run(
         &eval,
     );
     let text = console.tagged(&report);
-    std::fs::write(out.join("report.txt"), format!("{text}\n")).map_err(|e| io(&out, e))?;
+    write_atomic(&out.join("report.txt"), format!("{text}\n").as_bytes())?;
     console.line("");
     console.line(&report);
     console.line("");

@@ -3,6 +3,7 @@
 
 pub mod alexnet;
 pub mod blocks;
+mod footprint;
 pub mod googlenet;
 pub mod lenet;
 pub mod resnet;
@@ -10,6 +11,7 @@ pub mod vgg;
 mod zoo;
 
 pub use alexnet::AlexNet;
+pub use footprint::{check_file, footprint, Footprint, KeyShape};
 pub use googlenet::{GoogLeNet, Inception, NaiveInception};
 pub use lenet::{LeNet5, LeNetConfig};
 pub use resnet::{BasicBlock, Bottleneck, ResNet, ResNetConfig};

@@ -38,6 +38,97 @@ pub const NAMES: &[&str] = &[
     "plain34-small",
 ];
 
+/// A zoo architecture, parsed from its name: what `by_name` and `build` construct, and what
+/// [`footprint`](crate::footprint()) measures without constructing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arch {
+    /// Channels of conv1, conv2, conv3 and the hidden width.
+    LeNet {
+        modern: bool,
+        widths: (usize, usize, usize, usize),
+    },
+    ResNet {
+        depth: usize,
+        small: bool,
+        width: usize,
+        plain: bool,
+    },
+    Vgg {
+        depth: usize,
+        bn: bool,
+    },
+    AlexNet,
+    AlexNetPaper {
+        towers: bool,
+    },
+    GoogLeNet,
+}
+
+fn unknown(name: &str) -> Error {
+    Error::invalid(
+        "models::by_name",
+        format!("unknown model '{name}'; known: {}", NAMES.join(", ")),
+    )
+}
+
+/// The architecture `by_name` builds for `name`. LeNets are only `lenet5` and `lenet5-modern`
+/// here; [`build`] reads every layout [`lenet_layout`] does.
+pub(crate) fn parse(name: &str) -> Result<Arch> {
+    if let Some(rest) = name
+        .strip_prefix("resnet")
+        .or_else(|| name.strip_prefix("plain"))
+    {
+        // `resnet18-small-w16`: the small-image stem, first-stage width 16.
+        let (rest, width) = match rest.rsplit_once("-w") {
+            Some((r, w)) => (r, w.parse().map_err(|_| unknown(name))?),
+            None => (rest, 64),
+        };
+        let (depth, small) = match rest.strip_suffix("-small") {
+            Some(d) => (d, true),
+            None => (rest, false),
+        };
+        let depth: usize = depth.parse().map_err(|_| unknown(name))?;
+        if ![18, 34, 50, 101, 152].contains(&depth) {
+            return Err(unknown(name));
+        }
+        let plain = name.starts_with("plain");
+        return Ok(Arch::ResNet {
+            depth,
+            small,
+            width,
+            plain,
+        });
+    }
+    if let Some(rest) = name.strip_prefix("vgg") {
+        let (depth, bn) = match rest.strip_suffix("_bn") {
+            Some(d) => (d, true),
+            None => (rest, false),
+        };
+        let depth: usize = depth.parse().map_err(|_| unknown(name))?;
+        // Vgg::new names the depths it knows.
+        return Ok(Arch::Vgg { depth, bn });
+    }
+    Ok(match name {
+        "lenet5" | "lenet5-modern" => Arch::LeNet {
+            modern: name == "lenet5-modern",
+            widths: (6, 16, 120, 84),
+        },
+        "alexnet" => Arch::AlexNet,
+        "alexnet-paper" => Arch::AlexNetPaper { towers: false },
+        "alexnet-paper-towers" => Arch::AlexNetPaper { towers: true },
+        "googlenet" => Arch::GoogLeNet,
+        _ => return Err(unknown(name)),
+    })
+}
+
+/// The architecture [`build`] constructs for `name`.
+pub(crate) fn parse_any(name: &str) -> Result<Arch> {
+    match lenet_layout(name) {
+        Some((modern, widths)) => Ok(Arch::LeNet { modern, widths }),
+        None => parse(name),
+    }
+}
+
 /// A model from its name, with `num_classes` outputs and parameters drawn from `seed`.
 pub fn by_name(
     name: &str,
@@ -45,71 +136,48 @@ pub fn by_name(
     in_channels: usize,
     seed: u64,
 ) -> Result<Box<dyn Module>> {
+    construct(parse(name)?, num_classes, in_channels, 28, seed)
+}
+
+/// `arch` for `input_size` square images of `in_channels` channels (the size matters to LeNet
+/// only).
+fn construct(
+    arch: Arch,
+    num_classes: usize,
+    in_channels: usize,
+    input_size: usize,
+    seed: u64,
+) -> Result<Box<dyn Module>> {
     let mut g = rng(seed);
-    let bad = || {
-        Error::invalid(
-            "models::by_name",
-            format!("unknown model '{name}'; known: {}", NAMES.join(", ")),
-        )
-    };
-    if let Some(rest) = name
-        .strip_prefix("resnet")
-        .or_else(|| name.strip_prefix("plain"))
-    {
-        // `resnet18-small-w16`: the small-image stem, first-stage width 16.
-        let (rest, width) = match rest.rsplit_once("-w") {
-            Some((r, w)) => (r, w.parse().map_err(|_| bad())?),
-            None => (rest, 64),
-        };
-        let (depth, small) = match rest.strip_suffix("-small") {
-            Some(d) => (d, true),
-            None => (rest, false),
-        };
-        let depth: usize = depth.parse().map_err(|_| bad())?;
-        if ![18, 34, 50, 101, 152].contains(&depth) {
-            return Err(bad());
-        }
-        let c = ResNetConfig {
-            in_channels,
-            small_stem: small,
+    Ok(match arch {
+        Arch::LeNet { modern, widths } => Box::new(LeNet5::new(
+            LeNetConfig {
+                in_channels,
+                modern,
+                widths,
+                ..LeNetConfig::classic(input_size, num_classes)
+            },
+            &mut g,
+        )?),
+        Arch::ResNet {
+            depth,
+            small,
             width,
-            plain: name.starts_with("plain"),
-            ..ResNetConfig::new(depth, num_classes)
-        };
-        return Ok(Box::new(ResNet::new(c, &mut g)?));
-    }
-    if let Some(rest) = name.strip_prefix("vgg") {
-        let (depth, bn) = match rest.strip_suffix("_bn") {
-            Some(d) => (d, true),
-            None => (rest, false),
-        };
-        return Ok(Box::new(Vgg::new(
-            depth.parse().map_err(|_| bad())?,
-            bn,
-            num_classes,
-            &mut g,
-        )?));
-    }
-    Ok(match name {
-        "lenet5" => Box::new(LeNet5::new(
-            LeNetConfig {
+            plain,
+        } => {
+            let c = ResNetConfig {
                 in_channels,
-                ..LeNetConfig::classic(28, num_classes)
-            },
-            &mut g,
-        )?),
-        "lenet5-modern" => Box::new(LeNet5::new(
-            LeNetConfig {
-                in_channels,
-                ..LeNetConfig::modern(28, num_classes)
-            },
-            &mut g,
-        )?),
-        "alexnet" => Box::new(AlexNet::torchvision(num_classes, &mut g)?),
-        "alexnet-paper" => Box::new(AlexNet::paper(num_classes, false, &mut g)?),
-        "alexnet-paper-towers" => Box::new(AlexNet::paper(num_classes, true, &mut g)?),
-        "googlenet" => Box::new(GoogLeNet::new(num_classes, false, &mut g)?),
-        _ => return Err(bad()),
+                small_stem: small,
+                width,
+                plain,
+                ..ResNetConfig::new(depth, num_classes)
+            };
+            Box::new(ResNet::new(c, &mut g)?)
+        }
+        Arch::Vgg { depth, bn } => Box::new(Vgg::new(depth, bn, num_classes, &mut g)?),
+        Arch::AlexNet => Box::new(AlexNet::torchvision(num_classes, &mut g)?),
+        Arch::AlexNetPaper { towers } => Box::new(AlexNet::paper(num_classes, towers, &mut g)?),
+        Arch::GoogLeNet => Box::new(GoogLeNet::new(num_classes, false, &mut g)?),
     })
 }
 
@@ -146,22 +214,14 @@ pub fn build(
     [c, h, w]: [usize; 3],
     seed: u64,
 ) -> Result<Box<dyn Module>> {
-    let Some((modern, widths)) = lenet_layout(name) else {
-        return by_name(name, num_classes, c, seed);
-    };
-    if h != w {
+    let arch = parse_any(name)?;
+    if matches!(arch, Arch::LeNet { .. }) && h != w {
         return Err(Error::invalid(
             "models::build",
             format!("{name} needs square images, got {h}x{w}"),
         ));
     }
-    let cfg = LeNetConfig {
-        in_channels: c,
-        modern,
-        widths,
-        ..LeNetConfig::classic(h, num_classes)
-    };
-    Ok(Box::new(LeNet5::new(cfg, &mut rng(seed))?))
+    construct(arch, num_classes, c, h, seed)
 }
 
 /// The input (`[1, C, H, W]`) a model is usually summarised at: 28x28x1 for LeNet, 32x32 for

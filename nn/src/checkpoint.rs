@@ -39,9 +39,12 @@
 
 mod atomic;
 mod format;
+mod header;
 mod report;
 mod rng;
 
+pub use atomic::write_atomic;
+pub use header::check_safetensors_offsets;
 pub use report::{LoadReport, ShapeMismatch};
 pub use rng::{RngState, RNG_PREFIX};
 

@@ -1,7 +1,7 @@
 //! Atomic file replacement: write a temporary file beside the target, flush it to disk, then
 //! rename it over the target. A rename within one directory is atomic, so a reader (or a
 //! restart after a crash) sees either the old complete file or the new complete one, never a
-//! half-written checkpoint in place of a good one.
+//! half-written checkpoint (or metrics file, or report) in place of a good one.
 //!
 //! A save killed before its rename leaves its temporary file (`.NAME.PID-N.tmp`) behind. Each
 //! save first removes those of its own target whose process is gone: on Linux, a PID is alive
@@ -91,9 +91,10 @@ fn remove_stale_temps(path: &Path) {
 }
 
 /// Writes `bytes` to `path` atomically, replacing any existing file. On error the temporary
-/// file is removed and `path` is untouched. Stale temporary files of `path` are removed first
-/// (they may be as large as the checkpoint, and the disk may need the room).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// file is removed and `path` is untouched. Stale temporary files of `path` (of processes that
+/// are gone) are removed first: they may be as large as a checkpoint, and the disk may need the
+/// room.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     remove_stale_temps(path);
     let tmp = temp_path(path)?;
     let result = write_then_rename(&tmp, path, bytes);
@@ -109,15 +110,15 @@ fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(tmp)
-        .map_err(|e| io_err(tmp, "cannot create a temporary file for the checkpoint", e))?;
+        .map_err(|e| io_err(tmp, "cannot create a temporary file", e))?;
     f.write_all(bytes)
-        .map_err(|e| io_err(tmp, "cannot write the checkpoint", e))?;
+        .map_err(|e| io_err(tmp, "cannot write the temporary file", e))?;
     // The data must be on disk before the rename makes it visible, or a crash could leave
     // the new name pointing at an empty or partial file.
     f.sync_all()
-        .map_err(|e| io_err(tmp, "cannot flush the checkpoint to disk", e))?;
+        .map_err(|e| io_err(tmp, "cannot flush the temporary file to disk", e))?;
     drop(f);
-    fs::rename(tmp, path).map_err(|e| io_err(path, "cannot move the checkpoint into place", e))?;
+    fs::rename(tmp, path).map_err(|e| io_err(path, "cannot move the new file into place", e))?;
     sync_dir(path);
     Ok(())
 }

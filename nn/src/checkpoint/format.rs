@@ -104,6 +104,7 @@ pub(crate) fn encode(
 /// Parses a whole file. Every tensor must have a dtype tapegrad reads (F32, F64, F16, BF16, I64,
 /// I32); integers and wider floats are rounded to the nearest f32.
 pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Contents> {
+    super::header::check_safetensors_offsets(bytes, what)?;
     let (n, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(what, explain(bytes, &e)))?;
     let data = bytes
         .get(n.saturating_add(8)..)

@@ -4,7 +4,9 @@
 //! the values. Labels are magic 2049 (0x801: unsigned bytes, one dimension), images 2051 (0x803:
 //! unsigned bytes, three dimensions: count, rows, columns). Every size is checked against the
 //! header, so a truncated download fails here, naming the file, rather than as a shape error deep
-//! in training.
+//! in training. The header is read first and bounds what follows: no more than the bytes it
+//! promises (and one more, to tell a file that goes on) are ever read or inflated, and a header
+//! promising more than [`IDX_MAX_BYTES`] is refused.
 
 use super::dataset::{Dataset, Split};
 use super::{format_error, io_error};
@@ -26,47 +28,53 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// The whole file, gunzipped when it starts with the gzip magic bytes (whatever its name).
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| io_error(path, format!("cannot decompress gzip data: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+/// The most data bytes an IDX file may promise: twice the largest published IDX file (EMNIST
+/// ByClass, 0.55 GB of pixels), and 8 GiB once converted to f32. A header promising more is
+/// refused before anything is read.
+pub const IDX_MAX_BYTES: u64 = 2 << 30;
+
+/// Deflate never expands data more than 1032-fold: a gzip file of `n` bytes cannot hold more
+/// than this, so a header promising more is short of data without inflating it to find out.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// How many bytes a stream can yield.
+#[derive(Clone, Copy)]
+enum StreamBound {
+    /// A raw file: its length.
+    Exact(u64),
+    /// A gzip file: deflate's most.
+    AtMost(u64),
 }
 
-fn be_u32(b: &[u8], at: usize) -> usize {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
+/// Reads up to `n` bytes, fewer only at the end of the stream.
+fn read_up_to(r: &mut impl Read, n: u64, into: &mut Vec<u8>) -> std::io::Result<()> {
+    r.take(n).read_to_end(into).map(|_| ())
 }
 
-/// The header's magic number, checked, and the length of the data it promises.
-fn check_header(
+/// The header and data of an IDX file of `dims` dimensions, from `r`: the header first, then
+/// exactly the bytes it promises and one more (which must not exist). Nothing beyond that is
+/// read, so a gzip bomb behind a small header is never inflated.
+fn read_idx(
     path: &Path,
-    bytes: &[u8],
-    magic: u32,
-    kind: &str,
-    dims: usize,
-) -> Result<Vec<usize>> {
+    r: &mut impl Read,
+    bound: StreamBound,
+    read_err: &dyn Fn(std::io::Error) -> Error,
+    (magic, kind, dims): (u32, &str, usize),
+) -> Result<(Vec<usize>, Vec<u8>)> {
     let header = 4 + 4 * dims;
-    let short = |what: &str| {
+    let mut head = Vec::with_capacity(header);
+    read_up_to(r, 4, &mut head).map_err(read_err)?;
+    let short = |have: usize, what: &str| {
         format_error(
             path,
-            format!(
-                "{} bytes is shorter than {what} of an IDX {kind} file",
-                bytes.len()
-            ),
+            format!("{have} bytes is shorter than {what} of an IDX {kind} file"),
         )
     };
-    if bytes.len() < 4 {
-        return Err(short("the 4-byte magic number"));
+    if head.len() < 4 {
+        return Err(short(head.len(), "the 4-byte magic number"));
     }
     // The magic number first: a label file passed as images should say so, not "too short".
-    let found = be_u32(bytes, 0) as u32;
+    let found = be_u32(&head, 0) as u32;
     if found != magic {
         let hint = match found {
             LABEL_MAGIC => " (this is a label file)",
@@ -78,47 +86,89 @@ fn check_header(
             format!("magic number {found} is not {magic}, that of an IDX {kind} file{hint}"),
         ));
     }
-    if bytes.len() < header {
-        return Err(short(&format!("the {header}-byte header")));
+    read_up_to(r, 4 * dims as u64, &mut head).map_err(read_err)?;
+    if head.len() < header {
+        return Err(short(head.len(), &format!("the {header}-byte header")));
     }
-    let sizes: Vec<usize> = (0..dims).map(|d| be_u32(bytes, 4 + 4 * d)).collect();
+    let sizes: Vec<usize> = (0..dims).map(|d| be_u32(&head, 4 + 4 * d)).collect();
     let want = sizes
         .iter()
-        .try_fold(1usize, |acc, &s| acc.checked_mul(s))
+        .try_fold(1u64, |acc, &s| acc.checked_mul(s as u64))
         .ok_or_else(|| format_error(path, format!("header sizes {sizes:?} overflow")))?;
-    let have = bytes.len() - header;
-    if have != want {
-        let what = if have < want { "truncated" } else { "too long" };
+    let promises = format!("the header promises {kind}s of sizes {sizes:?}, {want} bytes");
+    if want > IDX_MAX_BYTES {
         return Err(format_error(
             path,
-            format!(
-                "{what}: the header promises {kind}s of sizes {sizes:?}, {want} bytes, \
-                 but {have} bytes follow it"
-            ),
+            format!("{promises}, over the limit of {IDX_MAX_BYTES} bytes for an IDX file"),
         ));
     }
-    Ok(sizes)
+    let (bytes, exact) = match bound {
+        StreamBound::Exact(n) => (n, true),
+        StreamBound::AtMost(n) => (n, false),
+    };
+    let available = bytes.saturating_sub(header as u64);
+    if want > available {
+        let msg = if exact {
+            format!("truncated: {promises}, but {available} bytes follow it")
+        } else {
+            format!("truncated: {promises}, but the file can hold at most {available}")
+        };
+        return Err(format_error(path, msg));
+    }
+    let mut data = Vec::new();
+    data.try_reserve_exact(want as usize + 1)
+        .map_err(|e| format_error(path, format!("{promises}, which cannot be allocated: {e}")))?;
+    read_up_to(r, want + 1, &mut data).map_err(read_err)?;
+    let have = data.len() as u64;
+    if have != want {
+        let msg = if have < want {
+            format!("truncated: {promises}, but {have} bytes follow it")
+        } else {
+            format!("too long: {promises}, but more follow it")
+        };
+        return Err(format_error(path, msg));
+    }
+    Ok((sizes, data))
+}
+
+/// Opens `path`, gunzipping it when it starts with the gzip magic bytes (whatever its name),
+/// and reads it with [`read_idx`].
+fn read_idx_file(path: &Path, format: (u32, &str, usize)) -> Result<(Vec<usize>, Vec<u8>)> {
+    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let mut magic = Vec::with_capacity(2);
+    read_up_to(&mut file, 2, &mut magic).map_err(|e| io_error(path, e))?;
+    let rewound = std::io::Cursor::new(magic.clone()).chain(file);
+    if magic == [0x1f, 0x8b] {
+        let mut gz = MultiGzDecoder::new(std::io::BufReader::new(rewound));
+        let gz_err = |e| io_error(path, format!("cannot decompress gzip data: {e}"));
+        let bound = StreamBound::AtMost(len.saturating_mul(DEFLATE_MAX_RATIO));
+        read_idx(path, &mut gz, bound, &gz_err, format)
+    } else {
+        let mut raw = rewound;
+        let bound = StreamBound::Exact(len);
+        read_idx(path, &mut raw, bound, &|e| io_error(path, e), format)
+    }
+}
+
+fn be_u32(b: &[u8], at: usize) -> usize {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
 }
 
 /// Reads an IDX image file (magic 2051), raw or gzipped.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
-    let mut bytes = read_maybe_gz(path)?;
-    let sizes = check_header(path, &bytes, IMAGE_MAGIC, "image", 3)?;
-    bytes.drain(..16);
+    let (sizes, pixels) = read_idx_file(path, (IMAGE_MAGIC, "image", 3))?;
     Ok(IdxImages {
         count: sizes[0],
         rows: sizes[1],
         cols: sizes[2],
-        pixels: bytes,
+        pixels,
     })
 }
 
 /// Reads an IDX label file (magic 2049), raw or gzipped.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = read_maybe_gz(path)?;
-    check_header(path, &bytes, LABEL_MAGIC, "label", 1)?;
-    bytes.drain(..8);
-    Ok(bytes)
+    Ok(read_idx_file(path, (LABEL_MAGIC, "label", 1))?.1)
 }
 
 /// An image file and its label file as one dataset with pixels scaled to [0, 1].
@@ -273,5 +323,47 @@ impl FashionMnist {
     /// [`Self::find`] then [`Self::load`].
     pub fn open(explicit: Option<&Path>) -> Result<Split> {
         Self::load(&Self::find(explicit)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Zeros after `head`, forever, counting the bytes handed out.
+    struct Endless {
+        head: Vec<u8>,
+        served: u64,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                let at = self.served + i as u64;
+                *b = self.head.get(at as usize).copied().unwrap_or(0);
+            }
+            self.served += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn reads_the_header_then_the_promised_bytes_and_one_more() {
+        // Labels: magic 2049 and one size, 5: an 8-byte header and 5 bytes promised.
+        let mut head = 2049u32.to_be_bytes().to_vec();
+        head.extend_from_slice(&5u32.to_be_bytes());
+        let mut r = Endless { head, served: 0 };
+        let path = Path::new("endless");
+        let bound = StreamBound::AtMost(u64::MAX);
+        let err = read_idx(
+            path,
+            &mut r,
+            bound,
+            &|e| io_error(path, e),
+            (2049, "label", 1),
+        );
+        assert!(err.unwrap_err().to_string().contains("too long"));
+        // 8 + 5 + 1: nothing past the byte that shows the stream goes on.
+        assert_eq!(r.served, 14);
     }
 }

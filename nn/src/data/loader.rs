@@ -6,13 +6,19 @@
 //! `(seed, e)`, and sample `i` of epoch `e` is transformed with a generator seeded by
 //! `(seed, e, i)`. No generator is shared between samples, so the batches are the same whatever
 //! the number of threads, the prefetch depth or the order in which the work happens to run.
+//!
+//! The prefetch thread prepares batches in a pool of its own (the one `LoaderOptions::threads`
+//! sizes, else one shared by every loader, as large as rayon's global pool), never in rayon's
+//! global pool. A loader iterated inside a rayon worker (two trainings in a `par_iter`) blocks
+//! that worker until the next batch arrives; were the batch prepared in the global pool, every
+//! worker could be blocked waiting for work that only they can run: a deadlock.
 
 use super::dataset::Dataset;
 use super::transform::Transform;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use tapegrad_autograd::{rng, Error, Result, Tensor};
 
@@ -30,7 +36,9 @@ pub struct LoaderOptions {
     /// Batches prepared ahead on a background thread; 0 prepares each batch on the caller's
     /// thread when it is asked for.
     pub prefetch: usize,
-    /// Threads for preparing a batch; `None` uses rayon's global pool.
+    /// Threads for preparing a batch. `None` prepares it in rayon's current pool when
+    /// `prefetch` is 0 (on the caller's thread), and in a pool shared by all loaders, as large
+    /// as rayon's global pool, when prefetching (see the module documentation).
     pub threads: Option<usize>,
 }
 
@@ -90,15 +98,32 @@ struct EpochJob {
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
+/// The pool in which prefetch threads prepare batches when a loader has none of its own: built
+/// on first use, as large as rayon's global pool, shared by every loader.
+fn prefetch_pool() -> Result<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<std::result::Result<rayon::ThreadPool, String>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("tapegrad-prefetch-{i}"))
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::invalid("DataLoader", format!("prefetch thread pool: {e}")))
+}
+
 impl EpochJob {
-    fn batch(&self, b: usize) -> Result<Batch> {
+    /// Batch `b`, prepared in the loader's pool, else in `fallback`, else in the current one.
+    fn batch(&self, b: usize, fallback: Option<&rayon::ThreadPool>) -> Result<Batch> {
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(self.order.len());
         let indices = self.order[start..end].to_vec();
         let work = || self.assemble(&indices);
-        let (images, labels) = match &self.pool {
-            Some(pool) => pool.install(work),
-            None => work(),
+        let (images, labels) = match (&self.pool, fallback) {
+            (Some(pool), _) => pool.install(work),
+            (None, Some(pool)) => pool.install(work),
+            (None, None) => work(),
         }?;
         Ok(Batch {
             images,
@@ -227,7 +252,11 @@ impl DataLoader {
             let worker = job.clone();
             let handle = std::thread::spawn(move || {
                 for b in 0..worker.batches {
-                    let batch = worker.batch(b);
+                    // Never rayon's global pool: see the module documentation.
+                    let batch = match &worker.pool {
+                        Some(_) => worker.batch(b, None),
+                        None => prefetch_pool().and_then(|pool| worker.batch(b, Some(pool))),
+                    };
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
                         break;
@@ -272,7 +301,7 @@ impl Iterator for Epoch {
             return None;
         }
         let item = match &mut self.source {
-            Source::Inline(job) => job.batch(self.next),
+            Source::Inline(job) => job.batch(self.next, None),
             Source::Prefetch { rx, handle } => {
                 match rx.as_ref().map(|r| r.recv()) {
                     Some(Ok(batch)) => batch,

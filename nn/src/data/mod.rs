@@ -25,8 +25,10 @@ pub mod transform;
 
 pub use cifar::Cifar10;
 pub use dataset::{Dataset, Split};
-pub use folder::{ImageFolder, ImageFolderOptions, Skipped};
-pub use idx::{load_idx_pair, read_idx_images, read_idx_labels, FashionMnist, IdxImages, Mnist};
+pub use folder::{read_image, ImageFolder, ImageFolderOptions, Skipped, MAX_IMAGE_PIXELS};
+pub use idx::{
+    load_idx_pair, read_idx_images, read_idx_labels, FashionMnist, IdxImages, Mnist, IDX_MAX_BYTES,
+};
 pub use loader::{Batch, DataLoader, Epoch, LoaderOptions};
 pub use pca::{rgb_covariance, symmetric_eigen3, PcaColor};
 pub use transform::{

@@ -111,11 +111,18 @@ fn draw(class: usize, r: &mut Rng, out: &mut [f32]) {
 /// `per_class` images of each of the ten classes, `[1, 28, 28]` in [0, 1], classes interleaved
 /// (sample i has label i % 10) so that any prefix is balanced.
 pub fn shapes(per_class: usize, seed: u64) -> Result<Dataset> {
-    let n = per_class
-        .checked_mul(CLASSES.len())
-        .ok_or_else(|| Error::invalid("synthetic::shapes", "too many images requested"))?;
+    let too_many = || {
+        Error::invalid(
+            "synthetic::shapes",
+            format!("{per_class} images per class: too many to hold in memory"),
+        )
+    };
+    let n = per_class.checked_mul(CLASSES.len()).ok_or_else(too_many)?;
+    let values = n.checked_mul(SIDE * SIDE).ok_or_else(too_many)?;
     let mut r = rng(seed);
-    let mut pixels = vec![0f32; n * SIDE * SIDE];
+    let mut pixels = Vec::new();
+    pixels.try_reserve_exact(values).map_err(|_| too_many())?;
+    pixels.resize(values, 0f32);
     let mut labels = Vec::with_capacity(n);
     for (i, img) in pixels.chunks_mut(SIDE * SIDE).enumerate() {
         let class = i % CLASSES.len();

@@ -15,6 +15,7 @@
 //! assert_eq!(augment.apply(&x, &mut rng(0)).unwrap().dims(), &[1, 28, 28]);
 //! ```
 
+use super::folder::MAX_IMAGE_PIXELS;
 use rand::Rng as _;
 use tapegrad_autograd::{Error, Result, Rng, Tensor};
 
@@ -36,13 +37,33 @@ pub(crate) fn chw(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize)>
 }
 
 /// The size after resizing the shorter side to `s`, keeping the aspect ratio (the longer side
-/// is truncated, as torchvision does).
-pub(crate) fn shorter_side_dims(h: usize, w: usize, s: usize) -> (usize, usize) {
-    if h <= w {
-        (s, (s * w / h.max(1)).max(1))
-    } else {
-        ((s * h / w.max(1)).max(1), s)
+/// is truncated, as torchvision does); an error when `s` or a side is zero, or the result has
+/// more than `max_pixels` pixels.
+pub(crate) fn shorter_side_dims(
+    h: usize,
+    w: usize,
+    s: usize,
+    max_pixels: u64,
+) -> std::result::Result<(usize, usize), String> {
+    let refuse =
+        |why: &str| format!("cannot resize a {h}x{w} image to a shorter side of {s}: {why}");
+    if s == 0 || h == 0 || w == 0 {
+        return Err(refuse("no side may be zero"));
     }
+    let (short, long) = (h.min(w) as u64, h.max(w) as u64);
+    // The longer side grows to s * long / short, which needs s * long first.
+    let grown = (s as u64).checked_mul(long).map(|p| (p / short).max(1));
+    let pixels = grown.and_then(|g| g.checked_mul(s as u64));
+    let (Some(grown), Some(pixels)) = (grown, pixels) else {
+        return Err(refuse("the size overflows"));
+    };
+    if pixels > max_pixels {
+        return Err(refuse(&format!(
+            "the result would have {pixels} pixels, over the limit of {max_pixels}"
+        )));
+    }
+    let grown = grown as usize;
+    Ok(if h <= w { (s, grown) } else { (grown, s) })
 }
 
 /// Bilinear resampling of `[C, h, w]` to `[C, oh, ow]` with half-pixel centres
@@ -165,22 +186,15 @@ impl Transform for Compose {
     }
 }
 
-/// Resizes so that the shorter side is `N` pixels (bilinear), keeping the aspect ratio.
+/// Resizes so that the shorter side is `N` pixels (bilinear), keeping the aspect ratio. A
+/// result of more than [`MAX_IMAGE_PIXELS`] pixels is an error.
 pub struct ResizeShorter(pub usize);
 
 impl Transform for ResizeShorter {
     fn apply(&self, x: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
         let (c, h, w) = chw("ResizeShorter", x)?;
-        if self.0 == 0 || h == 0 || w == 0 {
-            return Err(Error::invalid(
-                "ResizeShorter",
-                format!(
-                    "cannot resize a {h}x{w} image to a shorter side of {}",
-                    self.0
-                ),
-            ));
-        }
-        let (oh, ow) = shorter_side_dims(h, w, self.0);
+        let (oh, ow) = shorter_side_dims(h, w, self.0, MAX_IMAGE_PIXELS)
+            .map_err(|msg| Error::invalid("ResizeShorter", msg))?;
         Tensor::from_vec(resize_raw(x.data(), c, h, w, oh, ow), [c, oh, ow])
     }
 }
@@ -209,6 +223,7 @@ impl Transform for CenterCrop {
 
 /// A uniformly placed `h x w` window of the image padded by `padding` pixels of `fill` on every
 /// side (the CIFAR recipe: pad 4, crop 32). With no padding, the AlexNet recipe: 224 of 256.
+/// A padded image of more than [`MAX_IMAGE_PIXELS`] pixels is an error.
 pub struct RandomCrop {
     pub h: usize,
     pub w: usize,
@@ -230,8 +245,18 @@ impl RandomCrop {
 
 impl Transform for RandomCrop {
     fn apply(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-        chw("RandomCrop", x)?;
+        let (_, h, w) = chw("RandomCrop", x)?;
         let p = self.padding;
+        let side = |n: usize| p.checked_mul(2).and_then(|p2| p2.checked_add(n));
+        let pixels = side(h)
+            .zip(side(w))
+            .and_then(|(ph, pw)| (ph as u64).checked_mul(pw as u64));
+        if pixels.is_none_or(|n| n > MAX_IMAGE_PIXELS) {
+            return Err(Error::invalid(
+                "RandomCrop",
+                format!("padding a {h}x{w} image by {p} gives more than {MAX_IMAGE_PIXELS} pixels"),
+            ));
+        }
         let padded = if p > 0 {
             x.pad(&[(p, p), (p, p)], self.fill)?
         } else {

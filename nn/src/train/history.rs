@@ -1,6 +1,7 @@
 //! The per-epoch record of a run, written as CSV (one row per epoch) and JSON (an array of
 //! objects), and read back from JSON when a run resumes.
 
+use crate::checkpoint::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -56,13 +57,6 @@ fn opt(v: Option<f32>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })
-}
-
 impl History {
     /// The best validation accuracy so far and its epoch.
     pub fn best_val_accuracy(&self) -> Option<(usize, f32)> {
@@ -110,12 +104,14 @@ impl History {
         Ok(History { epochs })
     }
 
+    /// Writes [`History::to_csv`] to `path`, atomically.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        write_file(path, &self.to_csv())
+        write_atomic(path, self.to_csv().as_bytes())
     }
 
+    /// Writes [`History::to_json`] to `path`, atomically.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        write_file(path, &self.to_json())
+        write_atomic(path, self.to_json().as_bytes())
     }
 }
 

@@ -27,6 +27,8 @@
 //! assert_eq!(eval.count(), 50);
 //! ```
 
+mod epoch_files;
+mod finite;
 mod grad_stats;
 mod history;
 mod plot;
@@ -36,6 +38,10 @@ mod resume;
 mod setup;
 mod trainer;
 
+pub use epoch_files::{
+    write_epoch_files, EpochFiles, BEST_FILE, CHECKPOINT_FILE, CURVES_PNG, METRICS_CSV,
+    METRICS_JSON,
+};
 pub use grad_stats::{format_grad_stats, grad_stats, GradStatsEpoch, LayerGradStats};
 pub use history::{EpochRecord, History};
 pub use plot::{plot_history, PlotText};

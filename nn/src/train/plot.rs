@@ -7,6 +7,7 @@
 //! linked. Without a font the curves are drawn without text.
 
 use super::history::History;
+use crate::checkpoint::write_atomic;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use std::path::Path;
@@ -138,12 +139,15 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Draws the loss and accuracy (%) curves of `history` to a PNG at `path`, `title` above them.
+/// Draws the loss and accuracy (%) curves of `history` to a PNG at `path` (replaced
+/// atomically), `title` above them.
 pub fn plot_history(history: &History, path: &Path, title: &str) -> Result<PlotText> {
     let font = font();
     let img = render(history, title, font.is_some()).map_err(|e| draw_error(path, e))?;
-    img.save_with_format(path, image::ImageFormat::Png)
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
         .map_err(|e| draw_error(path, e))?;
+    write_atomic(path, png.get_ref())?;
     Ok(match font {
         Some(f) => PlotText::Drawn(f.clone()),
         None => PlotText::NoFont,

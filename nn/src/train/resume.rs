@@ -5,6 +5,7 @@
 //! `e`'s order and augmentation from its seed and `e` alone. Random generators held inside
 //! modules (`Dropout`'s) are saved with the model, so the resumed run draws the same masks.
 
+use super::finite::first_non_finite;
 use super::history::History;
 use super::trainer::{EpochTotals, Position, Trainer};
 use crate::checkpoint::{Checkpoint, SCHEDULER_PREFIX};
@@ -79,13 +80,29 @@ impl Trainer {
     }
 }
 
-/// Writes `trainer`'s state and `extra` metadata to `path`, atomically.
+/// Writes `trainer`'s state and `extra` metadata to `path`, atomically; refused, leaving `path`
+/// as it was, when a parameter or buffer of the model is not finite.
 pub fn save_training_checkpoint(
     path: &Path,
     trainer: &mut Trainer,
     extra: &[(String, String)],
 ) -> Result<()> {
-    trainer.to_checkpoint(extra).save(path)
+    checked_checkpoint(trainer, extra, path)?.save(path)
+}
+
+/// `trainer`'s checkpoint, or an error naming `path` and the first value that is not finite.
+pub(crate) fn checked_checkpoint(
+    trainer: &mut Trainer,
+    extra: &[(String, String)],
+    path: &Path,
+) -> Result<Checkpoint> {
+    if let Some(bad) = first_non_finite(trainer.model.as_mut()) {
+        return Err(Error::Format {
+            what: path.display().to_string(),
+            msg: format!("not saved: {bad}"),
+        });
+    }
+    Ok(trainer.to_checkpoint(extra))
 }
 
 /// Reads the checkpoint at `path` and restores `trainer` from it; returns the checkpoint for

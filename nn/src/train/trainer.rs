@@ -2,6 +2,7 @@
 //! (epoch, batch within the epoch, optimiser steps), so that a run can stop anywhere and resume
 //! exactly.
 
+use super::finite::first_non_finite;
 use super::grad_stats::{grad_stats, GradStatsEpoch};
 use super::history::{EpochRecord, History};
 use crate::data::DataLoader;
@@ -201,7 +202,10 @@ impl Trainer {
     }
 
     /// One optimiser step on a batch: forward, loss, backward, (clip), update. Fails on a
-    /// non-finite loss, naming the step, rather than training on NaN.
+    /// non-finite loss, naming the step, rather than training on NaN; and on a parameter or
+    /// running statistic that the step left infinite or NaN, naming the first, so that the run
+    /// stops before anything is saved from it. After that error the model holds what the step
+    /// left ([`save_training_checkpoint`](super::save_training_checkpoint) refuses to save it).
     pub fn train_step(&mut self, images: &Tensor, labels: &[usize]) -> Result<StepOutcome> {
         let started = std::time::Instant::now();
         self.model.set_training(true);
@@ -233,6 +237,16 @@ impl Trainer {
             clip_grad_norm(&mut grads, max)?;
         }
         self.optimizer.step_with(self.model.as_mut(), &grads)?;
+        if let Some(bad) = first_non_finite(self.model.as_mut()) {
+            return Err(Error::invalid(
+                "Trainer::train_step",
+                format!(
+                    "after step {} (loss {loss}), {bad}: the update diverged (try a lower \
+                     learning rate, or --clip-grad)",
+                    self.position.step + 1
+                ),
+            ));
+        }
         let n = labels.len();
         self.position.step += 1;
         self.position.batch += 1;

@@ -8,6 +8,16 @@ use rayon::prelude::*;
 
 /// `c (m x n, row-major) = a @ b` with the longer of M and N split into `parts` blocks run in
 /// parallel.
+///
+/// The result has the same bits for every `parts` (so for every thread count): splitting M or
+/// N leaves each element a dot product over K summed in the same order, as long as K is
+/// blocked the same way. matrixmultiply blocks K by a constant of its kernel (`kc`), whatever
+/// the size of the block of C. The `gemm` crate (0.19) blocks K by a function of the whole
+/// product's M, N and K (and the CPU's L1 cache), never of its thread count: it splits only C
+/// among its threads, and every tile of C runs the same microkernel, one fused multiply-add
+/// chain per element. But its choices do depend on M and N (up to 64 x 64 it blocks K by 512;
+/// a C of up to 256 elements, or a single row or column, takes other kernels), so it is always
+/// given the whole product, never blocks of it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_split(
     m: usize,
@@ -251,5 +261,119 @@ pub fn sgemm(
             rsc as isize,
             csc as isize,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{rng, Tensor};
+
+    fn bits(c: &[f32]) -> Vec<u32> {
+        c.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// matrixmultiply's blocks of rows or columns of C have the bits of the whole product: the
+    /// property that makes `gemm_split`'s result independent of `parts`. Inner dimensions span
+    /// several of its K blocks; A is read transposed in one case.
+    #[test]
+    fn matrixmultiply_blocks_of_c_have_the_bits_of_the_whole_product() {
+        let mut g = rng(5);
+        for (m, k, n, a_transposed) in [(37, 1500, 29, false), (20, 2100, 90, true)] {
+            let a = Tensor::randn([m, k], &mut g);
+            let b = Tensor::randn([k, n], &mut g);
+            let a = if a_transposed {
+                a.transpose(0, 1).unwrap()
+            } else {
+                a
+            };
+            let (rsa, csa) = if a_transposed { (1, m) } else { (k, 1) };
+            let mut whole = vec![0.0; m * n];
+            let (a, b) = (a.data(), b.data());
+            sgemm(m, k, n, 1.0, a, rsa, csa, b, n, 1, 0.0, &mut whole, n, 1);
+            for parts in [2, 3, 7] {
+                let rows = m.div_ceil(parts);
+                let mut by_rows = vec![0.0; m * n];
+                for (p, cb) in by_rows.chunks_mut(rows * n).enumerate() {
+                    let mr = cb.len() / n;
+                    sgemm(
+                        mr,
+                        k,
+                        n,
+                        1.0,
+                        &a[p * rows * rsa..],
+                        rsa,
+                        csa,
+                        b,
+                        n,
+                        1,
+                        0.0,
+                        cb,
+                        n,
+                        1,
+                    );
+                }
+                assert_eq!(
+                    bits(&by_rows),
+                    bits(&whole),
+                    "{m}x{k}x{n} in {parts} row blocks"
+                );
+                let cols = n.div_ceil(parts);
+                let mut by_cols = vec![0.0; m * n];
+                for j0 in (0..n).step_by(cols) {
+                    let nc = cols.min(n - j0);
+                    let c = &mut by_cols[j0..];
+                    sgemm(m, k, nc, 1.0, a, rsa, csa, &b[j0..], n, 1, 0.0, c, n, 1);
+                }
+                assert_eq!(
+                    bits(&by_cols),
+                    bits(&whole),
+                    "{m}x{k}x{n} in {parts} column blocks"
+                );
+            }
+        }
+    }
+
+    /// The `gemm` crate gives the same bits on any number of threads, overwriting or
+    /// accumulating: it splits C among them, never K. Shapes take its main kernels with K in one
+    /// block and in several, and (B read transposed) its kernel for small C.
+    #[test]
+    fn gemm_crate_has_the_same_bits_on_any_number_of_threads() {
+        let mut g = rng(6);
+        for (m, k, n, b_transposed) in [
+            (300, 70, 200, false),
+            (150, 2500, 90, false),
+            (10, 3000, 20, true),
+        ] {
+            let a = Tensor::randn([m, k], &mut g);
+            let b = Tensor::randn([k, n], &mut g);
+            let c0 = Tensor::randn([m, n], &mut g);
+            let (rsb, csb) = if b_transposed { (1, k) } else { (n, 1) };
+            let b = if b_transposed {
+                b.transpose(0, 1).unwrap()
+            } else {
+                b
+            };
+            let (a, b) = (a.data(), b.data());
+            let run = |threads: usize, accumulate: bool| {
+                let mut c = c0.to_vec();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    gemm_short(
+                        m, k, n, a, k, 1, b, rsb, csb, &mut c, n, threads, accumulate,
+                    )
+                });
+                bits(&c)
+            };
+            for accumulate in [false, true] {
+                let want = run(1, accumulate);
+                for threads in [2, 3, 7] {
+                    assert_eq!(run(threads, accumulate), want, "{m}x{k}x{n} on {threads}");
+                }
+            }
+        }
     }
 }

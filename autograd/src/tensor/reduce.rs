@@ -255,14 +255,28 @@ fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> V
             .with_min_len((4096 / (n * inner).max(1)).max(1))
             .for_each(|(o, d)| block(o, d));
     } else if x.len() >= PAR_THRESHOLD && inner == 1 && matches!(r, Reducer::Sum) {
-        // One long row: partial sums per chunk, then their sum.
-        out[0] = x.par_chunks(1 << 14).map(sum_slice).sum();
+        out[0] = sum_long(x);
     } else {
         out.chunks_mut(inner)
             .enumerate()
             .for_each(|(o, d)| block(o, d));
     }
     out
+}
+
+/// Elements per partial sum of [`sum_long`].
+const SUM_CHUNK: usize = 1 << 14;
+
+/// Sum of a long slice in parallel: a partial sum per fixed chunk of [`SUM_CHUNK`] elements,
+/// then the sum of the partials, in chunk order, by [`sum_slice`]. Neither the chunks nor the
+/// order of any addition depend on the number of threads (rayon's own `sum` combines partials
+/// in an order set by how it split the work), so the result has the same bits on any of them.
+fn sum_long(x: &[f32]) -> f32 {
+    let mut partials = Vec::with_capacity(x.len().div_ceil(SUM_CHUNK));
+    x.par_chunks(SUM_CHUNK)
+        .map(sum_slice)
+        .collect_into_vec(&mut partials);
+    sum_slice(&partials)
 }
 
 /// Sum with eight independent accumulators: vectorises, and its error grows more slowly than a
@@ -322,6 +336,35 @@ mod tests {
         assert_eq!(v.to_vec(), vec![5.0, 3.0, 7.0, 7.0]);
         assert_eq!(i.to_vec(), vec![1.0, 2.0, 0.0, 2.0]);
         assert!(t.topk(4, 1).is_err());
+    }
+
+    /// The reference for every sum: one running sum in f64.
+    fn naive_sum(x: &[f32]) -> f64 {
+        x.iter().map(|&v| v as f64).sum()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+        /// Long rows, through both paths (the parallel one from 32,768 elements): close to the
+        /// f64 sum, and bit for bit the fixed chunking (a sum per 16,384 elements, then the
+        /// partials in order) computed on one thread.
+        #[test]
+        fn long_sums_match_the_reference_and_the_fixed_chunking(
+            len in 1usize..100_000,
+            shift in -2.0f32..2.0,
+            seed in 0u64..1000,
+        ) {
+            let x = Tensor::randn([len], &mut crate::tensor::rng(seed)).add_scalar(shift);
+            let got = x.sum_all().item().unwrap();
+            let want = naive_sum(x.data());
+            let scale: f64 = x.data().iter().map(|&v| v.abs() as f64).sum();
+            proptest::prop_assert!((got as f64 - want).abs() <= 1e-5 * scale, "{got} vs {want}");
+            if len >= PAR_THRESHOLD {
+                let partials: Vec<f32> = x.data().chunks(SUM_CHUNK).map(sum_slice).collect();
+                proptest::prop_assert_eq!(got.to_bits(), sum_slice(&partials).to_bits());
+            }
+        }
     }
 
     #[test]

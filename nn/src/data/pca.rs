@@ -89,6 +89,9 @@ fn transpose3(a: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
     out
 }
 
+/// Images summed in one task by [`rgb_covariance`].
+const IMAGES_PER_GROUP: usize = 16;
+
 /// The 3x3 covariance of RGB values over every pixel of every image of an RGB dataset.
 pub fn rgb_covariance(data: &Dataset) -> Result<[[f64; 3]; 3]> {
     let [c, h, w] = data.sample_shape();
@@ -103,33 +106,39 @@ pub fn rgb_covariance(data: &Dataset) -> Result<[[f64; 3]; 3]> {
         ));
     }
     let hw = h * w;
-    // Sums of x_c and x_c * x_d in f64, per image in parallel, then combined.
+    // Sums of x_c and x_c * x_d in f64 over fixed groups of images in parallel, then the
+    // groups' sums added in order: the same bits on any number of threads.
     type Sums = ([f64; 3], [[f64; 3]; 3]);
-    let zero = || -> Sums { ([0.0; 3], [[0.0; 3]; 3]) };
-    let (s, ss) = data
+    let add = |(mut s, mut ss): Sums, (s2, ss2): &Sums| -> Sums {
+        for i in 0..3 {
+            s[i] += s2[i];
+            for j in 0..3 {
+                ss[i][j] += ss2[i][j];
+            }
+        }
+        (s, ss)
+    };
+    let zero: Sums = ([0.0; 3], [[0.0; 3]; 3]);
+    let groups: Vec<Sums> = data
         .pixels()
-        .par_chunks(3 * hw)
-        .fold(zero, |(mut s, mut ss), img| {
-            for p in 0..hw {
-                let x = [img[p] as f64, img[hw + p] as f64, img[2 * hw + p] as f64];
-                for i in 0..3 {
-                    s[i] += x[i];
-                    for j in 0..3 {
-                        ss[i][j] += x[i] * x[j];
+        .par_chunks(3 * hw * IMAGES_PER_GROUP)
+        .map(|group| {
+            let (mut s, mut ss) = zero;
+            for img in group.chunks_exact(3 * hw) {
+                for p in 0..hw {
+                    let x = [img[p] as f64, img[hw + p] as f64, img[2 * hw + p] as f64];
+                    for i in 0..3 {
+                        s[i] += x[i];
+                        for j in 0..3 {
+                            ss[i][j] += x[i] * x[j];
+                        }
                     }
                 }
             }
             (s, ss)
         })
-        .reduce(zero, |(mut s, mut ss), (s2, ss2)| {
-            for i in 0..3 {
-                s[i] += s2[i];
-                for j in 0..3 {
-                    ss[i][j] += ss2[i][j];
-                }
-            }
-            (s, ss)
-        });
+        .collect();
+    let (s, ss) = groups.iter().fold(zero, add);
     let n = (data.len() * hw) as f64;
     let mut cov = [[0.0; 3]; 3];
     for i in 0..3 {

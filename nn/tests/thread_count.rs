@@ -25,6 +25,10 @@ fn state_bits(model: &mut dyn Module) -> Vec<(String, Vec<u32>)> {
         let t: &Tensor = match e {
             Entry::Param(p) => p.value(),
             Entry::Buffer(b) => b,
+            Entry::Counter(c) => {
+                out.push((name.to_string(), vec![*c as u32, (*c >> 32) as u32]));
+                return;
+            }
             Entry::Rng(_) => return,
         };
         out.push((

@@ -9,7 +9,7 @@
 mod common;
 
 use common::plot::{save_grid, Panel, Series};
-use tapegrad::nn::study::activations::{curves, grid, normalisations};
+use tapegrad_lecture::activations::{curves, grid, normalisations};
 
 fn fmt(v: &[f32]) -> String {
     let s: Vec<String> = v.iter().map(|x| format!("{x:.4}")).collect();

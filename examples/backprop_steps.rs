@@ -8,7 +8,7 @@
 mod common;
 
 use tapegrad::autograd::{Result, Tensor};
-use tapegrad::nn::study::backprop::{chain_rule, conv_example, conv_formulas};
+use tapegrad_lecture::backprop::{chain_rule, conv_example, conv_formulas};
 
 /// A 2-d tensor as rows of numbers.
 fn rows(t: &Tensor) -> String {

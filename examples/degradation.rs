@@ -18,8 +18,8 @@ mod common;
 use common::plot::{save_grid, Panel, Series};
 use tapegrad::autograd::rng;
 use tapegrad::models::{ResNet, ResNetConfig};
-use tapegrad::nn::study::degradation::{self, Curve, DegradationOptions};
 use tapegrad::nn::Module;
+use tapegrad_lecture::degradation::{self, Curve, DegradationOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = common::Args::parse(

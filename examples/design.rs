@@ -11,7 +11,7 @@ mod common;
 
 use tapegrad::autograd::Result;
 use tapegrad::models::{by_name, default_input};
-use tapegrad::nn::study::design::{budget, conv_stack};
+use tapegrad_lecture::design::{budget, conv_stack};
 
 /// 61100840 -> "61.10M".
 fn millions(n: u64) -> String {

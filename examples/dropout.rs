@@ -10,7 +10,7 @@
 mod common;
 
 use tapegrad::autograd::{DropoutMode, Result};
-use tapegrad::nn::study::dropout::dropout_stats;
+use tapegrad_lecture::dropout::dropout_stats;
 
 fn main() -> Result<()> {
     let args = common::Args::parse(

@@ -10,7 +10,7 @@ mod common;
 
 use tapegrad::autograd::{rng, Result, Tensor};
 use tapegrad::models::{LeNet5, LeNetConfig};
-use tapegrad::nn::study::graph::{check_dot, model_dot, render_svg};
+use tapegrad_lecture::graph::{check_dot, model_dot, render_svg};
 
 fn main() -> Result<()> {
     let args = common::Args::parse(

@@ -9,7 +9,7 @@
 mod common;
 
 use tapegrad::autograd::Result;
-use tapegrad::nn::study::linear_collapse::linear_collapse;
+use tapegrad_lecture::linear_collapse::linear_collapse;
 
 fn main() -> Result<()> {
     let args = common::Args::parse(

@@ -15,8 +15,8 @@ use clap::{Parser, ValueEnum};
 use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
 use tapegrad::autograd::{Error, Result, Tape, Tensor};
+use tapegrad::data::{read_image, MAX_IMAGE_PIXELS};
 use tapegrad::nn::checkpoint::Checkpoint;
-use tapegrad::nn::data::{read_image, MAX_IMAGE_PIXELS};
 use tapegrad::nn::Module;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

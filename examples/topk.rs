@@ -8,7 +8,7 @@
 mod common;
 
 use tapegrad::autograd::Result;
-use tapegrad::nn::study::topk::{evaluate, pictures};
+use tapegrad_lecture::topk::{evaluate, pictures};
 
 fn main() -> Result<()> {
     common::Args::parse("topk", &[]);

@@ -9,7 +9,7 @@
 mod common;
 
 use common::plot::{save, Panel, Series};
-use tapegrad::nn::study::vanishing::{gradient_norms, Kind, VanishingOptions};
+use tapegrad_lecture::vanishing::{gradient_norms, Kind, VanishingOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = common::Args::parse(

@@ -4,10 +4,12 @@
 //! training step needs.
 
 pub use tapegrad_autograd as autograd;
+pub use tapegrad_data as data;
 pub use tapegrad_models as models;
 pub use tapegrad_nn as nn;
+pub use tapegrad_train as train;
 
-/// The everyday names of the three crates.
+/// The everyday names of the crates.
 pub mod prelude {
     pub use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckMode, GradcheckOptions};
     pub use tapegrad_autograd::{

@@ -7,10 +7,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tapegrad::autograd::rng;
+use tapegrad::data::{DataLoader, FashionMnist, LoaderOptions, Split};
 use tapegrad::models::{LeNet5, LeNetConfig};
-use tapegrad::nn::data::{DataLoader, FashionMnist, LoaderOptions, Split};
 use tapegrad::nn::optim::{Adam, AdamConfig};
-use tapegrad::nn::train::{Schedule, Trainer};
+use tapegrad::train::{Schedule, Trainer};
 
 fn subset_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist-subset")

@@ -1,17 +1,17 @@
 //! The numbers the lecture examples (`examples/*.rs`) print, asserted through the same
-//! functions of `tapegrad::nn::study` the programs call.
+//! functions of `tapegrad_lecture` the programs call.
 
 mod common;
 use common::seed_example;
 use serde_json::Value;
 use tapegrad::autograd::{DropoutMode, Tensor};
+use tapegrad::data::synthetic;
 use tapegrad::models::{by_name, default_input, LeNet5, LeNetConfig, ResNet, ResNetConfig};
-use tapegrad::nn::data::synthetic;
-use tapegrad::nn::study::{
-    activations, backprop, degradation, design, dropout, graph, linear_collapse, topk, vanishing,
-};
 use tapegrad::nn::Module;
 use tapegrad::prelude::rng;
+use tapegrad_lecture::{
+    activations, backprop, degradation, design, dropout, graph, linear_collapse, topk, vanishing,
+};
 
 /// A JSON matrix (list of rows) flattened.
 fn matrix(v: &Value) -> Vec<f32> {

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 use tapegrad::autograd::rng;
+use tapegrad::data::{DataLoader, FashionMnist, LoaderOptions};
 use tapegrad::models::{LeNet5, LeNetConfig};
-use tapegrad::nn::data::{DataLoader, FashionMnist, LoaderOptions};
 use tapegrad::nn::optim::{Adam, AdamConfig};
-use tapegrad::nn::train::{Schedule, Trainer};
+use tapegrad::train::{Schedule, Trainer};
 
 #[test]
 #[ignore = "needs the full Fashion-MNIST: apt-get install dataset-fashion-mnist"]

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 use tapegrad::autograd::{rng, Conv2dOptions};
+use tapegrad::data::{synthetic, DataLoader, LoaderOptions, RandomCrop};
 use tapegrad::nn::checkpoint::state_dict;
-use tapegrad::nn::data::{synthetic, DataLoader, LoaderOptions, RandomCrop};
 use tapegrad::nn::layers::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU};
 use tapegrad::nn::optim::{AdamConfig, AdamW, StepLR};
-use tapegrad::nn::train::{load_training_checkpoint, save_training_checkpoint, Schedule, Trainer};
 use tapegrad::nn::Sequential;
+use tapegrad::train::{load_training_checkpoint, save_training_checkpoint, Schedule, Trainer};
 
 /// 200 synthetic images in batches of 20: 10 steps per epoch.
 fn loader() -> DataLoader {

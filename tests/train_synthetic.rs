@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 use tapegrad::autograd::rng;
+use tapegrad::data::{synthetic, DataLoader, LoaderOptions};
 use tapegrad::models::{LeNet5, LeNetConfig};
-use tapegrad::nn::data::{synthetic, DataLoader, LoaderOptions};
 use tapegrad::nn::optim::{Adam, AdamConfig, CosineAnnealingLR};
-use tapegrad::nn::train::{plot_history, History, Report, Schedule, Trainer};
+use tapegrad::train::{plot_history, History, Report, Schedule, Trainer};
 
 #[test]
 fn lenet_learns_the_synthetic_shapes() {

@@ -4,10 +4,10 @@
 use super::args::{Args, DatasetKind, SUBSET, SYNTHETIC};
 use std::path::Path;
 use tapegrad::autograd::{Error, Result};
-use tapegrad::nn::data::{
+use tapegrad::data::{
     synthetic, Cifar10, Dataset, FashionMnist, ImageFolder, ImageFolderOptions, Mnist, Split,
 };
-use tapegrad::nn::train::Console;
+use tapegrad::train::Console;
 
 /// The 7,000 real Fashion-MNIST images in `assets/` (see the README there).
 pub const SUBSET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashion-mnist-subset");

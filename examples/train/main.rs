@@ -15,7 +15,7 @@
 //! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
 //! checkpoint (`best.safetensors` for the best test accuracy, then `checkpoint.safetensors`),
 //! then `metrics.csv`, `metrics.json` and `curves.png` in the output folder, each replaced
-//! atomically (see `tapegrad::nn::train::write_epoch_files`). A step that leaves a weight
+//! atomically (see `tapegrad::train::write_epoch_files`). A step that leaves a weight
 //! infinite or NaN stops the run, naming it, before anything is written. At the end: top-1 and
 //! top-5 error, per-class accuracy and the confusion matrix (also in `report.txt`).
 //! A run is deterministic for a given seed and thread count, and `--resume` continues it
@@ -23,23 +23,27 @@
 
 mod args;
 mod data;
+mod setup;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
+use tapegrad::data::{DataLoader, LoaderOptions};
 use tapegrad::nn::checkpoint::{write_atomic, Checkpoint};
-use tapegrad::nn::data::{DataLoader, LoaderOptions};
-use tapegrad::nn::train::{
-    augmentation, format_grad_stats, normalize_dataset, now_timestamp, optimizer_by_name,
-    save_training_checkpoint, schedule_by_name, write_epoch_files, Console, OptimizerSettings,
-    PlotText, Progress, Report, ScheduleSettings, Trainer, CHECKPOINT_FILE,
-};
 use tapegrad::nn::{summary, Module};
+use tapegrad::train::{
+    format_grad_stats, save_training_checkpoint, write_epoch_files, Console, PlotText, Progress,
+    Report, Trainer, CHECKPOINT_FILE,
+};
 
 use args::{json_err, name_of, resumed_args, Args};
 use data::{limit, load_data};
+use setup::{
+    augmentation, normalize_dataset, now_timestamp, optimizer_by_name, schedule_by_name,
+    OptimizerSettings, ScheduleSettings,
+};
 
 fn main() {
     let start = Instant::now();

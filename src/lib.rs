@@ -13,9 +13,10 @@ pub use tapegrad_train as train;
 pub mod prelude {
     pub use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckMode, GradcheckOptions};
     pub use tapegrad_autograd::{
-        gradcheck, rng, BackwardOptions, Error, GradcheckReport, Grads, Param, ParamId, Reduction,
-        Result, Rng, Shape, Tape, Tensor, Transpose, Var,
+        gradcheck, rng, BackwardOptions, Error, GradcheckReport, Grads, Param, ParamId, Result,
+        Rng, Shape, Tape, Tensor, Transpose, Var,
     };
+    pub use tapegrad_nn::loss::{Reduction, VarLosses};
     pub use tapegrad_nn::{Entry, Module, Sequential};
 }
 

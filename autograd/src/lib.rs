@@ -24,7 +24,7 @@ pub mod trace;
 
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, GradcheckMode, GradcheckReport};
-pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, Reduction, RunningStats};
+pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, RunningStats};
 pub use shape::Shape;
 pub use tape::{
     BackwardOptions, Ctx, Grads, NodeId, Op, OpTime, Param, ParamId, Profile, Tape, Var,

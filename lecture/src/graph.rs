@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tapegrad_autograd::trace::to_dot;
 use tapegrad_autograd::{BackwardOptions, Error, Result, Tape, Tensor};
+use tapegrad_nn::loss::VarLosses;
 use tapegrad_nn::Module;
 
 /// A model's tape after one training step's backward pass.

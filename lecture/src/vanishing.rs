@@ -10,6 +10,7 @@
 use rand::Rng as _;
 use tapegrad_autograd::{rng, Result, Tape, Tensor, Var};
 use tapegrad_nn::layers::Linear;
+use tapegrad_nn::loss::VarLosses;
 use tapegrad_nn::Module;
 
 /// The hidden layers of the network.

@@ -3,6 +3,7 @@
 
 use tapegrad_autograd::{rng, Tape, Tensor};
 use tapegrad_models::{by_name, default_input, summary, NAMES};
+use tapegrad_nn::loss::VarLosses;
 use tapegrad_nn::{Entry, Module};
 
 #[test]

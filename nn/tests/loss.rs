@@ -5,7 +5,8 @@ mod common;
 
 use common::{assert_close, cases, labels, tensor, tol};
 use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckOptions};
-use tapegrad_autograd::{rng, Reduction, Tape, Tensor};
+use tapegrad_autograd::{rng, Tape, Tensor};
+use tapegrad_nn::loss::Reduction;
 use tapegrad_nn::loss::{self, CrossEntropyLoss, NllLoss};
 
 /// Logits whose log-softmax is exactly the log of these probabilities (they sum to 1):

@@ -5,7 +5,8 @@
 use super::case::{Case, Outputs, Result};
 use super::graph::Graph;
 use super::registry::OpFn;
-use tapegrad_autograd::{Reduction, Tape};
+use tapegrad_autograd::Tape;
+use tapegrad_nn::loss::{Reduction, VarLosses};
 
 pub const OPS: &[(&str, OpFn)] = &[
     ("cross_entropy", cross_entropy),

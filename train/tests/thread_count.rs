@@ -6,6 +6,7 @@
 use tapegrad_autograd::{rng, Conv2dOptions, Tape, Tensor};
 use tapegrad_data::{rgb_covariance, Dataset};
 use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU};
+use tapegrad_nn::loss::VarLosses;
 use tapegrad_nn::optim::{clip_grad_norm, GradMap, Optimizer, Sgd, SgdConfig};
 use tapegrad_nn::{Entry, Module, Sequential};
 

@@ -2,7 +2,7 @@
 //! chain rule sit together, with the rule in derivatives.yaml style in each doc comment.
 //!
 //! Primitives (hand-written derivatives): `unary`, `binary`, `reduce`, `movement`, `matmul`,
-//! `unfold`. Compositions (derivatives from the tape): `activation`, `softmax`, `loss`,
+//! `unfold`. Compositions (derivatives from the tape): `activation`, `softmax`,
 //! `linear`, and the convolution, pooling and normalisation families.
 
 mod activation;
@@ -11,7 +11,6 @@ mod binary;
 mod conv;
 mod dropout;
 mod linear;
-mod loss;
 mod matmul;
 mod movement;
 mod norm;
@@ -53,6 +52,5 @@ impl<'t> IntoGrad<'t> for Option<crate::tape::Var<'t>> {
 
 pub use conv::Conv2dOptions;
 pub use dropout::DropoutMode;
-pub use loss::Reduction;
 pub use norm::RunningStats;
 pub use pool::{max_pool2d_indices, Pool2dOptions};

@@ -115,8 +115,9 @@ impl<'t> Var<'t> {
         self
     }
 
-    /// Fails unless `other` is on the same tape.
-    pub(crate) fn same_tape(self, op: &'static str, other: Var<'t>) -> Result<()> {
+    /// Fails unless `other` is on the same tape, naming `op`: a composition calls it first so
+    /// that mixing tapes is reported under its own name rather than an inner primitive's.
+    pub fn same_tape(self, op: &'static str, other: Var<'t>) -> Result<()> {
         if std::ptr::eq(self.tape, other.tape) {
             Ok(())
         } else {

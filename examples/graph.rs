@@ -40,10 +40,8 @@ fn main() -> Result<()> {
     );
 
     let dot_path = out.join("lenet5_tape.dot");
-    std::fs::write(&dot_path, &g.dot).map_err(|e| tapegrad::autograd::Error::Io {
-        path: dot_path.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    std::fs::write(&dot_path, &g.dot)
+        .map_err(|e| tapegrad::autograd::Error::io(&dot_path, "cannot write the graph", e))?;
     println!("wrote {}", dot_path.display());
     let svg_path = out.join("lenet5_tape.svg");
     if render_svg(&dot_path, &svg_path)? {

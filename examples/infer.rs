@@ -102,10 +102,7 @@ fn format_err(path: &Path, msg: impl Into<String>) -> Error {
 
 /// The tensor under `input`: F32 and rank 4, or an error naming what is there instead.
 pub fn read_input(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        msg: format!("cannot read the input: {e}"),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read the input", e))?;
     // Offsets near 2^64 would overflow inside the safetensors crate.
     check_safetensors_offsets(&bytes, &path.display().to_string())?;
     let file = SafeTensors::deserialize(&bytes)
@@ -267,9 +264,8 @@ pub fn run(opts: &Options) -> Result<Tensor> {
 /// it, so a failure leaves no partial output).
 pub fn write_logits(path: &Path, logits: &Tensor) -> Result<()> {
     let bytes: Vec<u8> = logits.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-    let io = |e: safetensors::SafeTensorError| Error::Io {
-        path: path.display().to_string(),
-        msg: format!("cannot write the logits: {e}"),
+    let io = |e: safetensors::SafeTensorError| {
+        Error::io_msg(path, format!("cannot write the logits: {e}"))
     };
     let view = TensorView::new(Dtype::F32, logits.dims().to_vec(), &bytes).map_err(io)?;
     safetensors::serialize_to_file([("logits", view)], None, path).map_err(io)

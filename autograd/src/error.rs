@@ -2,6 +2,8 @@
 //! expected, so that a user reading it can fix the call without a debugger.
 
 use crate::shape::Shape;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Everything that can go wrong in tapegrad, from a bad shape to a malformed checkpoint.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -40,12 +42,48 @@ pub enum Error {
         pass: &'static str,
         inputs: String,
     },
-    /// A file that could not be read or written.
+    /// A file that could not be read or written. `source` is the operating system's error,
+    /// when there is one (see [`Error::io`]), for callers that inspect its kind.
     #[error("{path}: {msg}")]
-    Io { path: String, msg: String },
+    Io {
+        path: String,
+        msg: String,
+        #[source]
+        source: Option<IoSource>,
+    },
     /// A file or buffer that was read but is malformed.
     #[error("{what}: {msg}")]
     Format { what: String, msg: String },
+}
+
+/// The `std::io::Error` behind an [`Error::Io`], shared so that [`Error`] stays `Clone`; two
+/// are equal when their kinds and messages are.
+#[derive(Debug, Clone)]
+pub struct IoSource(pub Arc<std::io::Error>);
+
+impl IoSource {
+    /// The kind of the operating system's error (`NotFound`, `PermissionDenied`, ...).
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl PartialEq for IoSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for IoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// tapegrad's result type.
@@ -71,6 +109,31 @@ impl Error {
         Error::Invalid {
             op,
             msg: msg.into(),
+        }
+    }
+
+    /// An [`Error::Io`] on `path` caused by `e`, kept as its source: the message reads
+    /// `{path}: {doing}: {e}` (`doing` says what failed, e.g. "cannot read the checkpoint").
+    pub fn io(path: &Path, doing: &str, e: std::io::Error) -> Self {
+        let msg = if doing.is_empty() {
+            e.to_string()
+        } else {
+            format!("{doing}: {e}")
+        };
+        Error::Io {
+            path: path.display().to_string(),
+            msg,
+            source: Some(IoSource(Arc::new(e))),
+        }
+    }
+
+    /// An [`Error::Io`] on `path` with no operating-system error behind it (a file that is
+    /// missing from a search, a folder with no images...).
+    pub fn io_msg(path: &Path, msg: impl Into<String>) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            msg: msg.into(),
+            source: None,
         }
     }
 }

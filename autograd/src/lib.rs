@@ -22,7 +22,7 @@ pub mod tape;
 pub mod tensor;
 pub mod trace;
 
-pub use error::{Error, Result};
+pub use error::{Error, IoSource, Result};
 pub use gradcheck::{gradcheck, GradcheckMode, GradcheckReport};
 pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, RunningStats};
 pub use shape::Shape;

@@ -3,7 +3,7 @@
 
 use super::dataset::Dataset;
 use super::transform::{center_crop_raw, resize_raw, shorter_side_dims};
-use super::{format_error, io_error};
+use super::{format_error, io_error, io_msg};
 use image::{DynamicImage, ImageDecoder};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ fn decode_limited(path: &Path, max_pixels: u64) -> std::result::Result<DynamicIm
 /// more than `max_pixels` pixels (width times height; [`MAX_IMAGE_PIXELS`] is PIL's default).
 /// Errors name the file.
 pub fn read_image(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
-    decode_limited(path, max_pixels).map_err(|reason| io_error(path, reason))
+    decode_limited(path, max_pixels).map_err(|reason| io_msg(path, reason))
 }
 
 /// One decoded image as [C, H, W] f32 in [0, 1], with its height and width.
@@ -153,7 +153,7 @@ impl ImageFolder {
             .filter(|p| p.is_dir())
             .collect();
         if class_dirs.is_empty() {
-            return Err(io_error(root, "no class subfolders found"));
+            return Err(io_msg(root, "no class subfolders found"));
         }
         let mut files = Vec::new();
         let mut classes = Vec::new();
@@ -200,7 +200,7 @@ impl ImageFolder {
                     });
                     continue;
                 }
-                Err(reason) => return Err(io_error(path, reason)),
+                Err(reason) => return Err(io_msg(path, reason)),
             };
             match size {
                 None => size = Some((h, w)),
@@ -218,7 +218,7 @@ impl ImageFolder {
             pixels.extend_from_slice(&data);
             labels.push(*label);
         }
-        let (h, w) = size.ok_or_else(|| io_error(root, "no readable .jpg/.jpeg/.png images"))?;
+        let (h, w) = size.ok_or_else(|| io_msg(root, "no readable .jpg/.jpeg/.png images"))?;
         Ok(ImageFolder {
             dataset: Dataset::new(pixels, [c, h, w], labels, classes)?,
             skipped,

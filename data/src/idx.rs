@@ -141,7 +141,7 @@ fn read_idx_file(path: &Path, format: (u32, &str, usize)) -> Result<(Vec<usize>,
     let rewound = std::io::Cursor::new(magic.clone()).chain(file);
     if magic == [0x1f, 0x8b] {
         let mut gz = MultiGzDecoder::new(std::io::BufReader::new(rewound));
-        let gz_err = |e| io_error(path, format!("cannot decompress gzip data: {e}"));
+        let gz_err = |e| Error::io(path, "cannot decompress gzip data", e);
         let bound = StreamBound::AtMost(len.saturating_mul(DEFLATE_MAX_RATIO));
         read_idx(path, &mut gz, bound, &gz_err, format)
     } else {
@@ -219,10 +219,8 @@ fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
 }
 
 fn require_file(dir: &Path, stem: &str) -> Result<PathBuf> {
-    find_file(dir, stem).ok_or_else(|| Error::Io {
-        path: dir.join(stem).display().to_string(),
-        msg: "not found (neither raw nor .gz)".into(),
-    })
+    find_file(dir, stem)
+        .ok_or_else(|| Error::io_msg(&dir.join(stem), "not found (neither raw nor .gz)"))
 }
 
 /// The train and test splits of an MNIST-format folder.
@@ -311,6 +309,7 @@ impl FashionMnist {
                 Self::SYSTEM_DIR,
                 Self::ENV_VAR
             ),
+            source: None,
         })
     }
 

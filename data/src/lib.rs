@@ -40,12 +40,16 @@ pub use transform::{
 use std::path::Path;
 use tapegrad_autograd::Error;
 
-/// An I/O failure on `path`, as an [`Error::Io`] naming the file.
-pub(crate) fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+/// A failure to read `path` that the operating system reported, as an [`Error::Io`] naming the
+/// file and keeping `e` as its source.
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::io(path, "", e)
+}
+
+/// A file that is unusable for another reason (undecodable, empty folder), as an [`Error::Io`]
+/// naming it.
+pub(crate) fn io_msg(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::io_msg(path, msg.to_string())
 }
 
 /// A malformed file, as an [`Error::Format`] naming the file.

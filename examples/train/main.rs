@@ -57,10 +57,7 @@ fn main() {
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    Error::io(path, "", e)
 }
 
 /// The network `model` for `classes` classes and `shape` inputs. When resuming, the name comes

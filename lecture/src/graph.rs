@@ -180,10 +180,7 @@ pub fn render_svg(dot_file: &Path, svg_file: &Path) -> Result<bool> {
         .arg("-o")
         .arg(svg_file)
         .output()
-        .map_err(|e| Error::Io {
-            path: dot.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        .map_err(|e| Error::io(&dot, "cannot run Graphviz's dot", e))?;
     if !out.status.success() {
         return Err(Error::Format {
             what: dot_file.display().to_string(),

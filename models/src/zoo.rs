@@ -130,24 +130,40 @@ pub(crate) fn parse_any(name: &str) -> Result<Arch> {
 }
 
 /// A model from its name, with `num_classes` outputs and parameters drawn from `seed`.
+/// `in_channels` is honoured by LeNet and ResNet; AlexNet, VGG and GoogLeNet are defined for
+/// RGB input and refuse any other channel count rather than ignore it.
 pub fn by_name(
     name: &str,
     num_classes: usize,
     in_channels: usize,
     seed: u64,
 ) -> Result<Box<dyn Module>> {
-    construct(parse(name)?, num_classes, in_channels, 28, seed)
+    construct(name, parse(name)?, num_classes, in_channels, 28, seed)
 }
 
-/// `arch` for `input_size` square images of `in_channels` channels (the size matters to LeNet
-/// only).
+/// `arch` (called `name`) for `input_size` square images of `in_channels` channels (the size
+/// matters to LeNet only).
 fn construct(
+    name: &str,
     arch: Arch,
     num_classes: usize,
     in_channels: usize,
     input_size: usize,
     seed: u64,
 ) -> Result<Box<dyn Module>> {
+    let rgb_only = matches!(
+        arch,
+        Arch::Vgg { .. } | Arch::AlexNet | Arch::AlexNetPaper { .. } | Arch::GoogLeNet
+    );
+    if rgb_only && in_channels != 3 {
+        return Err(Error::invalid(
+            "models::by_name",
+            format!(
+                "{name} takes 3 input channels (RGB), got {in_channels}; LeNet and ResNet \
+                 take any channel count"
+            ),
+        ));
+    }
     let mut g = rng(seed);
     Ok(match arch {
         Arch::LeNet { modern, widths } => Box::new(LeNet5::new(
@@ -221,7 +237,7 @@ pub fn build(
             format!("{name} needs square images, got {h}x{w}"),
         ));
     }
-    construct(arch, num_classes, c, h, seed)
+    construct(name, arch, num_classes, c, h, seed)
 }
 
 /// The input (`[1, C, H, W]`) a model is usually summarised at: 28x28x1 for LeNet, 32x32 for

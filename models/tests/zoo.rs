@@ -46,6 +46,29 @@ fn every_name_builds_and_unknown_names_are_errors() {
 }
 
 #[test]
+fn rgb_only_models_refuse_other_channel_counts_instead_of_ignoring_them() {
+    for name in ["alexnet", "alexnet-paper", "vgg11", "googlenet"] {
+        let err = by_name(name, 10, 1, 0).err().expect(name).to_string();
+        assert!(
+            err.contains(name) && err.contains("3 input channels"),
+            "{err}"
+        );
+    }
+    // The families that honour the channel count build with one.
+    for name in ["lenet5", "resnet18-small"] {
+        let mut m = by_name(name, 10, 1, 0).unwrap();
+        let first = m.parameter_names()[0].clone();
+        let mut dims = Vec::new();
+        m.visit("", &mut |n, e| {
+            if let (true, Entry::Param(p)) = (n == first, e) {
+                dims = p.value().dims().to_vec();
+            }
+        });
+        assert_eq!(dims[1], 1, "{name}: {first} {dims:?}");
+    }
+}
+
+#[test]
 fn paper_alexnet_summary_matches_the_lecture() {
     let mut m = by_name("alexnet-paper", 1000, 3, 0).unwrap();
     let s = summary(m.as_mut(), &[1, 3, 227, 227]).unwrap();

@@ -226,6 +226,12 @@ fn a_missing_file_is_an_io_error_naming_the_path() {
         matches!(err, Error::Io { ref path, .. } if path.ends_with("absent.safetensors")),
         "{err}"
     );
+    // The operating system's error is kept as the source, for callers that look at its kind.
+    let source = std::error::Error::source(&err).expect("an I/O error keeps its source");
+    let io = source
+        .downcast_ref::<tapegrad_autograd::IoSource>()
+        .expect("the source is the io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
 }
 
 #[test]

@@ -40,9 +40,10 @@ pub struct EpochFiles {
 /// Says, in the error of a write after the checkpoint, that the checkpoint is safe.
 fn after_checkpoint(e: Error) -> Error {
     match e {
-        Error::Io { path, msg } => Error::Io {
+        Error::Io { path, msg, source } => Error::Io {
             path,
             msg: format!("{msg} (the epoch's checkpoint was saved before it)"),
+            source,
         },
         other => other,
     }

@@ -58,10 +58,7 @@ fn font() -> &'static Option<String> {
 }
 
 fn draw_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: format!("cannot draw the training curves: {e}"),
-    }
+    Error::io_msg(path, format!("cannot draw the training curves: {e}"))
 }
 
 /// One panel's series: (label, colour, points).

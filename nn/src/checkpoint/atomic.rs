@@ -21,19 +21,15 @@ use tapegrad_autograd::{Error, Result};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: format!("{what}: {e}"),
-    }
+    Error::io(path, what, e)
 }
 
 /// The temporary name: hidden, in the target's directory (a rename across file systems would
 /// not be atomic), unique to this process and call.
 fn temp_path(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::Io {
-        path: path.display().to_string(),
-        msg: "the path names no file".into(),
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::io_msg(path, "the path names no file"))?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id());
     Ok(path.with_file_name(tmp))

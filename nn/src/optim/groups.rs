@@ -116,7 +116,7 @@ pub struct Hyper {
 }
 
 impl Hyper {
-    pub(crate) fn checked(op: &'static str, lr: f32, weight_decay: f32) -> Result<Hyper> {
+    pub fn checked(op: &'static str, lr: f32, weight_decay: f32) -> Result<Hyper> {
         check_lr(op, lr)?;
         if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
             return Err(Error::invalid(
@@ -128,7 +128,7 @@ impl Hyper {
     }
 }
 
-pub(crate) fn check_lr(op: &'static str, lr: f32) -> Result<()> {
+pub fn check_lr(op: &'static str, lr: f32) -> Result<()> {
     if lr >= 0.0 && lr.is_finite() {
         Ok(())
     } else {
@@ -147,7 +147,7 @@ pub struct Groups {
 }
 
 impl Groups {
-    pub(crate) fn new(op: &'static str, lr: f32, weight_decay: f32) -> Result<Groups> {
+    pub fn new(op: &'static str, lr: f32, weight_decay: f32) -> Result<Groups> {
         Ok(Groups {
             default: Hyper::checked(op, lr, weight_decay)?,
             groups: Vec::new(),

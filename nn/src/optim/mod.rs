@@ -30,6 +30,11 @@
 //!   an optimiser by hand (reference sequences, custom loops).
 //! - Learning rate and weight decay are per parameter group ([`ParamGroup`]); the scheduler
 //!   sets every group's rate.
+//! - A new optimiser, in any crate, is a struct holding a [`Core`] (groups and named state,
+//!   built by [`Core::new`] from [`Groups::new`] and its buffer names) and an
+//!   [`Optimizer::step_param`] that checks the gradient ([`Core::check`]), resolves the
+//!   parameter's rates ([`Groups::resolve`]) and updates it with its [`Slot`]
+//!   ([`Core::slot_mut`]); saving, loading, groups and schedules then come with the trait.
 
 mod adam;
 mod grad_map;

@@ -15,7 +15,7 @@ pub struct Slot {
 
 impl Slot {
     /// Buffer `i`, created as zeros shaped like `like` if absent.
-    pub(crate) fn buffer_or_zeros(&mut self, i: usize, like: &Tensor) -> &mut Tensor {
+    pub fn buffer_or_zeros(&mut self, i: usize, like: &Tensor) -> &mut Tensor {
         self.buffers[i].get_or_insert_with(|| Tensor::zeros(like.shape()))
     }
 }
@@ -29,7 +29,7 @@ pub struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(groups: Groups, buffer_names: &'static [&'static str]) -> Core {
+    pub fn new(groups: Groups, buffer_names: &'static [&'static str]) -> Core {
         Core {
             groups,
             buffer_names,
@@ -54,7 +54,7 @@ impl Core {
     }
 
     /// Checks that `grad` fits the parameter and its saved state, before anything is updated.
-    pub(crate) fn check(&self, name: &str, param: &Tensor, grad: &Tensor) -> Result<()> {
+    pub fn check(&self, name: &str, param: &Tensor, grad: &Tensor) -> Result<()> {
         if grad.shape() != param.shape() {
             return Err(Error::invalid(
                 "optimizer step",
@@ -83,7 +83,7 @@ impl Core {
     }
 
     /// The slot of parameter `name`, created empty on its first step.
-    pub(crate) fn slot_mut(&mut self, name: &str) -> &mut Slot {
+    pub fn slot_mut(&mut self, name: &str) -> &mut Slot {
         if !self.slots.contains_key(name) {
             let slot = Slot {
                 step: 0,

@@ -78,10 +78,16 @@ impl Trace {
     }
 }
 
-/// A tensor in full when small, else its statistics.
+/// A tensor in full when small, else its statistics. Values print as tensors do: in scientific
+/// notation when one of them would otherwise read as zero (a gradient of 2e-6).
 pub fn show(t: &Tensor) -> String {
     if t.numel() <= FULL_PRINT_LIMIT {
-        let v: Vec<String> = t.data().iter().map(|x| format!("{x:.4}")).collect();
+        let sci = crate::tensor::display::needs_scientific(t.data());
+        let v: Vec<String> = t
+            .data()
+            .iter()
+            .map(|&x| crate::tensor::display::format_value(x, sci))
+            .collect();
         format!("{} [{}]", t.shape(), v.join(", "))
     } else {
         summary(t)

@@ -71,3 +71,22 @@ fn anomaly_mode_names_the_first_non_finite_op() {
     let err = x.sqrt().sum(&[], false).unwrap().backward().err().unwrap();
     assert!(err.to_string().contains("backward"), "{err}");
 }
+
+#[test]
+fn the_trace_prints_small_gradients_as_numbers_not_zeros() {
+    // A saturated tanh: d tanh(x)/dx = 1 - tanh(x)^2, about 2e-6 at x = 7.5.
+    let tape = Tape::new();
+    let x = tape.var(Tensor::from_slice(&[7.5, -7.5])).label("x");
+    let y = x.tanh().sum(&[], false).unwrap();
+    let opts = BackwardOptions {
+        trace: true,
+        ..Default::default()
+    };
+    let g = y.backward_with_options(Tensor::scalar(1.0), opts).unwrap();
+    let grad = g.get(x).unwrap().to_vec();
+    assert!(grad.iter().all(|&d| d > 1e-7 && d < 1e-5), "{grad:?}");
+    let text = g.trace().unwrap().to_string();
+    let shown = format!("{:.4e}", grad[0]);
+    assert!(text.contains(&shown), "{shown} missing from:\n{text}");
+    assert!(!text.contains("0.0000,"), "{text}");
+}

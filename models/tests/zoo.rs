@@ -121,6 +121,62 @@ fn vgg16_receptive_field() {
     assert_eq!(s.row("features.30").unwrap().effective_stride, (32, 32));
 }
 
+#[test]
+fn global_pooling_and_fully_connected_layers_see_the_whole_input() {
+    // VGG-16 at 224x224: 196 at conv5_3, 212 after pool5; adaptive pooling 7x7 -> 7x7 changes
+    // nothing; the first fully connected layer mixes all 7x7 positions, 32 pixels apart.
+    let mut m = by_name("vgg16", 10, 3, 0).unwrap();
+    let s = summary(m.as_mut(), &[1, 3, 224, 224]).unwrap();
+    assert_eq!(s.row("features.28").unwrap().receptive_field, (196, 196));
+    assert_eq!(s.row("features.30").unwrap().receptive_field, (212, 212));
+    assert_eq!(s.row("avgpool").unwrap().receptive_field, (212, 212));
+    let fc = s.row("classifier.0").unwrap();
+    assert_eq!(fc.receptive_field, (212 + 6 * 32, 212 + 6 * 32));
+    // From there on every row covers the whole input.
+    let from = s
+        .rows
+        .iter()
+        .position(|r| r.name == "classifier.0")
+        .unwrap();
+    for r in s.rows[from..].iter().filter(|r| r.leaf) {
+        assert!(
+            r.receptive_field.0 >= 224,
+            "{}: {:?}",
+            r.name,
+            r.receptive_field
+        );
+    }
+    for (name, input) in [
+        ("resnet18", 224),
+        ("googlenet", 224),
+        ("resnet18-small", 32),
+    ] {
+        let mut m = by_name(name, 10, 3, 0).unwrap();
+        let s = summary(m.as_mut(), &[1, 3, input, input]).unwrap();
+        let pool = s.row("avgpool").unwrap();
+        let fc = s.row("fc").unwrap();
+        assert!(
+            pool.receptive_field.0 >= input,
+            "{name}: {:?}",
+            pool.receptive_field
+        );
+        assert_eq!(fc.receptive_field, pool.receptive_field, "{name}");
+        // Global pooling is the union of the last map's positions.
+        let before = s
+            .layers()
+            .take_while(|r| r.name != "avgpool")
+            .last()
+            .unwrap();
+        let extent = before.output_shape.dims()[2];
+        let want = before.receptive_field.0 + (extent - 1) * before.effective_stride.0;
+        assert_eq!(
+            pool.receptive_field.0, want,
+            "{name}: after {}",
+            before.name
+        );
+    }
+}
+
 /// One backward pass at batch 2 gives every parameter a finite gradient that is not all zero.
 fn check_backward(name: &str, input: [usize; 4]) {
     let mut m = by_name(name, 10, input[1], 1).unwrap();

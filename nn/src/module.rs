@@ -64,6 +64,9 @@ pub enum LayerInfo {
         stride: (usize, usize),
         dilation: (usize, usize),
     },
+    /// Adaptive pooling to a fixed output size: its windows follow from the input's size
+    /// (`(1, 1)`, global pooling, sees the whole map).
+    AdaptivePool { output: (usize, usize) },
     /// Anything else: a container, an activation, a normalisation.
     Other,
 }

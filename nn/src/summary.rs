@@ -3,9 +3,15 @@
 //!
 //! Containers run their children through [`forward_child`], which names them (dotted, as the
 //! state_dict) and, while a summary is being taken, records each call. The receptive field is
-//! followed through the tape: a windowed layer grows it by `(k - 1) * dilation * jump` and
-//! multiplies the jump (the effective stride) by its stride; any other op passes on the largest
-//! field among its inputs (a residual join, a concat of inception branches).
+//! followed through the tape, per axis, as (field, jump, extent): a windowed layer grows the
+//! field by `(k - 1) * dilation * jump` and multiplies the jump (the effective stride) by its
+//! stride; adaptive pooling does the same with its largest window (global pooling: the whole
+//! map, `k` = its size); a fully connected layer mixes every position of its input, so its field
+//! is the union of them all, `field + (extent - 1) * jump`, where the extent is the spatial size
+//! of the last 4-d map before a flatten. Any other op passes on the largest field among its
+//! inputs (a residual join, a concat of inception branches). Fields count padding, as is usual:
+//! they may exceed the input; from global pooling or a fully connected layer on, they cover at
+//! least the whole input.
 
 use crate::module::{Entry, LayerInfo, Module};
 use std::cell::RefCell;
@@ -61,8 +67,58 @@ impl Summary {
 struct Recorder {
     path: Vec<String>,
     rows: Vec<SummaryRow>,
-    /// Receptive field and jump per node, per axis.
-    field: HashMap<NodeId, [(usize, usize); 2]>,
+    /// Receptive field, jump and spatial extent per node, per axis.
+    field: HashMap<NodeId, [Field; 2]>,
+}
+
+/// Along one axis: the input pixels one element sees, the input pixels between neighbouring
+/// elements, and how many positions the map has (1 when it has no spatial axes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Field {
+    rf: usize,
+    jump: usize,
+    extent: usize,
+}
+
+impl Field {
+    /// After a window of `k` taps spaced `d` apart, moved by `s`.
+    fn window(self, k: usize, s: usize, d: usize, extent: usize) -> Field {
+        Field {
+            rf: self.rf + k.saturating_sub(1) * d * self.jump,
+            jump: self.jump * s,
+            extent,
+        }
+    }
+
+    /// Every position at once.
+    fn union(self) -> Field {
+        Field {
+            rf: self.rf + self.extent.saturating_sub(1) * self.jump,
+            jump: self.jump * self.extent.max(1),
+            extent: 1,
+        }
+    }
+}
+
+/// PyTorch's adaptive pooling windows along an axis of `n` cells pooled to `o`: the largest
+/// window (`ceil((i+1) n / o) - floor(i n / o)`) and the step between window starts.
+fn adaptive_window(n: usize, o: usize) -> (usize, usize) {
+    if o == 0 || n == 0 {
+        return (1, 1);
+    }
+    let k = (0..o)
+        .map(|i| ((i + 1) * n).div_ceil(o) - i * n / o)
+        .max()
+        .unwrap_or(1);
+    (k, (n / o).max(1))
+}
+
+/// The spatial size `(h, w)` of a `[N, C, H, W]` shape.
+fn spatial(shape: &Shape) -> Option<[usize; 2]> {
+    match shape.dims() {
+        [_, _, h, w] => Some([*h, *w]),
+        _ => None,
+    }
 }
 
 thread_local! {
@@ -106,6 +162,8 @@ pub fn forward_child<'t, M: Module + ?Sized>(
         let Ok(y) = &y else { return };
         let leaf = rec.rows.len() == first_row;
         let fin = field_of(rec, x.tape(), x.id());
+        let out_extent = spatial(&y.shape()).map(|[h, w]| [h, w]);
+        let extent = |a: usize| out_extent.map_or(1, |e| e[a]);
         let fout = match info {
             LayerInfo::Conv {
                 kernel,
@@ -117,15 +175,20 @@ pub fn forward_child<'t, M: Module + ?Sized>(
                 kernel,
                 stride,
                 dilation,
-            } => {
-                let grow = |(rf, jump): (usize, usize), k: usize, s: usize, d: usize| {
-                    (rf + (k - 1) * d * jump, jump * s)
-                };
+            } => [
+                fin[0].window(kernel.0, stride.0, dilation.0, extent(0)),
+                fin[1].window(kernel.1, stride.1, dilation.1, extent(1)),
+            ],
+            LayerInfo::AdaptivePool { output } => {
+                let n = spatial(&x.shape()).unwrap_or([1, 1]);
+                let (k0, s0) = adaptive_window(n[0], output.0);
+                let (k1, s1) = adaptive_window(n[1], output.1);
                 [
-                    grow(fin[0], kernel.0, stride.0, dilation.0),
-                    grow(fin[1], kernel.1, stride.1, dilation.1),
+                    fin[0].window(k0, s0, 1, extent(0)),
+                    fin[1].window(k1, s1, 1, extent(1)),
                 ]
             }
+            LayerInfo::Linear { .. } => [fin[0].union(), fin[1].union()],
             _ => field_of(rec, x.tape(), y.id()),
         };
         rec.field.insert(y.id(), fout);
@@ -147,26 +210,39 @@ pub fn forward_child<'t, M: Module + ?Sized>(
             output_shape: out_shape,
             params,
             macs,
-            receptive_field: (fout[0].0, fout[1].0),
-            effective_stride: (fout[0].1, fout[1].1),
+            receptive_field: (fout[0].rf, fout[1].rf),
+            effective_stride: (fout[0].jump, fout[1].jump),
             leaf,
         });
     });
     y
 }
 
-/// The receptive field of a node: recorded, or the largest among its inputs (1 at the input).
-fn field_of(rec: &mut Recorder, tape: &Tape, id: NodeId) -> [(usize, usize); 2] {
+/// The field of a node: recorded, or the largest among its inputs (1 at the input), with the
+/// node's own spatial extent when it is a 4-d map (else its inputs').
+fn field_of(rec: &mut Recorder, tape: &Tape, id: NodeId) -> [Field; 2] {
     if let Some(f) = rec.field.get(&id) {
         return *f;
     }
-    let mut best = [(1, 1); 2];
-    for input in tape.node_info(id).inputs {
+    let info = tape.node_info(id);
+    let own = spatial(&info.shape);
+    let one = Field {
+        rf: 1,
+        jump: 1,
+        extent: 1,
+    };
+    let mut best = [one; 2];
+    for input in info.inputs {
         let f = field_of(rec, tape, input);
         for a in 0..2 {
-            if f[a].0 > best[a].0 {
+            if f[a].rf > best[a].rf || (f[a].rf == best[a].rf && f[a].extent > best[a].extent) {
                 best[a] = f[a];
             }
+        }
+    }
+    if let Some(e) = own {
+        for a in 0..2 {
+            best[a].extent = e[a];
         }
     }
     rec.field.insert(id, best);

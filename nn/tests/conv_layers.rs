@@ -1,7 +1,9 @@
 //! The convolution family's layers: shapes, parameter names, modes, PyTorch's initialisation.
 
 use tapegrad_autograd::{rng, Conv2dOptions, DropoutMode, Tape, Tensor};
-use tapegrad_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, MaxPool2d};
+use tapegrad_nn::layers::{
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
+};
 use tapegrad_nn::{Module, Sequential};
 
 #[test]
@@ -101,6 +103,38 @@ fn a_small_cnn_composes_and_names_its_layers() {
     );
     let loss = y.sum(&[], false).unwrap();
     assert!(loss.backward().is_ok());
+}
+
+#[test]
+fn global_pooling_widens_the_receptive_field_to_the_whole_input() {
+    // Two 3x3 convolutions (RF 5), global average pooling over the 28x28 map, a classifier:
+    // every logit depends on every pixel.
+    let mut g = rng(4);
+    let c = Conv2dOptions::default().padding(1);
+    let mut net = Sequential::new()
+        .add(Conv2d::new(1, 4, 3, c, false, &mut g).unwrap())
+        .add(Conv2d::new(4, 4, 3, c, false, &mut g).unwrap())
+        .add(AdaptiveAvgPool2d((1, 1)))
+        .add(Flatten::default())
+        .add(Linear::new(4, 10, true, &mut g));
+    let s = tapegrad_nn::summary(&mut net, &[1, 1, 28, 28]).unwrap();
+    let rf: Vec<usize> = s.layers().map(|r| r.receptive_field.0).collect();
+    // The pool is the union of 28 positions one pixel apart: 5 + 27 = 32 (padding counted).
+    assert_eq!(rf, vec![3, 5, 32, 32, 32]);
+    assert_eq!(s.row("2").unwrap().effective_stride, (28, 28));
+    // Pooling to 2x2 windows of 14: 5 + 13 = 18, moved by 14.
+    let mut g = rng(4);
+    let mut half = Sequential::new()
+        .add(Conv2d::new(1, 4, 3, c, false, &mut g).unwrap())
+        .add(Conv2d::new(4, 4, 3, c, false, &mut g).unwrap())
+        .add(AdaptiveAvgPool2d((2, 2)))
+        .add(Flatten::default())
+        .add(Linear::new(16, 10, true, &mut g));
+    let s = tapegrad_nn::summary(&mut half, &[1, 1, 28, 28]).unwrap();
+    assert_eq!(s.row("2").unwrap().receptive_field, (18, 18));
+    assert_eq!(s.row("2").unwrap().effective_stride, (14, 14));
+    // The classifier mixes both windows: 18 + 14 = 32.
+    assert_eq!(s.row("4").unwrap().receptive_field, (32, 32));
 }
 
 #[test]

@@ -11,10 +11,7 @@ const EDGE: usize = 3;
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let summarise = self.numel() > SUMMARISE_ABOVE;
-        let sci = self
-            .data()
-            .iter()
-            .any(|v| v.is_finite() && *v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-3));
+        let sci = needs_scientific(self.data());
         write!(f, "tensor(")?;
         if self.rank() == 0 {
             write_value(f, self.data()[0], sci)?;
@@ -22,6 +19,22 @@ impl fmt::Display for Tensor {
             write_dim(f, self, 0, 0, summarise, sci)?;
         }
         write!(f, ", shape={})", self.shape())
+    }
+}
+
+/// Whether some value would print as zero, or too wide, with four decimals: then every value
+/// of the tensor prints in scientific notation, as PyTorch does.
+pub(crate) fn needs_scientific(data: &[f32]) -> bool {
+    data.iter()
+        .any(|v| v.is_finite() && *v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-3))
+}
+
+/// One value with five significant digits (`sci`) or four decimals.
+pub(crate) fn format_value(v: f32, sci: bool) -> String {
+    if sci {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.4}")
     }
 }
 

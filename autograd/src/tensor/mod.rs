@@ -5,7 +5,7 @@
 //! The kernels live beside this file, one family each: elementwise, reduce, movement, matmul,
 //! unfold.
 
-mod display;
+pub(crate) mod display;
 mod elementwise;
 mod gemm;
 mod matmul;

@@ -65,5 +65,8 @@ impl Module for AdaptiveAvgPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.adaptive_avg_pool2d(self.0)
     }
+    fn describe(&self) -> LayerInfo {
+        LayerInfo::AdaptivePool { output: self.0 }
+    }
     fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

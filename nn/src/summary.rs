@@ -162,7 +162,7 @@ pub fn forward_child<'t, M: Module + ?Sized>(
         let Ok(y) = &y else { return };
         let leaf = rec.rows.len() == first_row;
         let fin = field_of(rec, x.tape(), x.id());
-        let out_extent = spatial(&y.shape()).map(|[h, w]| [h, w]);
+        let out_extent = spatial(&y.shape());
         let extent = |a: usize| out_extent.map_or(1, |e| e[a]);
         let fout = match info {
             LayerInfo::Conv {

@@ -6,12 +6,14 @@
 //! `NodeId`); its lifetime ties every graph to the one tape it was recorded on.
 
 mod backward;
+mod grad_fn;
 mod grads;
 mod param;
 mod profile;
 mod var;
 
 pub use backward::BackwardOptions;
+pub use grad_fn::grad;
 pub use grads::Grads;
 pub use param::{Param, ParamId};
 pub use profile::{OpTime, Profile};

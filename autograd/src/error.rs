@@ -40,6 +40,10 @@ pub enum Error {
         pass: &'static str,
         inputs: String,
     },
+    /// The allocator refused the storage of a tensor (or its size exceeds what one allocation
+    /// may hold).
+    #[error("{op}: could not allocate {bytes} bytes for the result")]
+    OutOfMemory { op: &'static str, bytes: usize },
     /// A file that could not be read or written.
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },

@@ -38,7 +38,6 @@ impl<'t> Var<'t> {
     }
 
     pub fn mse_with(self, target: Var<'t>, r: Reduction) -> Result<Var<'t>> {
-        self.same_tape("mse", target)?;
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "mse",
@@ -146,7 +145,6 @@ impl<'t> Var<'t> {
     /// Binary cross-entropy of logits against targets in [0, 1], in the stable form
     /// `max(x, 0) - x y + log(1 + e^-|x|)`.
     pub fn bce_with_logits(self, target: Var<'t>, r: Reduction) -> Result<Var<'t>> {
-        self.same_tape("bce_with_logits", target)?;
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "bce_with_logits",

@@ -115,15 +115,6 @@ impl<'t> Var<'t> {
         self
     }
 
-    /// Fails unless `other` is on the same tape.
-    pub(crate) fn same_tape(self, op: &'static str, other: Var<'t>) -> Result<()> {
-        if std::ptr::eq(self.tape, other.tape) {
-            Ok(())
-        } else {
-            Err(Error::ForeignTape { op })
-        }
-    }
-
     /// A constant on this var's tape.
     pub fn constant(self, value: Tensor) -> Var<'t> {
         self.tape.input(value)

@@ -345,3 +345,35 @@ fn a_window_built_by_hand_must_match_its_geometry() {
     assert!(x.unfold2d(&w, 0.0).is_err());
     assert!(Tensor::ones([1, 9, 25]).fold2d(&w).is_err());
 }
+
+#[test]
+fn local_response_norm_with_a_window_wider_than_the_channels() {
+    // size 2^62 on an empty tensor once looped 2^62 times; on two channels every window holds
+    // both, so b_c = a_c / (k + alpha/size (a_0^2 + a_1^2))^beta.
+    let tape = Tape::new();
+    let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], [1, 2, 1]).unwrap());
+    for size in [3, 7, 1 << 20] {
+        let y = x.local_response_norm(size, 0.5, 0.75, 2.0).unwrap().value();
+        let d = (2.0 + 0.5 / size as f32 * 5.0).powf(0.75);
+        assert!(y.allclose(
+            &Tensor::from_vec(vec![1.0 / d, 2.0 / d], [1, 2, 1]).unwrap(),
+            1e-6,
+            0.0
+        ));
+    }
+    // Size 1: no neighbours, b = a / (k + alpha a^2)^beta.
+    let y = x.local_response_norm(1, 0.5, 1.0, 2.0).unwrap().value();
+    assert!(y.allclose(
+        &Tensor::from_vec(vec![1.0 / 2.5, 2.0 / 4.0], [1, 2, 1]).unwrap(),
+        1e-6,
+        0.0
+    ));
+    let empty = tape.var(Tensor::zeros([0, 1 << 40, 3]));
+    assert_eq!(
+        empty
+            .local_response_norm(1 << 62, 1e-4, 0.75, 2.0)
+            .unwrap()
+            .dims(),
+        vec![0, 1 << 40, 3]
+    );
+}

@@ -137,16 +137,19 @@ impl Tensor {
             // Recycled storage, which the first product overwrites: eight fresh accumulators of
             // 590 KB (a ResNet-18 layer2 weight gradient) made the sum 30% slower than one, on
             // one thread; recycled, they cost the same.
-            let mut c = pool::for_overwrite(m * n);
+            let mut c = pool::try_for_overwrite("matmul", m * n)?;
             for i in first..end {
                 p.product(i, &mut c, 1, i > first);
             }
-            c
+            Ok(c)
         };
         let sums: Vec<Vec<f32>> = if parts == 1 {
-            vec![accumulate(0)]
+            vec![accumulate(0)?]
         } else {
-            (0..parts).into_par_iter().map(accumulate).collect()
+            (0..parts)
+                .into_par_iter()
+                .map(accumulate)
+                .collect::<Result<_>>()?
         };
         let mut rest = sums.into_iter();
         let mut total = rest.next().expect("one share at least");

@@ -114,13 +114,8 @@ pub(crate) fn try_for_overwrite(op: &'static str, len: usize) -> Result<Vec<f32>
     }
 }
 
-/// [`try_zeroed`] for kernels that cannot fail otherwise (their output is no larger than an
-/// input that exists): panics with the error's message rather than aborting.
-pub(crate) fn zeroed(len: usize) -> Vec<f32> {
-    try_zeroed("tensor storage", len).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// [`try_for_overwrite`] for kernels that cannot fail otherwise; panics with the error's message.
+/// [`try_for_overwrite`] for kernels that cannot fail otherwise (their output is no larger
+/// than an input that exists): panics with the error's message rather than aborting.
 pub(crate) fn for_overwrite(len: usize) -> Vec<f32> {
     try_for_overwrite("tensor storage", len).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -197,7 +192,7 @@ mod tests {
         drop(Storage::new(v));
         let (held, _) = buffer_pool_stats();
         assert!(held >= len * 4);
-        let again = zeroed(len);
+        let again = try_zeroed("t", len).unwrap();
         assert_eq!(again.as_ptr(), ptr, "the kept buffer is handed out again");
         assert!(again.iter().all(|&x| x == 0.0));
         drop(Storage::new(vec![1.0; 10]));

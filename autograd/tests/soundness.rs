@@ -155,9 +155,9 @@ fn mixing_tapes_is_an_error_for_every_op() {
     let k = t2.var(Tensor::ones([2, 3, 3, 3]));
     foreign(x.conv2d(k, None, Conv2dOptions::default()), "conv2d");
     let v = t1.var(Tensor::ones([3, 4]));
-    foreign(v.linear(m, None), "matmul");
+    foreign(v.linear(m, None), "linear");
     foreign(Var2::concat(&[v, m.narrow(0, 0, 3).unwrap()], 1), "concat");
-    foreign(v.mse(t2.var(Tensor::ones([3, 4]))), "sub");
+    foreign(v.mse(t2.var(Tensor::ones([3, 4]))), "mse");
 }
 
 type Var2<'t> = tapegrad_autograd::Var<'t>;

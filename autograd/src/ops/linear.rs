@@ -8,6 +8,11 @@ impl<'t> Var<'t> {
     /// `x Wᵀ + b` for `x` of shape `[..., in]`, `weight` `[out, in]` and an optional `bias`
     /// `[out]`; the transpose is read in place (no copy).
     pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Result<Var<'t>> {
+        // `record`'s check, under this composition's name (its ops would name themselves).
+        self.tape().check_own(
+            "linear",
+            &crate::ops::present([Some(self), Some(weight), bias]),
+        )?;
         let (xs, ws) = (self.shape(), weight.shape());
         let bad = |what: &str| Error::shape("linear", &[&xs, &ws], what.to_string());
         if ws.rank() != 2 || xs.rank() == 0 || xs.dim(xs.rank() - 1) != ws.dim(1) {

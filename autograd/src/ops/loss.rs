@@ -38,6 +38,8 @@ impl<'t> Var<'t> {
     }
 
     pub fn mse_with(self, target: Var<'t>, r: Reduction) -> Result<Var<'t>> {
+        // `record`'s check, under this composition's name (its ops would name themselves).
+        self.tape().check_own("mse", &[self, target])?;
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "mse",
@@ -145,6 +147,7 @@ impl<'t> Var<'t> {
     /// Binary cross-entropy of logits against targets in [0, 1], in the stable form
     /// `max(x, 0) - x y + log(1 + e^-|x|)`.
     pub fn bce_with_logits(self, target: Var<'t>, r: Reduction) -> Result<Var<'t>> {
+        self.tape().check_own("bce_with_logits", &[self, target])?;
         if self.shape() != target.shape() {
             return Err(Error::shape(
                 "bce_with_logits",

@@ -141,6 +141,8 @@ impl<'t> Var<'t> {
         let first = parts
             .first()
             .ok_or_else(|| Error::invalid("stack", "needs at least one var"))?;
+        // `record`'s check, under this composition's name (concat would name itself).
+        first.tape().check_own("stack", parts)?;
         let (shape, a) = first.value().unsqueeze_shape("stack", axis)?;
         let mut views = Vec::with_capacity(parts.len());
         for p in parts {

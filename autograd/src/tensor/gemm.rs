@@ -414,6 +414,76 @@ mod tests {
         }
     }
 
+    /// The edges of `gemm_short`'s checks, which its `unsafe` call relies on: an empty output
+    /// touches nothing (whatever the strides), an empty inner dimension writes zeros (or keeps
+    /// C when accumulating), and a slice too short for its strides, an extent that overflows or
+    /// an output whose rows overlap is refused before the call.
+    #[test]
+    fn gemm_short_checks_its_edges() {
+        let one = [1.0f32; 4];
+        let mut c = [7.0f32; 4];
+        gemm_short(
+            0,
+            2,
+            2,
+            &[],
+            usize::MAX / 2,
+            1,
+            &one,
+            2,
+            1,
+            &mut [],
+            0,
+            1,
+            false,
+        );
+        gemm_short(2, 0, 2, &[], 0, 0, &[], 0, 0, &mut c, 2, 1, true);
+        assert_eq!(c, [7.0; 4]);
+        gemm_short(2, 0, 2, &[], 0, 0, &[], 0, 0, &mut c, 2, 1, false);
+        assert_eq!(c, [0.0; 4]);
+        gemm_short(2, 2, 2, &one, 2, 1, &one, 2, 1, &mut c, 2, 2, false);
+        assert_eq!(c, [2.0; 4]);
+        let refused =
+            |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+        assert!(refused(&|| {
+            gemm_short(
+                2,
+                2,
+                2,
+                &one[..3],
+                2,
+                1,
+                &one,
+                2,
+                1,
+                &mut [0.0; 4],
+                2,
+                1,
+                false,
+            )
+        }));
+        assert!(refused(&|| {
+            gemm_short(
+                3,
+                1,
+                1,
+                &one,
+                1 << 63,
+                1,
+                &one,
+                1,
+                1,
+                &mut [0.0; 4],
+                1,
+                1,
+                false,
+            )
+        }));
+        assert!(refused(&|| {
+            gemm_short(2, 2, 2, &one, 2, 1, &one, 2, 1, &mut [0.0; 4], 1, 1, false)
+        }));
+    }
+
     /// The `gemm` crate gives the same bits on any number of threads, overwriting or
     /// accumulating: it splits C among them, never K. Shapes take its main kernels with K in one
     /// block and in several, and (B read transposed) its kernel for small C.

@@ -77,7 +77,8 @@ fn sgemm_split(
             cb,
             n,
             1,
-        );
+        )
+        .expect("blocks of a checked product");
     });
 }
 
@@ -101,7 +102,7 @@ fn matmul_512(runs: usize) {
         (
             "direct sgemm, one call (1 thread)",
             flops,
-            Box::new(|| sgemm(n, n, n, 1.0, ad, n, 1, bd, n, 1, 0.0, &mut c, n, 1)),
+            Box::new(|| sgemm(n, n, n, 1.0, ad, n, 1, bd, n, 1, 0.0, &mut c, n, 1).unwrap()),
         ),
         (
             "direct sgemm, rows split over the threads",
@@ -239,6 +240,7 @@ fn conv_shape(label: &str, m: usize, k: usize, n: usize, runs: usize) {
             n,
             1,
         )
+        .unwrap()
     });
     row("direct sgemm, one call (1 thread)", gflops(flops, direct));
     let kernel = time_runs(runs, || {

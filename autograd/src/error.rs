@@ -42,6 +42,10 @@ pub enum Error {
         pass: &'static str,
         inputs: String,
     },
+    /// The allocator refused the storage of a tensor (or its size exceeds what one allocation
+    /// may hold).
+    #[error("{op}: could not allocate {bytes} bytes for the result")]
+    OutOfMemory { op: &'static str, bytes: usize },
     /// A file that could not be read or written. `source` is the operating system's error,
     /// when there is one (see [`Error::io`]), for callers that inspect its kind.
     #[error("{path}: {msg}")]

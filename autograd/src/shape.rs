@@ -5,6 +5,9 @@ use crate::error::{Error, Result};
 use smallvec::SmallVec;
 use std::fmt;
 
+/// Most f32 elements a tensor may hold: `isize::MAX` bytes.
+pub const MAX_ELEMENTS: usize = isize::MAX as usize / std::mem::size_of::<f32>();
+
 /// Dimensions of a tensor, outermost first. Rank 0 is a scalar with one element.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 6]>);
@@ -28,9 +31,43 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a scalar).
+    /// Number of elements (1 for a scalar). Panics if the product overflows `usize` (it never
+    /// wraps); a tensor's shape always fits, see [`Shape::check_size`].
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.checked_numel().unwrap_or_else(|| {
+            panic!("Shape::numel: shape {self} has more than usize::MAX elements")
+        })
+    }
+
+    /// Number of elements, or `None` if the product overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        if self.0.contains(&0) {
+            return Some(0);
+        }
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// The element count of a tensor of this shape, or an error naming `op` if it could not
+    /// exist: the product of its non-zero dimensions, in bytes of f32, must not exceed
+    /// `isize::MAX` (Rust's bound on an allocation). Every product of some of the dimensions
+    /// (strides, matrix sizes, plane sizes) then fits too, so kernels indexing a checked shape
+    /// cannot overflow, even for a shape holding no element.
+    pub fn check_size(&self, op: &'static str) -> Result<usize> {
+        let fits = self
+            .0
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= MAX_ELEMENTS);
+        match fits {
+            Some(_) => Ok(self.numel()),
+            None => Err(Error::invalid(
+                op,
+                format!(
+                    "a tensor of shape {self} would need more than isize::MAX bytes ({MAX_ELEMENTS} f32 elements)"
+                ),
+            )),
+        }
     }
 
     /// Size of dimension `axis` (already normalised).
@@ -38,11 +75,14 @@ impl Shape {
         self.0[axis]
     }
 
-    /// Row-major strides in elements.
+    /// Row-major strides in elements. Panics if one overflows `usize` (never for the shape of
+    /// a tensor, see [`Shape::check_size`]).
     pub fn strides(&self) -> SmallVec<[usize; 6]> {
         let mut s: SmallVec<[usize; 6]> = SmallVec::from_elem(1, self.rank());
         for i in (0..self.rank().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * self.0[i + 1];
+            s[i] = s[i + 1].checked_mul(self.0[i + 1]).unwrap_or_else(|| {
+                panic!("Shape::strides: a stride of shape {self} overflows usize")
+            });
         }
         s
     }
@@ -111,7 +151,9 @@ impl Shape {
                 ));
             };
         }
-        Ok(Shape(out))
+        let out = Shape(out);
+        out.check_size(op)?;
+        Ok(out)
     }
 
     /// Strides for reading a tensor of this shape as if it had shape `target` (which it must

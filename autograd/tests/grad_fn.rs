@@ -47,7 +47,10 @@ fn bad_calls_are_errors_naming_what_is_wrong() {
     let err = grad(&[y], &[x, unused], false).unwrap_err().to_string();
     assert!(err.contains("input 1") && err.contains("not used"), "{err}");
     let err = grad(&[x.square()], &[x], false).unwrap_err().to_string();
-    assert!(err.contains("output 0") && err.contains("one element"), "{err}");
+    assert!(
+        err.contains("output 0") && err.contains("one element"),
+        "{err}"
+    );
     assert!(grad(&[], &[x], false).is_err());
     let other = Tape::new();
     let z = other.var(Tensor::scalar(1.0));

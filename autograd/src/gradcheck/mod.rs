@@ -168,12 +168,10 @@ mod tests {
     /// y = x^3 recorded with its rule scaled by `s`: dy/dx = 3 s x^2.
     fn cube<'t>(s: f32, t: &'t Tape, v: &[Var<'t>]) -> Result<Var<'t>> {
         let y = v[0].value().powf(3.0);
-        Ok(
-            t.record(crate::tape::Op::new("cube", ""), &[v[0]], y, move |c| {
-                let d = c.input(0).square().mul_scalar(3.0 * s);
-                Ok(crate::grads![c.grad().mul(d)?])
-            }),
-        )
+        t.record(crate::tape::Op::new("cube", ""), &[v[0]], y, move |c| {
+            let d = c.input(0).square().mul_scalar(3.0 * s);
+            Ok(crate::grads![c.grad().mul(d)?])
+        })
     }
 
     #[test]

@@ -47,17 +47,22 @@ impl<'t> Var<'t> {
         }
         let x = self.value();
         let (mean, var) = x.channel_mean_var();
-        if let Some(r) = running {
+        if let Some(r) = &running {
             check_stats(&s, c, r.mean, r.var)?;
+        }
+        // The running statistics are updated once the op is recorded, so that a call that
+        // fails (inputs on another tape) leaves them as they were.
+        let update = |r: RunningStats<'_>, mean: &[f32], var: &[f32]| {
             let m = r.momentum;
             let unbiased = count as f32 / (count - 1) as f32;
-            for (rm, &bm) in r.mean.data_mut().iter_mut().zip(&mean) {
+            for (rm, &bm) in r.mean.data_mut().iter_mut().zip(mean) {
                 *rm = (1.0 - m) * *rm + m * bm;
             }
-            for (rv, &bv) in r.var.data_mut().iter_mut().zip(&var) {
+            for (rv, &bv) in r.var.data_mut().iter_mut().zip(var) {
                 *rv = (1.0 - m) * *rv + m * bv * unbiased;
             }
-        }
+        };
+        let stats = running.is_some().then(|| (mean.clone(), var.clone()));
         let inv_std: Vec<f32> = var.iter().map(|&v| (v + eps).powf(-0.5)).collect();
         let per_channel = |v: Option<Var<'t>>, default: f32| -> Vec<f32> {
             v.map_or_else(|| vec![default; c], |v| v.value().to_vec())
@@ -68,7 +73,7 @@ impl<'t> Var<'t> {
         let y = x.channel_affine(&mean, &scale, &per_channel(bias, 0.0));
         let inputs = present([Some(self), weight, bias]);
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
-        Ok(self
+        let out = self
             .tape()
             .record(BATCH_NORM_TRAIN, &inputs, y, move |ctx| {
                 if ctx.tape().is_recording() {
@@ -95,7 +100,11 @@ impl<'t> Var<'t> {
                     out.push(Some(per_channel(sum_g)));
                 }
                 Ok(out)
-            }))
+            })?;
+        if let (Some(r), Some((mean, var))) = (running, stats) {
+            update(r, &mean, &var);
+        }
+        Ok(out)
     }
 }
 

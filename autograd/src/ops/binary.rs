@@ -32,35 +32,32 @@ pub const WHERE: Op = Op::new(
 impl<'t> Var<'t> {
     /// `a + b` with broadcasting. Rule `add: grad.sum_to(a), grad.sum_to(b)`.
     pub fn add(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.same_tape("add", other)?;
         let v = self.value().add(&other.value())?;
-        Ok(self.tape().record(ADD, &[self, other], v, |c| {
+        self.tape().record(ADD, &[self, other], v, |c| {
             let g = c.grad();
             Ok(grads![
                 g.sum_to(&c.input(0).shape())?,
                 g.sum_to(&c.input(1).shape())?
             ])
-        }))
+        })
     }
 
     /// `a - b` with broadcasting. Rule `sub: grad.sum_to(a), -grad.sum_to(b)`.
     pub fn sub(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.same_tape("sub", other)?;
         let v = self.value().sub(&other.value())?;
-        Ok(self.tape().record(SUB, &[self, other], v, |c| {
+        self.tape().record(SUB, &[self, other], v, |c| {
             let g = c.grad();
             Ok(grads![
                 g.sum_to(&c.input(0).shape())?,
                 g.neg().sum_to(&c.input(1).shape())?
             ])
-        }))
+        })
     }
 
     /// `a * b` with broadcasting. Rule `mul: (grad * b).sum_to(a), (grad * a).sum_to(b)`.
     pub fn mul(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.same_tape("mul", other)?;
         let v = self.value().mul(&other.value())?;
-        Ok(self.tape().record(MUL, &[self, other], v, |c| {
+        self.tape().record(MUL, &[self, other], v, |c| {
             let (a, b, g) = (c.input(0), c.input(1), c.grad());
             let ga = if c.needs(0) {
                 Some(g.mul(b)?.sum_to(&a.shape())?)
@@ -73,14 +70,13 @@ impl<'t> Var<'t> {
                 None
             };
             Ok(grads![ga, gb])
-        }))
+        })
     }
 
     /// `a / b` with broadcasting. Rule `div: (grad / b).sum_to(a), (-grad * a / b^2).sum_to(b)`.
     pub fn div(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.same_tape("div", other)?;
         let v = self.value().div(&other.value())?;
-        Ok(self.tape().record(DIV, &[self, other], v, |c| {
+        self.tape().record(DIV, &[self, other], v, |c| {
             let (a, b, g) = (c.input(0), c.input(1), c.grad());
             let ga = if c.needs(0) {
                 Some(g.div(b)?.sum_to(&a.shape())?)
@@ -93,7 +89,7 @@ impl<'t> Var<'t> {
                 None
             };
             Ok(grads![ga, gb])
-        }))
+        })
     }
 
     /// Elementwise maximum with broadcasting. On ties the gradient is split evenly between the
@@ -114,9 +110,8 @@ impl<'t> Var<'t> {
         f: fn(&Tensor, &Tensor) -> Result<Tensor>,
         wins: fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Var<'t>> {
-        self.same_tape(op.name, other)?;
         let v = f(&self.value(), &other.value())?;
-        Ok(self.tape().record(op, &[self, other], v, move |c| {
+        self.tape().record(op, &[self, other], v, move |c| {
             let (a, b) = (c.input(0), c.input(1));
             let (av, bv) = (a.value(), b.value());
             // Weight of `a` in each element: 1 where it wins, 1/2 on ties, 0 where it loses.
@@ -127,22 +122,20 @@ impl<'t> Var<'t> {
                 g.mul(c.tape().input(wa))?.sum_to(&a.shape())?,
                 g.mul(c.tape().input(wb))?.sum_to(&b.shape())?
             ])
-        }))
+        })
     }
 
     /// `where(mask, a, b)`: `a` where `mask` is non-zero, else `b`; all three broadcast. The
     /// mask gets no gradient.
     pub fn where_cond(mask: Var<'t>, a: Var<'t>, b: Var<'t>) -> Result<Var<'t>> {
-        a.same_tape("where", b)?;
-        a.same_tape("where", mask)?;
         let v = Tensor::where_cond(&mask.value(), &a.value(), &b.value())?;
-        Ok(a.tape().record(WHERE, &[mask, a, b], v, |c| {
+        a.tape().record(WHERE, &[mask, a, b], v, |c| {
             let (m, g) = (c.input(0), c.grad());
             let zero = c.tape().input(Tensor::scalar(0.0));
             let ga = Var::where_cond(m, g, zero)?.sum_to(&c.input(1).shape())?;
             let gb = Var::where_cond(m, zero, g)?.sum_to(&c.input(2).shape())?;
             Ok(grads![None, ga, gb])
-        }))
+        })
     }
 
     /// `x + s`.
@@ -194,7 +187,8 @@ impl<'t> Var<'t> {
         op: &'static str,
         f: fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Var<'t>> {
-        self.same_tape(op, other)?;
+        // A mask records no chain rule, so not through `record`: the same check, done here.
+        self.tape().check_own(op, &[self, other])?;
         Ok(self.constant(f(&self.value(), &other.value())?))
     }
 }

@@ -95,6 +95,7 @@ impl<'t> Var<'t> {
                 ));
             }
         }
+        empty_plane("conv2d", &xs, &ws)?;
         let win = Window2d::conv("conv2d", (h, w), (kh, kw), o.stride, o.padding, o.dilation)?;
         let inputs = present([Some(self), Some(weight), bias]);
         self.tape().composite(CONV2D, &inputs, || {
@@ -177,14 +178,29 @@ impl<'t> Var<'t> {
                 format!("output_padding {output_padding:?} must be smaller than the stride or the dilation"),
             ));
         }
+        empty_plane("conv_transpose2d", &xs, &ws)?;
+        if [kh, kw, o.stride.0, o.stride.1, o.dilation.0, o.dilation.1].contains(&0) {
+            return Err(Error::invalid(
+                "conv_transpose2d",
+                format!(
+                    "kernel {kh}x{kw}, stride {:?} and dilation {:?} must be positive",
+                    o.stride, o.dilation
+                ),
+            ));
+        }
+        // In checked arithmetic: each term may be near usize::MAX. `i` and `k` are positive.
         let size = |i: usize, s: usize, p: usize, d: usize, k: usize, op: usize| -> Result<usize> {
-            ((i - 1) * s + d * (k - 1) + op + 1)
-                .checked_sub(2 * p)
+            let full = (i - 1)
+                .checked_mul(s)
+                .and_then(|x| d.checked_mul(k - 1).and_then(|y| x.checked_add(y)))
+                .and_then(|x| x.checked_add(op))
+                .and_then(|x| x.checked_add(1));
+            full.and_then(|v| v.checked_sub(p.checked_mul(2)?))
                 .filter(|&v| v > 0)
                 .ok_or_else(|| {
                     Error::invalid(
                         "conv_transpose2d",
-                        format!("padding {p} leaves no output for input size {i}"),
+                        format!("input size {i} with stride {s}, padding {p}, dilation {d}, kernel {k} and output padding {op} gives no valid output size"),
                     )
                 })
         };
@@ -248,4 +264,17 @@ impl<'t> Var<'t> {
             None => Ok(y),
         }
     }
+}
+
+/// As PyTorch, a convolution takes an empty batch or empty channels, not an empty plane: a
+/// plane of zero rows or columns has no window to convolve (only padding could make one).
+fn empty_plane(op: &'static str, x: &crate::Shape, w: &crate::Shape) -> Result<()> {
+    if x.dim(2) == 0 || x.dim(3) == 0 {
+        return Err(Error::shape(
+            op,
+            &[x, w],
+            "an input whose height and width are non-zero (only the batch or the channels may be empty)",
+        ));
+    }
+    Ok(())
 }

@@ -8,10 +8,11 @@ impl<'t> Var<'t> {
     /// `x Wᵀ + b` for `x` of shape `[..., in]`, `weight` `[out, in]` and an optional `bias`
     /// `[out]`; the transpose is read in place (no copy).
     pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Result<Var<'t>> {
-        self.same_tape("linear", weight)?;
-        if let Some(b) = bias {
-            self.same_tape("linear", b)?;
-        }
+        // `record`'s check, under this composition's name (its ops would name themselves).
+        self.tape().check_own(
+            "linear",
+            &crate::ops::present([Some(self), Some(weight), bias]),
+        )?;
         let (xs, ws) = (self.shape(), weight.shape());
         let bad = |what: &str| Error::shape("linear", &[&xs, &ws], what.to_string());
         if ws.rank() != 2 || xs.rank() == 0 || xs.dim(xs.rank() - 1) != ws.dim(1) {
@@ -28,7 +29,8 @@ impl<'t> Var<'t> {
         }
         // All leading dims become rows of one matrix product.
         let (inp, out) = (ws.dim(1), ws.dim(0));
-        let x2 = self.reshape([xs.numel() / inp.max(1), inp])?;
+        let rows: usize = xs.dims()[..xs.rank() - 1].iter().product();
+        let x2 = self.reshape([rows, inp])?;
         let mut dims = xs.dims().to_vec();
         *dims.last_mut().expect("rank >= 1") = out;
         let y = x2.matmul_t(weight, No, Yes)?.reshape(dims)?;

@@ -24,7 +24,6 @@ pub const MATMUL: Op = Op::new(
 impl<'t> Var<'t> {
     /// `torch.matmul`: 2-d, batched with broadcast batch dimensions, 1-d operands promoted.
     pub fn matmul(self, other: Var<'t>) -> Result<Var<'t>> {
-        self.same_tape("matmul", other)?;
         let (ra, rb) = (self.rank(), other.rank());
         if ra >= 2 && rb >= 2 {
             return self.matmul_t(other, No, No);
@@ -39,9 +38,8 @@ impl<'t> Var<'t> {
     /// Batched `op(a) @ op(b)` for operands of rank >= 2, `op` transposing the last two axes when
     /// asked: the primitive behind `matmul` and `linear`.
     pub fn matmul_t(self, other: Var<'t>, ta: Transpose, tb: Transpose) -> Result<Var<'t>> {
-        self.same_tape("matmul", other)?;
         let v = self.value().matmul_t(&other.value(), ta, tb)?;
-        Ok(self.tape().record(MATMUL, &[self, other], v, move |c| {
+        self.tape().record(MATMUL, &[self, other], v, move |c| {
             let (a, b, g) = (c.input(0), c.input(1), c.grad());
             let summed = |x, y, tx, ty, to: &Shape| summed_product(c, x, y, tx, ty, to);
             let ga = if c.needs(0) {
@@ -67,7 +65,7 @@ impl<'t> Var<'t> {
                 None
             };
             Ok(grads![ga, gb])
-        }))
+        })
     }
 }
 

@@ -24,9 +24,9 @@ impl<'t> Var<'t> {
             return Ok(self);
         }
         let v = self.value().reshape(shape)?;
-        Ok(self.tape().record(RESHAPE, &[self], v, |c| {
+        self.tape().record(RESHAPE, &[self], v, |c| {
             Ok(grads![c.grad().reshape(c.input(0).shape())?])
-        }))
+        })
     }
 
     /// Reshape with one dimension given as `-1` and inferred.
@@ -58,9 +58,9 @@ impl<'t> Var<'t> {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        Ok(self.tape().record(PERMUTE, &[self], v, move |c| {
+        self.tape().record(PERMUTE, &[self], v, move |c| {
             Ok(grads![c.grad().permute(&inverse)?])
-        }))
+        })
     }
 
     /// Swaps two axes.
@@ -79,9 +79,9 @@ impl<'t> Var<'t> {
             return Ok(self);
         }
         let v = self.value().broadcast_to(shape)?;
-        Ok(self.tape().record(BROADCAST_TO, &[self], v, |c| {
+        self.tape().record(BROADCAST_TO, &[self], v, |c| {
             Ok(grads![c.grad().sum_to(&c.input(0).shape())?])
-        }))
+        })
     }
 
     /// `len` entries of `axis` from `start`. Rule `narrow: grad padded back with zeros`.
@@ -89,13 +89,13 @@ impl<'t> Var<'t> {
         let v = self.value().narrow(axis, start, len)?;
         let a = self.shape().axis("narrow", axis)?;
         let size = self.shape().dim(a);
-        Ok(self.tape().record(NARROW, &[self], v, move |c| {
+        self.tape().record(NARROW, &[self], v, move |c| {
             let mut pads = vec![(0, 0); a + 1];
             pads[a] = (start, size - start - len);
             let rank = c.input(0).rank();
             pads.extend(std::iter::repeat_n((0, 0), rank - a - 1));
             Ok(grads![c.grad().pad(&pads, 0.0)?])
-        }))
+        })
     }
 
     /// Pads each axis (the last `pads.len()` axes) with `(before, after)` copies of `value`.
@@ -103,7 +103,7 @@ impl<'t> Var<'t> {
     pub fn pad(self, pads: &[(usize, usize)], value: f32) -> Result<Var<'t>> {
         let v = self.value().pad(pads, value)?;
         let pads = pads.to_vec();
-        Ok(self.tape().record(PAD, &[self], v, move |c| {
+        self.tape().record(PAD, &[self], v, move |c| {
             let x = c.input(0).shape();
             let off = x.rank() - pads.len();
             let mut g = c.grad();
@@ -111,7 +111,7 @@ impl<'t> Var<'t> {
                 g = g.narrow((off + i) as isize, before, x.dim(off + i))?;
             }
             Ok(grads![g])
-        }))
+        })
     }
 
     /// Joins vars along an existing axis. Rule `concat: grad.narrow(offset_i, size_i)` for
@@ -120,14 +120,11 @@ impl<'t> Var<'t> {
         let first = *parts
             .first()
             .ok_or_else(|| Error::invalid("concat", "needs at least one var"))?;
-        for p in parts {
-            first.same_tape("concat", *p)?;
-        }
         let values: Vec<Tensor> = parts.iter().map(|p| p.value()).collect();
         let refs: Vec<&Tensor> = values.iter().collect();
         let v = Tensor::concat(&refs, axis)?;
         let a = first.shape().axis("concat", axis)?;
-        Ok(first.tape().record(CONCAT, parts, v, move |c| {
+        first.tape().record(CONCAT, parts, v, move |c| {
             let mut out = InputGrads::new();
             let mut offset = 0;
             for i in 0..c.inputs.len() {
@@ -136,7 +133,7 @@ impl<'t> Var<'t> {
                 offset += n;
             }
             Ok(out)
-        }))
+        })
     }
 
     /// Joins equally shaped vars along a new axis (a reshape of each, then concat).
@@ -144,10 +141,11 @@ impl<'t> Var<'t> {
         let first = parts
             .first()
             .ok_or_else(|| Error::invalid("stack", "needs at least one var"))?;
+        // `record`'s check, under this composition's name (concat would name itself).
+        first.tape().check_own("stack", parts)?;
         let (shape, a) = first.value().unsqueeze_shape("stack", axis)?;
         let mut views = Vec::with_capacity(parts.len());
         for p in parts {
-            first.same_tape("stack", *p)?;
             if p.shape() != first.shape() {
                 return Err(Error::shape(
                     "stack",

@@ -160,14 +160,27 @@ impl<'t> Var<'t> {
         k: f32,
     ) -> Result<Var<'t>> {
         let s = self.shape();
+        if s.numel() == 0 {
+            // Nothing to normalise (and a window loop over up to 2^62 empty channels).
+            return self.reshape(s);
+        }
         let c = s.dim(1);
         let rest: usize = s.dims()[2..].iter().product();
         let sq = self.square().reshape([s.dim(0), c, rest])?;
-        // Zero-pad the channel axis, then add the `size` shifted copies: a sliding window sum.
-        let padded = sq.pad(&[(size / 2, (size - 1) / 2), (0, 0)], 0.0)?;
-        let mut window = padded.narrow(1, 0, c)?;
-        for j in 1..size {
-            window = window.add(padded.narrow(1, j, c)?)?;
+        // Zero-pad the channel axis, then add the shifted copies: a sliding window sum. Of the
+        // `size` copies only those at offsets in (before - c, before + c) reach a real channel
+        // (the others are all padding and add zeros), so the padding is cut to at most `c` a
+        // side and only those copies are added, in the same order: a size of 2^62 costs what
+        // a size of 2c does.
+        let (before, after) = (size / 2, (size - 1) / 2);
+        let (pb, pa) = (before.min(c), after.min(c));
+        let padded = sq.pad(&[(pb, pa), (0, 0)], 0.0)?;
+        let first = (before + 1).saturating_sub(c);
+        let end = size.min(before.saturating_add(c));
+        let shifted = |j: usize| padded.narrow(1, j - (before - pb), c);
+        let mut window = shifted(first)?;
+        for j in first + 1..end {
+            window = window.add(shifted(j)?)?;
         }
         let denom = window
             .mul_scalar(alpha / size as f32)

@@ -63,6 +63,14 @@ impl Pool2dOptions {
         if shape.rank() != 4 {
             return Err(Error::shape(op, &[shape], "an [N, C, H, W] input"));
         }
+        if shape.dims()[1..].contains(&0) {
+            // As PyTorch: only the batch may be empty.
+            return Err(Error::shape(
+                op,
+                &[shape],
+                "an [N, C, H, W] input with non-zero C, H and W (only the batch may be empty)",
+            ));
+        }
         Window2d::pool(
             op,
             (shape.dim(2), shape.dim(3)),
@@ -105,7 +113,7 @@ impl<'t> Var<'t> {
             ));
         }
         let w = o.window("avg_pool2d", &s)?;
-        let divisor = avg_divisor(&w, count_include_pad);
+        let divisor = avg_divisor(&w, count_include_pad)?;
         self.tape().composite(AVG_POOL2D, &[self], || {
             self.pool_windows(&w, 0.0)?
                 .sum(&[1], false)?
@@ -129,9 +137,10 @@ impl<'t> Var<'t> {
         if out == (1, 1) {
             return self.mean(&[2, 3], true);
         }
+        let ph = averaging_matrix(s.dim(2), out.0)?;
+        let pw = averaging_matrix(s.dim(3), out.1)?;
         self.tape().composite(ADAPTIVE_AVG_POOL2D, &[self], || {
-            let ph = self.constant(averaging_matrix(s.dim(2), out.0));
-            let pw = self.constant(averaging_matrix(s.dim(3), out.1));
+            let (ph, pw) = (self.constant(ph), self.constant(pw));
             let rows = self.matmul_t(pw, Transpose::No, Transpose::Yes)?;
             ph.matmul_t(rows, Transpose::No, Transpose::No)
         })
@@ -139,62 +148,87 @@ impl<'t> Var<'t> {
 }
 
 /// Indices of the maxima of `max_pool2d` as PyTorch returns them: the flat position `h*W + w`
-/// of the first maximum of each window inside its (n, c) plane, as f32.
+/// of the first maximum of each window inside its (n, c) plane, as f32. Only cells of the input
+/// are candidates (never padding); NaN counts as a maximum, as in PyTorch's kernel.
 pub fn max_pool2d_indices(x: &Tensor, o: Pool2dOptions) -> Result<Tensor> {
     let s = x.shape().clone();
     let w = o.window("max_pool2d", &s)?;
-    let planes = x.reshape([s.dim(0) * s.dim(1), 1, s.dim(2), s.dim(3)])?;
-    let cols = planes.unfold2d(&w, f32::NEG_INFINITY)?;
-    let (kk, l) = (w.cells(), w.positions());
-    let mut out = Vec::with_capacity(cols.dims()[0] * l);
-    for plane in cols.data().chunks(kk * l) {
-        for p in 0..l {
-            let (oi, oj) = (p / w.output.1, p % w.output.1);
-            let mut best = (f32::NEG_INFINITY, 0usize);
-            for k in 0..kk {
-                let v = plane[k * l + p];
-                if v > best.0 || (k == 0 && v == best.0) {
-                    best = (v, k);
+    let (oh, ow) = w.output;
+    let out_shape = crate::Shape::new(&[s.dim(0), s.dim(1), oh, ow]);
+    let size = out_shape.check_size("max_pool2d")?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(size)
+        .map_err(|_| Error::OutOfMemory {
+            op: "max_pool2d",
+            bytes: size * 4,
+        })?;
+    let (h, wd) = w.input;
+    // Input rows (or columns) a window at position `o` covers along one axis, in kernel order.
+    let cells = |o: usize, k: usize, s: usize, p: usize, d: usize, n: usize| {
+        (0..k).filter_map(move |i| (o * s + i * d).checked_sub(p).filter(|&c| c < n))
+    };
+    for plane in x.data().chunks(h * wd) {
+        for oi in 0..oh {
+            for oj in 0..ow {
+                let (ks, ss, ps, ds) = (w.kernel, w.stride, w.padding, w.dilation);
+                let mut best: Option<(f32, usize)> = None;
+                for i in cells(oi, ks.0, ss.0, ps.0, ds.0, h) {
+                    for j in cells(oj, ks.1, ss.1, ps.1, ds.1, wd) {
+                        let v = plane[i * wd + j];
+                        let wins = match best {
+                            None => true,
+                            Some((b, _)) => !b.is_nan() && (v > b || v.is_nan()),
+                        };
+                        if wins {
+                            best = Some((v, i * wd + j));
+                        }
+                    }
                 }
+                // Padding is at most half the kernel, so every window holds an input cell.
+                out.push(best.map_or(0.0, |(_, at)| at as f32));
             }
-            let (ki, kj) = (best.1 / w.kernel.1, best.1 % w.kernel.1);
-            let i = oi * w.stride.0 + ki * w.dilation.0 - w.padding.0;
-            let j = oj * w.stride.1 + kj * w.dilation.1 - w.padding.1;
-            out.push((i * s.dim(3) + j) as f32);
         }
     }
-    Tensor::from_vec(out, [s.dim(0), s.dim(1), w.output.0, w.output.1])
+    Tensor::from_vec(out, out_shape)
 }
 
-/// PyTorch's avg_pool2d divisor per window position, as `[oh*ow]`.
-fn avg_divisor(w: &Window2d, count_include_pad: bool) -> Tensor {
+/// PyTorch's avg_pool2d divisor per window position, as `[oh*ow]` (in i128: the window
+/// bounds of a checked geometry fit in usize, not necessarily in isize).
+fn avg_divisor(w: &Window2d, count_include_pad: bool) -> Result<Tensor> {
     let span = |o: usize, s: usize, p: usize, k: usize, n: usize| {
-        let start = (o * s) as isize - p as isize;
-        let end = (start + k as isize).min((n + p) as isize);
+        let start = (o as i128) * (s as i128) - p as i128;
+        let end = (start + k as i128).min(n as i128 + p as i128);
         let padded = end - start;
-        let real = end.min(n as isize) - start.max(0);
+        let real = end.min(n as i128) - start.max(0);
         (padded, real)
     };
-    let mut d = Vec::with_capacity(w.positions());
+    let mut d = Tensor::try_zeros([w.positions()])?;
+    let mut cells = d.data_mut().iter_mut();
     for oi in 0..w.output.0 {
         for oj in 0..w.output.1 {
             let (ph, rh) = span(oi, w.stride.0, w.padding.0, w.kernel.0, w.input.0);
             let (pw, rw) = span(oj, w.stride.1, w.padding.1, w.kernel.1, w.input.1);
-            d.push(if count_include_pad { ph * pw } else { rh * rw } as f32);
+            let v = if count_include_pad { ph * pw } else { rh * rw };
+            *cells.next().expect("one cell per position") = v as f32;
         }
     }
-    Tensor::from_slice(&d)
+    Ok(d)
 }
 
 /// `[out, n]` matrix whose row `i` averages the cells of adaptive window `i`.
-fn averaging_matrix(n: usize, out: usize) -> Tensor {
-    let mut m = vec![0.0f32; out * n];
+fn averaging_matrix(n: usize, out: usize) -> Result<Tensor> {
+    let mut m = Tensor::try_zeros([out, n])?;
+    let data = m.data_mut();
+    // Window bounds in u128: `i n` may exceed usize for large sizes.
+    let bound = |x: usize, ceil: bool| {
+        let (num, den) = (x as u128 * n as u128, out as u128);
+        (if ceil { num.div_ceil(den) } else { num / den }) as usize
+    };
     for i in 0..out {
-        let start = i * n / out;
-        let end = ((i + 1) * n).div_ceil(out);
+        let (start, end) = (bound(i, false), bound(i + 1, true));
         for j in start..end {
-            m[i * n + j] = 1.0 / (end - start) as f32;
+            data[i * n + j] = 1.0 / (end - start) as f32;
         }
     }
-    Tensor::from_vec(m, [out, n]).expect("out * n values")
+    Ok(m)
 }

@@ -20,10 +20,10 @@ impl<'t> Var<'t> {
         let x = self.value();
         let v = x.sum_axes(axes, keepdim)?;
         let kept = x.sum_axes(axes, true)?.shape().clone();
-        Ok(self.tape().record(SUM, &[self], v, move |c| {
+        self.tape().record(SUM, &[self], v, move |c| {
             let g = c.grad().reshape(kept.clone())?;
             Ok(grads![g.broadcast_to(c.input(0).shape())?])
-        }))
+        })
     }
 
     /// Mean over `axes` (every axis when empty): a sum times 1/count.
@@ -40,7 +40,7 @@ impl<'t> Var<'t> {
         let x = self.value();
         let v = x.max_axes(axes, keepdim)?;
         let axes = axes.to_vec();
-        Ok(self.tape().record(MAX, &[self], v, move |c| {
+        self.tape().record(MAX, &[self], v, move |c| {
             let x = c.input(0);
             let shape = x.shape();
             let kept_shape = shape.reduced(&shape.axes("max", &axes)?, true);
@@ -57,7 +57,7 @@ impl<'t> Var<'t> {
             Ok(grads![g
                 .broadcast_to(shape)?
                 .mul(c.tape().input(weight))?])
-        }))
+        })
     }
 
     /// Sums a broadcast value back to `shape`: the gradient of every broadcasting op.
@@ -67,8 +67,8 @@ impl<'t> Var<'t> {
             return Ok(self);
         }
         let v = self.value().sum_to(shape)?;
-        Ok(self.tape().record(SUM_TO, &[self], v, |c| {
+        self.tape().record(SUM_TO, &[self], v, |c| {
             Ok(grads![c.grad().broadcast_to(c.input(0).shape())?])
-        }))
+        })
     }
 }

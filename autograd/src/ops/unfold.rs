@@ -16,9 +16,9 @@ impl<'t> Var<'t> {
     pub fn unfold(self, w: &Window2d, pad_value: f32) -> Result<Var<'t>> {
         let v = self.value().unfold2d(w, pad_value)?;
         let w = *w;
-        Ok(self.tape().record(UNFOLD, &[self], v, move |c| {
+        self.tape().record(UNFOLD, &[self], v, move |c| {
             Ok(grads![c.grad().fold(&w)?])
-        }))
+        })
     }
 
     /// col2im: `[N, C*kh*kw, oh*ow]` to `[N, C, H, W]`, summing overlapping windows.
@@ -26,8 +26,8 @@ impl<'t> Var<'t> {
     pub fn fold(self, w: &Window2d) -> Result<Var<'t>> {
         let v = self.value().fold2d(w)?;
         let w = *w;
-        Ok(self.tape().record(FOLD, &[self], v, move |c| {
+        self.tape().record(FOLD, &[self], v, move |c| {
             Ok(grads![c.grad().unfold(&w, 0.0)?])
-        }))
+        })
     }
 }

@@ -161,6 +161,9 @@ fn run<'t>(
         }
         for (&input, g) in inputs.iter().zip(input_grads) {
             let Some(g) = g else { continue };
+            // A rule returning a var of another tape (a leaked, `'static` one) is refused: its
+            // id would name a different node here.
+            tape.check_own(op.name, &[g])?;
             let (want, rg) = {
                 let nodes = tape.nodes.borrow();
                 (

@@ -41,9 +41,18 @@ impl<'t> Grads<'t> {
         self.trace.as_ref()
     }
 
-    /// dL/d`v`, or `None` if no path led from `v` to the output.
+    /// dL/d`v`, or `None` if no path led from `v` to the output (as for a var of another tape:
+    /// its id names some other node here).
     pub fn get(&self, v: Var<'t>) -> Option<Tensor> {
-        self.kept.get(&v.id()).map(|(t, _)| t.clone())
+        self.kept_of(v).map(|(t, _)| t.clone())
+    }
+
+    /// The entry of `v`, if `v` is on this tape.
+    fn kept_of(&self, v: Var<'t>) -> Option<&(Tensor, Option<NodeId>)> {
+        if !std::ptr::eq(v.tape(), self.tape) {
+            return None;
+        }
+        self.kept.get(&v.id())
     }
 
     /// dL/d`v`, zeros of `v`'s shape if no path led from `v` to the output.
@@ -54,7 +63,7 @@ impl<'t> Grads<'t> {
     /// dL/d`v` as a var. After `backward` with `create_graph` it carries the recorded backward
     /// pass and can be differentiated again; otherwise it is a constant.
     pub fn var(&self, v: Var<'t>) -> Option<Var<'t>> {
-        let (t, node) = self.kept.get(&v.id())?;
+        let (t, node) = self.kept_of(v)?;
         Some(match node {
             Some(id) => Var::new(self.tape, *id),
             None => self.tape.input(t.clone()),

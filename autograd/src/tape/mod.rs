@@ -239,24 +239,29 @@ impl Tape {
     /// node keeps its inputs and the chain-rule closure `backward`; otherwise it is a constant
     /// and the closure is dropped unused. This is how a custom primitive is added: compute the
     /// value with tensor kernels, then record it with its derivative rule written in var ops.
+    ///
+    /// Fails with [`crate::Error::ForeignTape`] naming `op` if an input was recorded on another
+    /// tape: a node keeps its inputs' ids, which only mean something on its own tape, so a
+    /// foreign input would send its gradient to whatever node has that id here.
     pub fn record<'t, F>(
         &'t self,
         op: Op,
         inputs: &[Var<'t>],
         value: Tensor,
         backward: F,
-    ) -> Var<'t>
+    ) -> crate::Result<Var<'t>>
     where
         F: for<'a> Fn(&Ctx<'a>) -> crate::Result<InputGrads<'a>> + 'static,
     {
+        self.check_own(op.name, inputs)?;
         if self.anomaly_mode() && self.anomaly.borrow().is_none() {
             self.check_finite(op, "forward", inputs, &value);
         }
         let requires_grad = self.is_recording() && inputs.iter().any(|v| v.requires_grad());
         if !requires_grad {
-            return self.push_leaf(op, NodeKind::Constant, value, false);
+            return Ok(self.push_leaf(op, NodeKind::Constant, value, false));
         }
-        self.push(Node {
+        Ok(self.push(Node {
             op,
             kind: NodeKind::Op,
             inputs: inputs.iter().map(|v| v.id()).collect(),
@@ -265,7 +270,19 @@ impl Tape {
             requires_grad: true,
             retain_grad: false,
             label: None,
-        })
+        }))
+    }
+
+    /// The same-tape invariant, checked here for every op (by `record`, `composite` and the
+    /// ops that record a constant computed from vars): every input was recorded on this tape.
+    /// Vars hold a reference to their tape, and two tapes alive at once have distinct
+    /// addresses, so comparing the references compares the tapes.
+    pub(crate) fn check_own(&self, op: &'static str, inputs: &[Var<'_>]) -> crate::Result<()> {
+        if inputs.iter().all(|v| std::ptr::eq(v.tape(), self)) {
+            Ok(())
+        } else {
+            Err(crate::Error::ForeignTape { op })
+        }
     }
 
     pub(crate) fn check_finite(
@@ -301,6 +318,7 @@ impl Tape {
         inputs: &[Var<'t>],
         f: impl FnOnce() -> crate::Result<Var<'t>>,
     ) -> crate::Result<Var<'t>> {
+        self.check_own(op.name, inputs)?;
         if inputs.iter().any(|v| v.requires_grad()) {
             return f();
         }

@@ -116,13 +116,10 @@ impl<'t> Var<'t> {
     }
 
     /// Fails unless `other` is on the same tape, naming `op`: a composition calls it first so
-    /// that mixing tapes is reported under its own name rather than an inner primitive's.
+    /// that mixing tapes is reported under its own name rather than an inner primitive's
+    /// (`Tape::record` checks every op's inputs either way).
     pub fn same_tape(self, op: &'static str, other: Var<'t>) -> Result<()> {
-        if std::ptr::eq(self.tape, other.tape) {
-            Ok(())
-        } else {
-            Err(Error::ForeignTape { op })
-        }
+        self.tape.check_own(op, &[self, other])
     }
 
     /// A constant on this var's tape.

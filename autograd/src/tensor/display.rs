@@ -13,7 +13,10 @@ impl fmt::Display for Tensor {
         let summarise = self.numel() > SUMMARISE_ABOVE;
         let sci = needs_scientific(self.data());
         write!(f, "tensor(")?;
-        if self.rank() == 0 {
+        if self.numel() == 0 {
+            // As PyTorch: no brackets per dimension, which could be 2^62 of them.
+            write!(f, "[]")?;
+        } else if self.rank() == 0 {
             write_value(f, self.data()[0], sci)?;
         } else {
             write_dim(f, self, 0, 0, summarise, sci)?;
@@ -104,5 +107,7 @@ mod tests {
         assert!(big.contains("..."), "{big}");
         assert!(big.len() < 200);
         assert_eq!(Tensor::scalar(0.5).to_string(), "tensor(0.5000, shape=[])");
+        let empty = Tensor::zeros([1 << 40, 0]).to_string();
+        assert_eq!(empty, "tensor([], shape=[1099511627776, 0])");
     }
 }

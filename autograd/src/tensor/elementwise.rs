@@ -38,7 +38,7 @@ impl Tensor {
         let shape = Shape::broadcast(op, self.shape(), other.shape())?;
         let (a, b) = (self.data(), other.data());
         if self.shape() == other.shape() {
-            let mut out = pool::for_overwrite(a.len());
+            let mut out = pool::try_for_overwrite(op, a.len())?;
             let apply = |((o, x), y): ((&mut [f32], &[f32]), &[f32])| {
                 for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
                     *o = f(x, y);
@@ -68,7 +68,7 @@ impl Tensor {
         ];
         let dims = coalesce(shape.dims(), &mut strides);
         let [sa, sb] = &strides;
-        let out = broadcast_rows(&dims, |row_out, offsets, inner| {
+        let out = broadcast_rows(op, &dims, |row_out, offsets, inner| {
             let (oa, ob) = (offsets(sa), offsets(sb));
             let len = row_out.len();
             // The common strides get loops the compiler vectorises.
@@ -97,7 +97,7 @@ impl Tensor {
                     }
                 }
             }
-        });
+        })?;
         Ok(Tensor::from_parts(out, shape))
     }
 
@@ -113,7 +113,7 @@ impl Tensor {
         let dims = coalesce(shape.dims(), &mut strides);
         let [sm, sa, sb] = &strides;
         let (m, ad, bd) = (mask.data(), a.data(), b.data());
-        let out = broadcast_rows(&dims, |row_out, offsets, inner| {
+        let out = broadcast_rows("where", &dims, |row_out, offsets, inner| {
             let (om, oa, ob) = (offsets(sm), offsets(sa), offsets(sb));
             let (im, ia, ib) = (inner(sm), inner(sa), inner(sb));
             for (j, o) in row_out.iter_mut().enumerate() {
@@ -123,7 +123,7 @@ impl Tensor {
                     bd[ob + j * ib]
                 };
             }
-        });
+        })?;
         Ok(Tensor::from_parts(out, shape))
     }
 
@@ -271,23 +271,24 @@ pub(crate) type Strides = SmallVec<[usize; 6]>;
 
 /// Drives a broadcast kernel row by row over an output of `dims`. `kernel(row, offsets, inner)`
 /// fills one output row; `offsets(strides)` is the operand's offset at the row start and
-/// `inner(strides)` its stride along the last dimension.
-fn broadcast_rows<K>(dims: &[usize], kernel: K) -> Vec<f32>
+/// `inner(strides)` its stride along the last dimension. `dims` are those of a checked shape
+/// (merged); the output, which may be larger than any operand, is allocated fallibly.
+fn broadcast_rows<K>(op: &'static str, dims: &[usize], kernel: K) -> Result<Vec<f32>>
 where
     K: Fn(&mut [f32], &dyn Fn(&[usize]) -> usize, &dyn Fn(&[usize]) -> usize) + Sync,
 {
     let n: usize = dims.iter().product();
     // The kernels write every element of each row.
-    let mut out = pool::for_overwrite(n);
+    let mut out = pool::try_for_overwrite(op, n)?;
     if n == 0 {
-        return out;
+        return Ok(out);
     }
     let rank = dims.len();
     if rank == 0 {
         // A scalar result (or one whose axes all have size 1) is one row of one element, read
         // at offset 0 of every operand.
         kernel(&mut out, &|_| 0, &|_| 0);
-        return out;
+        return Ok(out);
     }
     let inner_len = dims[rank - 1];
     let row = |r: usize, o: &mut [f32]| {
@@ -303,7 +304,7 @@ where
         kernel(o, &offsets, &inner);
     };
     if inner_len == 0 {
-        return out;
+        return Ok(out);
     }
     if n >= PAR_THRESHOLD {
         // Rows are grouped so each task has a few thousand elements of work.
@@ -316,7 +317,7 @@ where
             .enumerate()
             .for_each(|(r, o)| row(r, o));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

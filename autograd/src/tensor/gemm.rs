@@ -4,6 +4,7 @@
 //! wrappers here check every slice against its strides first.
 
 use super::matmul::PAR_MACS;
+use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 /// `c (m x n, row-major) = a @ b` with the longer of M and N split into `parts` blocks run in
@@ -32,7 +33,7 @@ pub(crate) fn gemm_split(
     c: &mut [f32],
     parts: usize,
 ) {
-    if parts <= 1 || m * n * k < PAR_MACS {
+    if parts <= 1 || (m * n).saturating_mul(k) < PAR_MACS {
         kernel(m, k, n, a, rsa, csa, b, rsb, csb, c, n, false);
         return;
     }
@@ -148,22 +149,75 @@ pub(crate) fn kernel(
         gemm_short(m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, 1, accumulate);
     } else {
         let beta = if accumulate { 1.0 } else { 0.0 };
-        sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1);
+        if let Err(e) = sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) {
+            // The callers build every operand from checked shapes.
+            panic!("{e}");
+        }
     }
 }
 
-/// Extent of a strided matrix in its slice: one past its last element.
-fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
+/// Checks that a strided `rows x cols` matrix lies inside a slice of `len` elements: every
+/// stride fits in `isize` (the kernels take signed strides) and the extent, one past the last
+/// element `(rows - 1) rs + (cols - 1) cs`, is computed without overflow and is at most `len`.
+/// With `distinct`, also that no two elements share a cell (the output, which the kernels may
+/// write from several threads): one of the strides is at least 1 and the other steps over a
+/// whole row or column of it. Layouts that interleave in other ways are refused too.
+fn check_matrix(
+    op: &'static str,
+    name: &str,
+    (rows, cols): (usize, usize),
+    (rs, cs): (usize, usize),
+    len: usize,
+    distinct: bool,
+) -> Result<()> {
+    let err = |what: String| {
+        Err(Error::invalid(
+            op,
+            format!("{name} ({rows} x {cols}, strides {rs}, {cs}, slice of {len}): {what}"),
+        ))
+    };
+    if rs > isize::MAX as usize || cs > isize::MAX as usize {
+        return err("strides must be at most isize::MAX".into());
     }
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let extent = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)))
+        .and_then(|e| e.checked_add(1));
+    match extent {
+        Some(e) if e <= len => {}
+        Some(e) => return err(format!("the matrix spans {e} elements")),
+        None => return err("the matrix's extent overflows usize".into()),
+    }
+    let separate = (rows == 1 || rs >= 1)
+        && (cols == 1 || cs >= 1)
+        && (rows == 1 || cols == 1 || rs >= cols * cs || cs >= rows * rs);
+    if distinct && !separate {
+        return err("the strides make elements of the output share cells".into());
+    }
+    Ok(())
+}
+
+/// The checks that make a product `c (m x n) = a (m x k) @ b (k x n)` through these strides
+/// touch only the slices' own elements, and write each element of `c` once.
+#[allow(clippy::too_many_arguments)]
+fn check_product(
+    op: &'static str,
+    (m, k, n): (usize, usize, usize),
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+    c: (usize, usize, usize),
+) -> Result<()> {
+    check_matrix(op, "a", (m, k), (a.1, a.2), a.0.len(), false)?;
+    check_matrix(op, "b", (k, n), (b.1, b.2), b.0.len(), false)?;
+    check_matrix(op, "c", (m, n), (c.1, c.2), c.0, true)
 }
 
 /// Safe wrapper over the `gemm` crate's f32 product `c = a @ b` (or `c += a @ b` with
-/// `accumulate`), on `threads` of rayon's threads (1: the calling thread only). Panics if a slice
-/// is too short for its strides.
+/// `accumulate`), on `threads` of rayon's threads (1: the calling thread only). Panics if the
+/// slices and strides fail [`check_product`]: its callers build them from checked shapes.
 #[allow(clippy::too_many_arguments)]
 fn gemm_short(
     m: usize,
@@ -180,14 +234,26 @@ fn gemm_short(
     threads: usize,
     accumulate: bool,
 ) {
-    assert!(a.len() >= extent(m, k, rsa, csa), "gemm: a is too short");
-    assert!(b.len() >= extent(k, n, rsb, csb), "gemm: b is too short");
-    assert!(c.len() >= extent(m, n, rsc, 1), "gemm: c is too short");
-    // The gemm crate only offers a pointer interface. As for `sgemm` below: the assertions keep
-    // every access inside the slices, `c` is borrowed mutably so it aliases neither input, and
-    // the strides index existing slices so they fit in isize. The crate computes
-    // `c = alpha c + beta a b` when `read_dst`; otherwise `c` is only written (alpha is ignored),
-    // so its previous contents do not matter.
+    let dims = (m, k, n);
+    if let Err(e) = check_product(
+        "gemm",
+        dims,
+        (a, rsa, csa),
+        (b, rsb, csb),
+        (c.len(), rsc, 1),
+    ) {
+        panic!("{e}");
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: `check_product` bounds every element the product reads in `a` and `b` and writes
+    // in `c` by the slices' lengths, with extents computed without overflow, and makes the
+    // elements of `c` distinct (the crate writes blocks of `c` from several threads); `c` is
+    // borrowed mutably, so it aliases neither input; the strides fit in isize. The crate
+    // computes `c = alpha c + beta a b` when `read_dst`; otherwise `c` is only written (alpha
+    // is ignored), so its previous contents do not matter. m = 0 or n = 0 returned above, so
+    // no pointer is offset for an empty output; k = 0 reads nothing of `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -217,9 +283,12 @@ fn gemm_short(
 }
 
 /// Safe wrapper over `matrixmultiply::sgemm`: `c = alpha * a @ b + beta * c` for an `m x k` matrix
-/// `a` and a `k x n` matrix `b` read through row and column strides.
+/// `a` and a `k x n` matrix `b` read through row and column strides, written into the `m x n`
+/// matrix `c` through its strides.
 ///
-/// Panics if a slice is too short for its strides: the check that makes the `unsafe` call sound.
+/// Fails, naming the operand, if a stride exceeds `isize::MAX`, if a matrix does not fit in its
+/// slice (extents are computed without overflow), or if `c`'s strides make two of its elements
+/// share a cell; nothing is read or written then.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     m: usize,
@@ -236,14 +305,23 @@ pub fn sgemm(
     c: &mut [f32],
     rsc: usize,
     csc: usize,
-) {
-    assert!(a.len() >= extent(m, k, rsa, csa), "sgemm: a is too short");
-    assert!(b.len() >= extent(k, n, rsb, csb), "sgemm: b is too short");
-    assert!(c.len() >= extent(m, n, rsc, csc), "sgemm: c is too short");
-    // matrixmultiply only offers an unsafe pointer interface, and it is the planned sgemm. The
-    // assertions above guarantee every index it reads or writes lies inside the slices, `c` is
-    // borrowed mutably so it cannot alias `a` or `b`, and strides fit in isize since they index
-    // slices that exist.
+) -> Result<()> {
+    let dims = (m, k, n);
+    check_product(
+        "sgemm",
+        dims,
+        (a, rsa, csa),
+        (b, rsb, csb),
+        (c.len(), rsc, csc),
+    )?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    // SAFETY: matrixmultiply only offers a pointer interface. `check_product` bounds every
+    // index it reads in `a` and `b` and writes in `c` by the slices' lengths (extents computed
+    // without overflow), and makes the elements of `c` distinct; `c` is borrowed mutably, so it
+    // aliases neither input; the strides fit in isize. An empty output returned above; k = 0
+    // reads nothing of `a` or `b` (c becomes beta c).
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -262,6 +340,7 @@ pub fn sgemm(
             csc as isize,
         );
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -290,7 +369,7 @@ mod tests {
             let (rsa, csa) = if a_transposed { (1, m) } else { (k, 1) };
             let mut whole = vec![0.0; m * n];
             let (a, b) = (a.data(), b.data());
-            sgemm(m, k, n, 1.0, a, rsa, csa, b, n, 1, 0.0, &mut whole, n, 1);
+            sgemm(m, k, n, 1.0, a, rsa, csa, b, n, 1, 0.0, &mut whole, n, 1).unwrap();
             for parts in [2, 3, 7] {
                 let rows = m.div_ceil(parts);
                 let mut by_rows = vec![0.0; m * n];
@@ -311,7 +390,8 @@ mod tests {
                         cb,
                         n,
                         1,
-                    );
+                    )
+                    .unwrap();
                 }
                 assert_eq!(
                     bits(&by_rows),
@@ -323,7 +403,7 @@ mod tests {
                 for j0 in (0..n).step_by(cols) {
                     let nc = cols.min(n - j0);
                     let c = &mut by_cols[j0..];
-                    sgemm(m, k, nc, 1.0, a, rsa, csa, &b[j0..], n, 1, 0.0, c, n, 1);
+                    sgemm(m, k, nc, 1.0, a, rsa, csa, &b[j0..], n, 1, 0.0, c, n, 1).unwrap();
                 }
                 assert_eq!(
                     bits(&by_cols),
@@ -332,6 +412,76 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The edges of `gemm_short`'s checks, which its `unsafe` call relies on: an empty output
+    /// touches nothing (whatever the strides), an empty inner dimension writes zeros (or keeps
+    /// C when accumulating), and a slice too short for its strides, an extent that overflows or
+    /// an output whose rows overlap is refused before the call.
+    #[test]
+    fn gemm_short_checks_its_edges() {
+        let one = [1.0f32; 4];
+        let mut c = [7.0f32; 4];
+        gemm_short(
+            0,
+            2,
+            2,
+            &[],
+            usize::MAX / 2,
+            1,
+            &one,
+            2,
+            1,
+            &mut [],
+            0,
+            1,
+            false,
+        );
+        gemm_short(2, 0, 2, &[], 0, 0, &[], 0, 0, &mut c, 2, 1, true);
+        assert_eq!(c, [7.0; 4]);
+        gemm_short(2, 0, 2, &[], 0, 0, &[], 0, 0, &mut c, 2, 1, false);
+        assert_eq!(c, [0.0; 4]);
+        gemm_short(2, 2, 2, &one, 2, 1, &one, 2, 1, &mut c, 2, 2, false);
+        assert_eq!(c, [2.0; 4]);
+        let refused =
+            |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+        assert!(refused(&|| {
+            gemm_short(
+                2,
+                2,
+                2,
+                &one[..3],
+                2,
+                1,
+                &one,
+                2,
+                1,
+                &mut [0.0; 4],
+                2,
+                1,
+                false,
+            )
+        }));
+        assert!(refused(&|| {
+            gemm_short(
+                3,
+                1,
+                1,
+                &one,
+                1 << 63,
+                1,
+                &one,
+                1,
+                1,
+                &mut [0.0; 4],
+                1,
+                1,
+                false,
+            )
+        }));
+        assert!(refused(&|| {
+            gemm_short(2, 2, 2, &one, 2, 1, &one, 2, 1, &mut [0.0; 4], 1, 1, false)
+        }));
     }
 
     /// The `gemm` crate gives the same bits on any number of threads, overwriting or

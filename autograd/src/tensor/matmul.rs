@@ -62,19 +62,20 @@ impl Tensor {
     pub fn matmul_t(&self, other: &Tensor, ta: Transpose, tb: Transpose) -> Result<Tensor> {
         let p = Plan::new(self, other, ta, tb)?;
         let (m, n, nb) = (p.m, p.n, p.batch.numel());
-        // Every product writes its whole block (the kernels do not read C).
-        let mut out = pool::for_overwrite(nb * m * n);
         let mut dims = p.batch.dims().to_vec();
         dims.extend([m, n]);
+        let shape = Shape::new(&dims);
+        // Every product writes its whole block (the kernels do not read C).
+        let mut out = pool::try_for_overwrite("matmul", shape.check_size("matmul")?)?;
         if m * n == 0 || p.k == 0 {
             // An empty inner dimension sums nothing: zeros.
             out.fill(0.0);
-            return Ok(Tensor::from_parts(out, Shape::new(&dims)));
+            return Ok(Tensor::from_parts(out, shape));
         }
         // The thread count picks the split, not the result: each element of C is one dot
         // product, summed in the same order however the batch or C is split (see `gemm_split`).
         let threads = rayon::current_num_threads();
-        if nb * m * n * p.k < PAR_MACS || threads == 1 {
+        if (nb * m * n).saturating_mul(p.k) < PAR_MACS || threads == 1 {
             out.chunks_mut(m * n)
                 .enumerate()
                 .for_each(|(i, c)| p.product(i, c, 1, false));
@@ -87,7 +88,7 @@ impl Tensor {
                 .enumerate()
                 .for_each(|(i, c)| p.product(i, c, threads, false));
         }
-        Ok(Tensor::from_parts(out, Shape::new(&dims)))
+        Ok(Tensor::from_parts(out, shape))
     }
 
     /// `matmul_t` summed over its batch: the `[m, n]` matrix `sum_i op(a_i) @ op(b_i)`, each
@@ -105,21 +106,22 @@ impl Tensor {
         let p = Plan::new(self, other, ta, tb)?;
         let (m, n, nb) = (p.m, p.n, p.batch.numel());
         let shape = Shape::new(&[m, n]);
-        if m * n == 0 || nb == 0 {
-            return Ok(Tensor::from_parts(vec![0.0; m * n], shape));
+        let size = shape.check_size("matmul")?;
+        if size == 0 || nb == 0 || p.k == 0 {
+            return Ok(Tensor::from_parts(pool::try_zeroed("matmul", size)?, shape));
         }
         let threads = rayon::current_num_threads();
         if nb > 1 && p.k < PACK_K && m * n >= PACK_MN {
             // A short inner dimension and a large C: accumulating would stream C through memory
             // once per item for little arithmetic each time. Laying the items side by side
             // along k instead makes one product with a long inner dimension.
-            let (a, rsa, csa) = p.pack(Operand::A);
-            let (b, rsb, csb) = p.pack(Operand::B);
-            let mut c = pool::for_overwrite(m * n);
+            let (a, rsa, csa) = p.pack(Operand::A)?;
+            let (b, rsb, csb) = p.pack(Operand::B)?;
+            let mut c = pool::try_for_overwrite("matmul", m * n)?;
             gemm_split(m, nb * p.k, n, &a, rsa, csa, &b, rsb, csb, &mut c, threads);
             return Ok(Tensor::from_parts(c, shape));
         }
-        let parts = if nb * m * n * p.k < PAR_MACS {
+        let parts = if nb.saturating_mul(m * n).saturating_mul(p.k) < PAR_MACS {
             1
         } else {
             nb.min(MAX_SHARES).min((SHARES_FLOATS / (m * n)).max(2))
@@ -129,20 +131,25 @@ impl Tensor {
         // into its own C; then the shares' sums added in share order. Rayon may run the shares
         // on any threads.
         let accumulate = |s: usize| {
-            let (first, end) = (s * nb / parts, (s + 1) * nb / parts);
+            // In u128: `s * nb` may exceed usize for a huge batch of empty matrices.
+            let share = |s: usize| (s as u128 * nb as u128 / parts as u128) as usize;
+            let (first, end) = (share(s), share(s + 1));
             // Recycled storage, which the first product overwrites: eight fresh accumulators of
             // 590 KB (a ResNet-18 layer2 weight gradient) made the sum 30% slower than one, on
             // one thread; recycled, they cost the same.
-            let mut c = pool::for_overwrite(m * n);
+            let mut c = pool::try_for_overwrite("matmul", m * n)?;
             for i in first..end {
                 p.product(i, &mut c, 1, i > first);
             }
-            c
+            Ok(c)
         };
         let sums: Vec<Vec<f32>> = if parts == 1 {
-            vec![accumulate(0)]
+            vec![accumulate(0)?]
         } else {
-            (0..parts).into_par_iter().map(accumulate).collect()
+            (0..parts)
+                .into_par_iter()
+                .map(accumulate)
+                .collect::<Result<_>>()?
         };
         let mut rest = sums.into_iter();
         let mut total = rest.next().expect("one share at least");
@@ -273,7 +280,7 @@ impl<'a> Plan<'a> {
     /// The batch of op(a_i) (`[m, k]` each) side by side as one `[m, nb k]` matrix, or of op(b_i)
     /// (`[k, n]` each) stacked as one `[nb k, n]` matrix; returned with its row and column
     /// strides. The copy runs along whichever axis is contiguous in the source.
-    fn pack(&self, which: Operand) -> (Vec<f32>, usize, usize) {
+    fn pack(&self, which: Operand) -> Result<(Vec<f32>, usize, usize)> {
         let (nb, k) = (self.batch.numel(), self.k);
         let (data, strides, mat, rs, cs, other) = match which {
             Operand::A => (self.a, &self.sa, self.mat_a, self.rsa, self.csa, self.m),
@@ -281,7 +288,8 @@ impl<'a> Plan<'a> {
         };
         // For both operands, element (k index p, other index q) of item i sits at
         // `p * cs + q * rs` in its matrix (for A, q is the row; for B, the column).
-        let mut out = pool::for_overwrite(nb * k * other);
+        let size = Shape::new(&[nb, k, other]).check_size("matmul")?;
+        let mut out = pool::try_for_overwrite("matmul", size)?;
         let wide = nb * k;
         for i in 0..nb {
             let src = &data[self.offset(strides, i) * mat..][..mat];
@@ -300,12 +308,12 @@ impl<'a> Plan<'a> {
         // As a matrix of (k index, other index), the packed layout has strides
         // (1, nb k) for runs along k and (other, 1) otherwise.
         let (sk, so) = if cs == 1 { (1, wide) } else { (other, 1) };
-        match which {
+        Ok(match which {
             // A is m x (nb k): row stride is the stride of its other index.
             Operand::A => (out, so, sk),
             // B is (nb k) x n: row stride is the stride of its k index.
             Operand::B => (out, sk, so),
-        }
+        })
     }
 
     /// `c = op(a_i) @ op(b_i)`, or `c += ...` with `accumulate`, on `threads` threads.
@@ -435,7 +443,8 @@ mod tests {
                 &mut c,
                 n,
                 1,
-            );
+            )
+            .unwrap();
             let expected = want.add(&start.mul_scalar(beta)).unwrap();
             let got = Tensor::from_vec(c, [m, n]).unwrap();
             assert!(got.allclose(&expected, 1e-3, 1e-3));

@@ -52,13 +52,13 @@ impl Tensor {
     /// A tensor from row-major data; fails if `data.len()` is not the shape's element count.
     pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let numel = shape.check_size("from_vec")?;
+        if data.len() != numel {
             return Err(Error::invalid(
                 "from_vec",
                 format!(
-                    "{} values cannot fill shape {shape}, which holds {}",
+                    "{} values cannot fill shape {shape}, which holds {numel}",
                     data.len(),
-                    shape.numel()
                 ),
             ));
         }
@@ -68,9 +68,10 @@ impl Tensor {
         })
     }
 
-    /// Internal constructor for kernels whose output length is right by construction.
+    /// Internal constructor for kernels whose output length is right by construction (and
+    /// whose shape passed [`Shape::check_size`], as every tensor's has).
     pub(crate) fn from_parts(data: Vec<f32>, shape: Shape) -> Tensor {
-        debug_assert_eq!(data.len(), shape.numel());
+        debug_assert_eq!(Some(data.len()), shape.checked_numel());
         Tensor {
             data: Arc::new(Storage::new(data)),
             shape,
@@ -87,17 +88,43 @@ impl Tensor {
         Tensor::from_parts(v.to_vec(), Shape::new(&[v.len()]))
     }
 
-    pub fn full(shape: impl Into<Shape>, v: f32) -> Tensor {
+    /// A tensor of `shape` filled with `v`; an error if the shape is too large to exist or its
+    /// storage cannot be allocated.
+    pub fn try_full(shape: impl Into<Shape>, v: f32) -> Result<Tensor> {
         let shape = shape.into();
-        let mut data = pool::for_overwrite(shape.numel());
-        data.fill(v);
-        Tensor::from_parts(data, shape)
+        let n = shape.check_size("full")?;
+        let data = match v.to_bits() {
+            0 => pool::try_zeroed("full", n)?,
+            _ => {
+                let mut data = pool::try_for_overwrite("full", n)?;
+                data.fill(v);
+                data
+            }
+        };
+        Ok(Tensor::from_parts(data, shape))
     }
 
+    /// [`Tensor::try_full`], panicking with its error's message.
+    pub fn full(shape: impl Into<Shape>, v: f32) -> Tensor {
+        Tensor::try_full(shape, v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Zeros of `shape`, or an error if it is too large to exist or be allocated.
+    pub fn try_zeros(shape: impl Into<Shape>) -> Result<Tensor> {
+        Tensor::try_full(shape, 0.0)
+    }
+
+    /// [`Tensor::try_zeros`], panicking with its error's message.
     pub fn zeros(shape: impl Into<Shape>) -> Tensor {
         Tensor::full(shape, 0.0)
     }
 
+    /// Ones of `shape`, or an error if it is too large to exist or be allocated.
+    pub fn try_ones(shape: impl Into<Shape>) -> Result<Tensor> {
+        Tensor::try_full(shape, 1.0)
+    }
+
+    /// [`Tensor::try_ones`], panicking with its error's message.
     pub fn ones(shape: impl Into<Shape>) -> Tensor {
         Tensor::full(shape, 1.0)
     }
@@ -110,27 +137,45 @@ impl Tensor {
                 format!("start {start}, end {end} and a non-zero step {step} must be finite"),
             ));
         }
+        // The float-to-int cast saturates, so a huge count becomes an error below, not a wrap.
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let data = (0..n).map(|i| start + i as f32 * step).collect();
-        Ok(Tensor::from_parts(data, Shape::new(&[n])))
+        let shape = Shape::new(&[n]);
+        shape.check_size("arange")?;
+        let mut data = pool::try_for_overwrite("arange", n)?;
+        data.iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = start + i as f32 * step);
+        Ok(Tensor::from_parts(data, shape))
     }
 
-    /// Samples of N(0, 1) from a seeded generator.
+    /// Samples of N(0, 1) from a seeded generator; an error if the shape is too large.
+    pub fn try_randn(shape: impl Into<Shape>, rng: &mut Rng) -> Result<Tensor> {
+        let shape = shape.into();
+        let n = shape.check_size("randn")?;
+        let mut data = pool::try_for_overwrite("randn", n)?;
+        data.iter_mut()
+            .for_each(|v| *v = rng.sample::<f32, _>(rand_distr::StandardNormal));
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    /// [`Tensor::try_randn`], panicking with its error's message.
     pub fn randn(shape: impl Into<Shape>, rng: &mut Rng) -> Tensor {
-        let shape = shape.into();
-        let data = (0..shape.numel())
-            .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
-            .collect();
-        Tensor::from_parts(data, shape)
+        Tensor::try_randn(shape, rng).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Samples of U[low, high) from a seeded generator.
-    pub fn rand(shape: impl Into<Shape>, low: f32, high: f32, rng: &mut Rng) -> Tensor {
+    /// Samples of U[low, high) from a seeded generator; an error if the shape is too large.
+    pub fn try_rand(shape: impl Into<Shape>, low: f32, high: f32, rng: &mut Rng) -> Result<Tensor> {
         let shape = shape.into();
-        let data = (0..shape.numel())
-            .map(|_| low + (high - low) * rng.gen::<f32>())
-            .collect();
-        Tensor::from_parts(data, shape)
+        let n = shape.check_size("rand")?;
+        let mut data = pool::try_for_overwrite("rand", n)?;
+        data.iter_mut()
+            .for_each(|v| *v = low + (high - low) * rng.gen::<f32>());
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    /// [`Tensor::try_rand`], panicking with its error's message.
+    pub fn rand(shape: impl Into<Shape>, low: f32, high: f32, rng: &mut Rng) -> Tensor {
+        Tensor::try_rand(shape, low, high, rng).unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn shape(&self) -> &Shape {

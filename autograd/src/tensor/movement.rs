@@ -15,13 +15,14 @@ impl Tensor {
     /// may be given as `usize::MAX` to be inferred... use [`Tensor::reshape_infer`] for `-1`.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.checked_numel() != Some(self.numel()) {
             return Err(Error::shape(
                 "reshape",
                 &[self.shape(), &shape],
                 format!("a shape holding {} elements", self.numel()),
             ));
         }
+        shape.check_size("reshape")?;
         Ok(self.reshape_unchecked(shape))
     }
 
@@ -47,7 +48,7 @@ impl Tensor {
         let strides = self.shape().strides();
         let src: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
         let shape = Shape::new(&perm.iter().map(|&p| self.dims()[p]).collect::<Vec<_>>());
-        Ok(strided_copy(self.data(), 0, &src, shape))
+        strided_copy("permute", self.data(), 0, &src, shape)
     }
 
     /// Swaps two axes.
@@ -76,7 +77,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let src = self.shape().broadcast_strides(&shape);
-        Ok(strided_copy(self.data(), 0, &src, shape))
+        strided_copy("broadcast_to", self.data(), 0, &src, shape)
     }
 
     /// `len` entries of `axis` starting at `start` (as `torch.narrow`).
@@ -96,12 +97,13 @@ impl Tensor {
         let mut dims = self.dims().to_vec();
         dims[a] = len;
         let strides = self.shape().strides();
-        Ok(strided_copy(
+        strided_copy(
+            "narrow",
             self.data(),
             start * strides[a],
             &strides,
             Shape::new(&dims),
-        ))
+        )
     }
 
     /// Pads each axis with `pads[axis] = (before, after)` copies of `value`; `pads` may be shorter
@@ -117,6 +119,10 @@ impl Tensor {
                     self.shape()
                 ),
             ));
+        }
+        if self.rank() == 0 {
+            // A scalar has no axis to pad.
+            return Ok(self.clone());
         }
         let off = self.rank() - pads.len();
         let pad_of = |i: usize| if i < off { (0, 0) } else { pads[i - off] };
@@ -137,12 +143,9 @@ impl Tensor {
             })
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(too_big)?;
-        dims.iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= isize::MAX as usize / 4)
-            .ok_or_else(too_big)?;
         let shape = Shape::new(&dims);
-        let mut out = vec![value; shape.numel()];
+        shape.check_size("pad")?;
+        let mut out = pool::try_filled("pad", shape.numel(), value)?;
         if self.numel() == 0 {
             return Ok(Tensor::from_parts(out, shape));
         }
@@ -180,17 +183,25 @@ impl Tensor {
         }
         let outer: usize = first.dims()[..a].iter().product();
         let inner: usize = first.dims()[a + 1..].iter().product();
-        let total: usize = parts.iter().map(|p| p.dims()[a]).sum();
+        let total = parts
+            .iter()
+            .try_fold(0usize, |acc, p| acc.checked_add(p.dims()[a]));
         let mut dims = first.dims().to_vec();
-        dims[a] = total;
-        let mut out = Vec::with_capacity(outer * total * inner);
+        dims[a] = total.unwrap_or(usize::MAX);
+        let shape = Shape::new(&dims);
+        let n = shape.check_size("concat")?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+            op: "concat",
+            bytes: n * 4,
+        })?;
         for o in 0..outer {
             for p in parts {
                 let block = p.dims()[a] * inner;
                 out.extend_from_slice(&p.data()[o * block..(o + 1) * block]);
             }
         }
-        Ok(Tensor::from_parts(out, Shape::new(&dims)))
+        Ok(Tensor::from_parts(out, shape))
     }
 
     /// Joins equally shaped tensors along a new axis.
@@ -244,11 +255,11 @@ pub(crate) fn infer_shape(from: &Shape, dims: &[isize]) -> Result<Shape> {
             ),
         )
     };
-    let known: usize = dims
+    let known = dims
         .iter()
         .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .ok_or_else(bad)?;
     let holes = dims.iter().filter(|&&d| d == -1).count();
     if holes > 1 || dims.iter().any(|&d| d < -1) {
         return Err(bad());
@@ -270,9 +281,10 @@ pub(crate) fn infer_shape(from: &Shape, dims: &[isize]) -> Result<Shape> {
         dims.iter().map(|&d| d as usize).collect()
     };
     let s = Shape::new(&out);
-    if s.numel() != from.numel() {
+    if s.checked_numel() != Some(from.numel()) {
         return Err(bad());
     }
+    s.check_size("reshape")?;
     Ok(s)
 }
 
@@ -296,12 +308,20 @@ pub(crate) fn check_perm(shape: &Shape, perm: &[usize]) -> Result<()> {
 }
 
 /// Copies `src` read at `offset + sum(index[i] * strides[i])` into a contiguous tensor of `shape`.
-pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape: Shape) -> Tensor {
-    let n = shape.numel();
+///
+/// The caller guarantees that every index read lies inside `src` (slices check it anyway).
+pub(crate) fn strided_copy(
+    op: &'static str,
+    src: &[f32],
+    offset: usize,
+    strides: &[usize],
+    shape: Shape,
+) -> Result<Tensor> {
+    let n = shape.check_size(op)?;
     // Every row below is written whole.
-    let mut out = pool::for_overwrite(n);
+    let mut out = pool::try_for_overwrite(op, n)?;
     if n == 0 {
-        return Tensor::from_parts(out, shape);
+        return Ok(Tensor::from_parts(out, shape));
     }
     // Axes read as one run are merged, so rows are as long as the layout allows.
     let mut strides = [Strides::from_slice(strides)];
@@ -310,7 +330,7 @@ pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape:
     let rank = dims.len();
     if rank == 0 {
         out[0] = src[offset];
-        return Tensor::from_parts(out, shape);
+        return Ok(Tensor::from_parts(out, shape));
     }
     let inner = dims[rank - 1];
     let step = strides[rank - 1];
@@ -341,7 +361,7 @@ pub(crate) fn strided_copy(src: &[f32], offset: usize, strides: &[usize], shape:
             .enumerate()
             .for_each(|(r, o)| row(r, o));
     }
-    Tensor::from_parts(out, shape)
+    Ok(Tensor::from_parts(out, shape))
 }
 
 #[cfg(test)]

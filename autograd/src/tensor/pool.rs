@@ -9,6 +9,7 @@
 //! kernel asking for that length reuses it, zeroing it only if it needs zeros. What is kept is
 //! bounded (see [`set_buffer_pool_limit`]); beyond the bound, buffers are freed as usual.
 
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -80,21 +81,43 @@ fn take(len: usize) -> Option<Vec<f32>> {
     Some(v)
 }
 
-/// A buffer of `len` zeros.
-pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+/// A fresh buffer of `len` copies of `v`, or an error naming `op` if the allocator refuses it:
+/// `try_reserve_exact` reports what `vec!` would abort the process on.
+pub(crate) fn try_filled(op: &'static str, len: usize, v: f32) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        op,
+        bytes: len.saturating_mul(std::mem::size_of::<f32>()),
+    })?;
+    out.resize(len, v);
+    Ok(out)
+}
+
+/// A buffer of `len` zeros, or an error naming `op` if it cannot be allocated.
+pub(crate) fn try_zeroed(op: &'static str, len: usize) -> Result<Vec<f32>> {
     match take(len) {
         Some(mut v) => {
             v.fill(0.0);
-            v
+            Ok(v)
         }
-        None => vec![0.0; len],
+        None => try_filled(op, len, 0.0),
     }
 }
 
 /// A buffer of `len` values the caller overwrites entirely: a reused buffer keeps whatever it
 /// held (valid numbers, just stale), so only kernels that write every element may use this.
+/// An error naming `op` if it cannot be allocated.
+pub(crate) fn try_for_overwrite(op: &'static str, len: usize) -> Result<Vec<f32>> {
+    match take(len) {
+        Some(v) => Ok(v),
+        None => try_filled(op, len, 0.0),
+    }
+}
+
+/// [`try_for_overwrite`] for kernels that cannot fail otherwise (their output is no larger
+/// than an input that exists): panics with the error's message rather than aborting.
 pub(crate) fn for_overwrite(len: usize) -> Vec<f32> {
-    take(len).unwrap_or_else(|| vec![0.0; len])
+    try_for_overwrite("tensor storage", len).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn give_back(v: Vec<f32>) {
@@ -103,7 +126,10 @@ fn give_back(v: Vec<f32>) {
         return;
     }
     let mut p = pool();
-    if p.held + len * 4 > p.limit {
+    if p.held
+        .checked_add(len * 4)
+        .is_none_or(|total| total > p.limit)
+    {
         return;
     }
     p.held += len * 4;
@@ -166,7 +192,7 @@ mod tests {
         drop(Storage::new(v));
         let (held, _) = buffer_pool_stats();
         assert!(held >= len * 4);
-        let again = zeroed(len);
+        let again = try_zeroed("t", len).unwrap();
         assert_eq!(again.as_ptr(), ptr, "the kept buffer is handed out again");
         assert!(again.iter().all(|&x| x == 0.0));
         drop(Storage::new(vec![1.0; 10]));

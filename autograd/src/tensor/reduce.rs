@@ -64,7 +64,7 @@ impl Tensor {
         let n: usize = dims[start..=end].iter().product();
         let inner: usize = dims[end + 1..].iter().product();
         // Every group below is written whole.
-        let mut out = pool::for_overwrite(self.numel());
+        let mut out = pool::try_for_overwrite("max_backward", self.numel())?;
         let (x, m, g) = (self.data(), max.data(), grad.data());
         let group = |o: usize, dst: &mut [f32]| {
             let src = &x[o * n * inner..(o + 1) * n * inner];
@@ -136,10 +136,17 @@ impl Tensor {
             let n: usize = dims[start..=end].iter().product();
             let inner: usize = dims[end + 1..].iter().product();
             let src = cur.as_deref().unwrap_or(self.data());
-            cur = Some(reduce_pass(src, outer, n, inner, r));
+            cur = Some(reduce_pass(op, src, outer, n, inner, r)?);
             dims.splice(start..=end, [1]);
         }
-        let data = cur.unwrap_or_else(|| self.data().to_vec());
+        let data = match cur {
+            Some(d) => d,
+            None => {
+                let mut d = pool::try_for_overwrite(op, self.numel())?;
+                d.copy_from_slice(self.data());
+                d
+            }
+        };
         Ok(Tensor::from_parts(data, out_shape))
     }
 
@@ -190,10 +197,16 @@ impl Tensor {
         }
         let outer: usize = self.dims()[..a].iter().product();
         let inner: usize = self.dims()[a + 1..].iter().product();
-        let mut vals = vec![0.0; outer * k * inner];
-        let mut idxs = vec![0.0; outer * k * inner];
+        let mut dims = self.dims().to_vec();
+        dims[a] = k;
+        let shape = Shape::new(&dims);
+        // At most the input's size (k <= n), which may hold nothing with a huge axis.
+        let size = shape.check_size("topk")?;
+        let mut vals = pool::try_zeroed("topk", size)?;
+        let mut idxs = pool::try_zeroed("topk", size)?;
         let d = self.data();
-        let mut order: Vec<usize> = Vec::with_capacity(n);
+        // Filled per group below; empty (not n long) when there is no group.
+        let mut order: Vec<usize> = Vec::new();
         for o in 0..outer {
             for i in 0..inner {
                 order.clear();
@@ -210,9 +223,6 @@ impl Tensor {
                 }
             }
         }
-        let mut dims = self.dims().to_vec();
-        dims[a] = k;
-        let shape = Shape::new(&dims);
         Ok((
             Tensor::from_parts(vals, shape.clone()),
             Tensor::from_parts(idxs, shape),
@@ -220,9 +230,17 @@ impl Tensor {
     }
 }
 
-/// Reduces the middle axis of a contiguous `[outer, n, inner]` array.
-fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> Vec<f32> {
-    let mut out = pool::zeroed(outer * inner);
+/// Reduces the middle axis of a contiguous `[outer, n, inner]` array. The result is larger
+/// than `x` when the axis is empty (a sum of nothing per cell), hence allocated fallibly.
+fn reduce_pass(
+    op: &'static str,
+    x: &[f32],
+    outer: usize,
+    n: usize,
+    inner: usize,
+    r: Reducer,
+) -> Result<Vec<f32>> {
+    let mut out = pool::try_zeroed(op, outer * inner)?;
     let block = |o: usize, dst: &mut [f32]| {
         let src = &x[o * n * inner..(o + 1) * n * inner];
         match r {
@@ -247,7 +265,7 @@ fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> V
         }
     };
     if inner == 0 {
-        return out;
+        return Ok(out);
     }
     if x.len() >= PAR_THRESHOLD && outer > 1 {
         out.par_chunks_mut(inner)
@@ -261,7 +279,7 @@ fn reduce_pass(x: &[f32], outer: usize, n: usize, inner: usize, r: Reducer) -> V
             .enumerate()
             .for_each(|(o, d)| block(o, d));
     }
-    out
+    Ok(out)
 }
 
 /// Elements per partial sum of [`sum_long`].

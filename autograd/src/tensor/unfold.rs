@@ -54,7 +54,8 @@ impl Window2d {
         dilation: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Window2d> {
-        if 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
+        // `p > k / 2` is `2 p > k` without the overflow of `2 p`.
+        if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
             return Err(Error::invalid(
                 op,
                 format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
@@ -81,28 +82,55 @@ impl Window2d {
                 return Err(Error::invalid(op, format!("{what} {v:?} must be positive")));
             }
         }
+        let too_big = || {
+            Error::invalid(
+                op,
+                format!(
+                    "input {input:?} with kernel {kernel:?}, stride {stride:?}, padding {padding:?} and dilation {dilation:?} overflows the size of a tensor"
+                ),
+            )
+        };
         let out = |i: usize, k: usize, s: usize, p: usize, d: usize| -> Result<usize> {
-            let span = d * (k - 1) + 1;
-            if i + 2 * p < span {
+            let padded = p
+                .checked_mul(2)
+                .and_then(|p2| i.checked_add(p2))
+                .ok_or_else(too_big)?;
+            let span = d
+                .checked_mul(k - 1)
+                .and_then(|x| x.checked_add(1))
+                .ok_or_else(too_big)?;
+            if padded < span {
                 return Err(Error::invalid(
                     op,
                     format!(
-                        "kernel {kernel:?} with dilation {dilation:?} spans {span} cells, more than the padded input ({} with padding {p})",
-                        i + 2 * p
+                        "kernel {kernel:?} with dilation {dilation:?} spans {span} cells, more than the padded input ({padded} with padding {p})"
                     ),
                 ));
             }
-            let num = i + 2 * p - span + if ceil_mode { s - 1 } else { 0 };
-            let mut o = num / s + 1;
+            // `floor((x + s - 1) / s)` is `ceil(x / s)`, without the overflow of `x + s`.
+            let free = padded - span;
+            let mut o = if ceil_mode {
+                free.div_ceil(s)
+            } else {
+                free / s
+            } + 1;
             if ceil_mode && (o - 1) * s >= i + p {
                 o -= 1;
             }
+            // The kernels compute padded positions up to `(o - 1) s + (k - 1) d`: it must fit.
+            (o - 1)
+                .checked_mul(s)
+                .and_then(|x| x.checked_add(span - 1))
+                .ok_or_else(too_big)?;
             Ok(o)
         };
         let output = (
             out(input.0, kernel.0, stride.0, padding.0, dilation.0)?,
             out(input.1, kernel.1, stride.1, padding.1, dilation.1)?,
         );
+        // `positions` and `cells` are then products that fit.
+        output.0.checked_mul(output.1).ok_or_else(too_big)?;
+        kernel.0.checked_mul(kernel.1).ok_or_else(too_big)?;
         Ok(Window2d {
             kernel,
             stride,
@@ -113,7 +141,30 @@ impl Window2d {
         })
     }
 
-    /// Window positions, `oh * ow`.
+    /// Checks a window built by hand (its fields are public): it must be what [`Window2d::conv`]
+    /// or a ceil-mode pooling window computes from its own kernel, stride, padding, dilation and
+    /// input, so that the kernels' indices stay inside the input and the columns.
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        let args = (
+            self.input,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+        );
+        let matches = |ceil: bool| {
+            Self::build(op, args.0, args.1, args.2, args.3, args.4, ceil).map(|w| w == *self)
+        };
+        if matches(false)? || matches(true)? {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            op,
+            format!("window {self:?} has an output size its geometry does not give"),
+        ))
+    }
+
+    /// Window positions, `oh * ow` (a product that fits: `build` checked it).
     pub fn positions(&self) -> usize {
         self.output.0 * self.output.1
     }
@@ -145,14 +196,23 @@ fn check_nchw(op: &'static str, t: &Tensor, w: &Window2d) -> Result<(usize, usiz
 impl Tensor {
     /// im2col: `[N, C, H, W]` to `[N, C*kh*kw, oh*ow]`; cells outside the input read `pad_value`.
     pub fn unfold2d(&self, w: &Window2d, pad_value: f32) -> Result<Tensor> {
+        w.validate("unfold")?;
         let (n, c) = check_nchw("unfold", self, w)?;
         let (h, wd) = w.input;
         let (kk, l) = (w.cells(), w.positions());
+        // Saturated, a size too large to exist: `check_size` refuses it.
+        let rows = c.saturating_mul(kk);
+        let shape = Shape::new(&[n, rows, l]);
         // `unfold_plane` writes every entry, padding included.
-        let mut out = pool::for_overwrite(n * c * kk * l);
+        let mut out = pool::try_for_overwrite("unfold", shape.check_size("unfold")?)?;
         let plane = |(dst, src): (&mut [f32], &[f32])| unfold_plane(src, dst, w, pad_value);
-        if kk * l == 0 {
-            return Ok(Tensor::from_parts(out, Shape::new(&[n, c * kk, l])));
+        if out.is_empty() {
+            return Ok(Tensor::from_parts(out, shape));
+        }
+        if h * wd == 0 {
+            // An empty plane (which only padding can make windows over): all padding.
+            out.fill(pad_value);
+            return Ok(Tensor::from_parts(out, shape));
         }
         if out.len() >= PAR_THRESHOLD {
             out.par_chunks_mut(kk * l)
@@ -163,12 +223,13 @@ impl Tensor {
                 .zip(self.data().chunks(h * wd))
                 .for_each(plane);
         }
-        Ok(Tensor::from_parts(out, Shape::new(&[n, c * kk, l])))
+        Ok(Tensor::from_parts(out, shape))
     }
 
     /// col2im, the adjoint of `unfold2d`: `[N, C*kh*kw, oh*ow]` to `[N, C, H, W]`, summing
     /// overlapping windows; entries that fell on padding are dropped.
     pub fn fold2d(&self, w: &Window2d) -> Result<Tensor> {
+        w.validate("fold")?;
         let (kk, l) = (w.cells(), w.positions());
         if self.rank() != 3 || self.dims()[2] != l || kk == 0 || !self.dims()[1].is_multiple_of(kk)
         {
@@ -180,10 +241,13 @@ impl Tensor {
         }
         let (n, c) = (self.dims()[0], self.dims()[1] / kk);
         let (h, wd) = w.input;
-        let mut out = pool::zeroed(n * c * h * wd);
+        let shape = Shape::new(&[n, c, h, wd]);
+        let mut out = pool::try_zeroed("fold", shape.check_size("fold")?)?;
         let plane = |(dst, src): (&mut [f32], &[f32])| fold_plane(src, dst, w);
-        if h * wd == 0 {
-            return Ok(Tensor::from_parts(out, Shape::new(&[n, c, h, wd])));
+        // Nothing to add into (an empty plane drops every entry, all on padding), or nothing
+        // to add.
+        if out.is_empty() || l == 0 {
+            return Ok(Tensor::from_parts(out, shape));
         }
         if self.numel() >= PAR_THRESHOLD {
             out.par_chunks_mut(h * wd)
@@ -194,7 +258,7 @@ impl Tensor {
                 .zip(self.data().chunks(kk * l))
                 .for_each(plane);
         }
-        Ok(Tensor::from_parts(out, Shape::new(&[n, c, h, wd])))
+        Ok(Tensor::from_parts(out, shape))
     }
 }
 

@@ -16,6 +16,7 @@
 //! rank contributes zeros, so after averaging every trainable parameter has a gradient.
 
 use crate::communicator::{Communicator, Reduce};
+use std::rc::Rc;
 use std::time::Instant;
 use tapegrad_autograd::{Error, Result, Tensor};
 use tapegrad_nn::optim::GradMap;
@@ -48,7 +49,7 @@ impl SyncStats {
 
 /// Synchronises a model's replicas over a [`Communicator`]; see the module documentation.
 pub struct DataParallel {
-    comm: Box<dyn Communicator>,
+    comm: Rc<dyn Communicator>,
     bucket_bytes: usize,
     stats: SyncStats,
 }
@@ -73,7 +74,8 @@ fn census(model: &mut dyn Module) -> [f64; 5] {
 }
 
 impl DataParallel {
-    pub fn new(comm: Box<dyn Communicator>) -> DataParallel {
+    /// Synchronises over `comm` (shared: the program keeps it too, to abort on an error).
+    pub fn new(comm: Rc<dyn Communicator>) -> DataParallel {
         DataParallel {
             comm,
             bucket_bytes: DEFAULT_BUCKET_BYTES,

@@ -8,12 +8,13 @@
 //! code run alone.
 //!
 //! ```
+//! use std::rc::Rc;
 //! use tapegrad_autograd::{rng, Tape, Tensor};
 //! use tapegrad_distributed::{DataParallel, SingleProcess};
 //! use tapegrad_nn::{layers::Linear, optim::GradMap, Module};
 //!
 //! let mut model = Linear::new(3, 2, true, &mut rng(0));
-//! let mut ddp = DataParallel::new(Box::new(SingleProcess));
+//! let mut ddp = DataParallel::new(Rc::new(SingleProcess));
 //! ddp.broadcast_model(&mut model).unwrap();
 //! let mut grads = {
 //!     let tape = Tape::new();

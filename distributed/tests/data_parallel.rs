@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+
 use tapegrad_autograd::{rng, Conv2dOptions, Result, Tape, Tensor};
 use tapegrad_distributed::{Communicator, DataParallel, Reduce, SingleProcess};
 use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear};
@@ -98,7 +99,7 @@ fn gradients_are_averaged_in_buckets_in_reverse_order() {
     // linear weight 300, linear bias 3. Buckets of 64 bytes = 16 floats, filled from the end:
     // [3, 300] (3 < 16, so the weight joins), [4, 4, 4, 36]... stopping once 16 is reached:
     // [3 + 300], [4 + 4 + 4 + 36]: 4 + 4 + 4 = 12 < 16 so conv weight joins.
-    let mut ddp = DataParallel::new(Box::new(comm))
+    let mut ddp = DataParallel::new(Rc::new(comm))
         .with_bucket_bytes(64)
         .unwrap();
     let mut averaged = grads.clone();
@@ -124,7 +125,7 @@ fn a_missing_gradient_is_averaged_as_zeros() {
         root_value: 0.0,
         reduced: Rc::new(RefCell::new(Vec::new())),
     };
-    let mut ddp = DataParallel::new(Box::new(comm));
+    let mut ddp = DataParallel::new(Rc::new(comm));
     ddp.average_gradients(&mut model, &mut grads).unwrap();
     assert_eq!(grads.get("3.bias").unwrap().data(), &[0.0; 3]);
     assert_eq!(grads.len(), 6);
@@ -135,7 +136,7 @@ fn a_gradient_of_the_wrong_shape_is_an_error_naming_it() {
     let mut model = net(0);
     let mut grads = grads_of(&mut model);
     grads.insert("3.bias", Tensor::zeros([4]));
-    let mut ddp = DataParallel::new(Box::new(SingleProcess));
+    let mut ddp = DataParallel::new(Rc::new(SingleProcess));
     let e = ddp
         .average_gradients(&mut model, &mut grads)
         .unwrap_err()
@@ -153,7 +154,7 @@ fn broadcast_brings_rank_zeros_state() {
         root_value: 0.25,
         reduced: Rc::new(RefCell::new(Vec::new())),
     };
-    let mut ddp = DataParallel::new(Box::new(comm));
+    let mut ddp = DataParallel::new(Rc::new(comm));
     ddp.broadcast_model(&mut model).unwrap();
     let mut seen = 0;
     model.visit("", &mut |name, e| match e {
@@ -184,7 +185,7 @@ fn sync_buffers_leaves_the_parameters() {
         root_value: -1.0,
         reduced: Rc::new(RefCell::new(Vec::new())),
     };
-    let mut ddp = DataParallel::new(Box::new(comm));
+    let mut ddp = DataParallel::new(Rc::new(comm));
     ddp.sync_buffers(&mut model).unwrap();
     let mut after = Vec::new();
     model.visit("", &mut |name, e| match e {
@@ -199,12 +200,12 @@ fn sync_buffers_leaves_the_parameters() {
 fn one_process_changes_nothing() {
     let mut model = net(2);
     let grads = grads_of(&mut model);
-    let mut ddp = DataParallel::new(Box::new(SingleProcess));
+    let mut ddp = DataParallel::new(Rc::new(SingleProcess));
     ddp.broadcast_model(&mut model).unwrap();
     let mut same = grads.clone();
     ddp.average_gradients(&mut model, &mut same).unwrap();
     assert_eq!(same, grads);
-    assert!(DataParallel::new(Box::new(SingleProcess))
+    assert!(DataParallel::new(Rc::new(SingleProcess))
         .with_bucket_bytes(0)
         .is_err());
 }

@@ -63,6 +63,9 @@ impl Communicator for MpiWorld {
     }
 
     fn all_reduce(&self, buf: &mut [f32], op: Reduce) -> Result<()> {
+        if self.size() == 1 {
+            return Ok(());
+        }
         // rsmpi has no in-place all-reduce without `unsafe`: reduce from a copy of each piece.
         let mut send = Vec::with_capacity(buf.len().min(CHUNK));
         for piece in buf.chunks_mut(CHUNK) {
@@ -79,6 +82,9 @@ impl Communicator for MpiWorld {
     }
 
     fn all_reduce_f64(&self, buf: &mut [f64], op: Reduce) -> Result<()> {
+        if self.size() == 1 {
+            return Ok(());
+        }
         let mut send = Vec::with_capacity(buf.len().min(CHUNK));
         for piece in buf.chunks_mut(CHUNK) {
             send.clear();

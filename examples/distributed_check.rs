@@ -104,7 +104,7 @@ fn check_broadcast(comm: &Rc<dyn Communicator>) -> Result<String> {
 /// N ranks with batch 64 / N each train as one process with batch 64.
 fn check_equivalence(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<String> {
     let (rank, ranks) = (comm.rank(), comm.size());
-    if GLOBAL_BATCH % ranks != 0 {
+    if !GLOBAL_BATCH.is_multiple_of(ranks) {
         return Err(fail(format!(
             "{ranks} ranks do not divide the batch of {GLOBAL_BATCH}"
         )));
@@ -147,7 +147,7 @@ fn check_equivalence(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<S
     if !same_on_every_rank(comm.as_ref(), &flat)? {
         return Err(fail("the ranks' parameters differ after training"));
     }
-    if !(worst.0 <= TOLERANCE) {
+    if worst.0.is_nan() || worst.0 > TOLERANCE {
         return Err(fail(format!(
             "after {STEPS} SGD steps, {ranks} ranks x batch {} differ from 1 process x batch {GLOBAL_BATCH}: max relative difference {:.3e} in {} (tolerance {TOLERANCE:e})",
             GLOBAL_BATCH / ranks, worst.0, worst.1
@@ -197,7 +197,7 @@ fn check_sampler(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<Strin
             ShardTail::Wrap => n.div_ceil(ranks) * ranks - n,
             _ => 0,
         };
-        if counts.iter().any(|&c| c < 1.0 || c > 2.0) || padded != expected_pad {
+        if counts.iter().any(|c| !(1.0..=2.0).contains(c)) || padded != expected_pad {
             return Err(fail(format!("{tail:?} shards of {n} samples over {ranks} ranks: counts from {} to {}, {padded} repeated (expected {expected_pad})",
                 counts.iter().fold(f32::MAX, |a, &b| a.min(b)), counts.iter().fold(0.0f32, |a, &b| a.max(b)))));
         }

@@ -64,3 +64,42 @@ pub fn check_ranks(ckpt: &Checkpoint, ranks: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_needs_the_ranks_that_trained_the_checkpoint() {
+        let mut ckpt = Checkpoint::default();
+        // No key: a single-process checkpoint from before distributed training.
+        check_ranks(&ckpt, 1).unwrap();
+        let e = check_ranks(&ckpt, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("by 1 rank,") && e.contains("without --distributed"),
+            "{e}"
+        );
+        ckpt.metadata.insert(RANKS_KEY.into(), "4".into());
+        check_ranks(&ckpt, 4).unwrap();
+        let e = check_ranks(&ckpt, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("by 4 ranks") && e.contains("mpirun -np 4"),
+            "{e}"
+        );
+        ckpt.metadata.insert(RANKS_KEY.into(), "many".into());
+        assert!(check_ranks(&ckpt, 4).is_err());
+    }
+
+    #[test]
+    fn no_world_without_distributed() {
+        assert!(world(false).unwrap().is_none());
+        assert!(default_threads(None) >= 1);
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    #[test]
+    fn distributed_without_the_mpi_feature_says_how_to_build_it() {
+        let e = world(true).err().unwrap().to_string();
+        assert!(e.contains("--features mpi") && e.contains("mpirun"), "{e}");
+    }
+}

@@ -6,6 +6,8 @@
 //! mpirun -np 2 target/release/examples/distributed_bench --model lenet5-modern --batch 32 --threads 1
 //! ```
 //!
+//! `--no-overlap` averages the gradients after backward instead of during it.
+//!
 //! Each rank runs `--steps` training steps (forward, backward, gradient all-reduce, SGD) on a
 //! fixed random batch of `--batch` images, after one warm-up step. Rank 0 prints the median
 //! step time of the slowest rank, the global images per second (ranks x batch / step time),
@@ -56,7 +58,8 @@ fn run(comm: Rc<dyn Communicator>, args: &[String]) -> Result<()> {
         momentum: 0.9,
         ..Default::default()
     })?;
-    let mut ddp = DataParallel::new(comm.clone());
+    let overlap = !args.iter().any(|a| a == "--no-overlap");
+    let mut ddp = DataParallel::new(comm.clone()).with_overlap(overlap);
     ddp.broadcast_model(model.as_mut())?;
     let mut times = Vec::new();
     let mut reduce_before = 0.0;
@@ -68,12 +71,14 @@ fn run(comm: Rc<dyn Communicator>, args: &[String]) -> Result<()> {
         ddp.sync_buffers(model.as_mut())?;
         let mut grads = {
             let tape = Tape::new();
+            ddp.attach(&tape, model.as_mut());
             let loss = model
                 .forward(tape.input(x.clone()))?
                 .cross_entropy(&labels)?;
             GradMap::from_grads(model.as_mut(), &loss.backward()?)
         };
-        // Waiting here for the slowest rank is kept out of the all-reduce time.
+        // Waiting here for the slowest rank is kept out of the all-reduce time (with overlap,
+        // the ranks may still be exchanging buckets during it).
         let waited = Instant::now();
         comm.barrier()?;
         let waited = waited.elapsed().as_secs_f64();
@@ -104,8 +109,9 @@ fn run(comm: Rc<dyn Communicator>, args: &[String]) -> Result<()> {
     let wait = median(wait_times);
     if comm.rank() == 0 {
         println!(
-            "{name:<16} {} rank(s) x {threads} thread(s) x batch {batch:<4} step {:8.1} ms  {:8.1} img/s  all-reduce {:7.2} ms/step ({:.2} MB of gradients, {params} parameters; rank {} waited {:.1} ms for the others; one buffer of as many floats: {:.2} ms)",
+            "{name:<16} {} rank(s) x {threads} thread(s) x batch {batch:<4} {} step {:8.1} ms  {:8.1} img/s  all-reduce {:7.2} ms/step ({:.2} MB of gradients, {params} parameters; rank {} waited {:.1} ms for the others; one buffer of as many floats: {:.2} ms)",
             comm.size(),
+            if overlap { "overlap   " } else { "no overlap" },
             1e3 * step,
             (comm.size() * batch) as f64 / step,
             1e3 * reduce,

@@ -4,6 +4,7 @@
 //! Every collective must be called by every rank, in the same order, with buffers of the same
 //! length; a rank that skips one leaves the others waiting. Buffers are reduced in place.
 
+use std::sync::mpsc::Receiver;
 use tapegrad_autograd::{Error, Result};
 
 /// How an all-reduce combines the ranks' buffers, element by element.
@@ -31,6 +32,16 @@ pub trait Communicator {
     /// Combines `buf` element-wise across ranks; every rank ends with the result.
     fn all_reduce(&self, buf: &mut [f32], op: Reduce) -> Result<()>;
 
+    /// Starts an all-reduce of `buf` that may go on while the caller works (gradients of
+    /// later layers are averaged while backward computes earlier ones); [`PendingReduce::wait`]
+    /// gives the result. All-reduces started this way complete in the order they were started,
+    /// and every rank must start them in the same order. The default reduces at once, before
+    /// returning (no overlap).
+    fn start_all_reduce(&self, mut buf: Vec<f32>, op: Reduce) -> PendingReduce {
+        let result = self.all_reduce(&mut buf, op).map(|()| buf);
+        PendingReduce::done(result)
+    }
+
     /// [`Communicator::all_reduce`] in f64: counts and sums of metrics, exact to 2^53.
     fn all_reduce_f64(&self, buf: &mut [f64], op: Reduce) -> Result<()>;
 
@@ -47,6 +58,39 @@ pub trait Communicator {
     /// so that the others, which may be waiting in a collective for it, do not hang. Only a
     /// program's `main` should call it, after printing why.
     fn abort(&self, code: i32) -> !;
+}
+
+/// An all-reduce started by [`Communicator::start_all_reduce`].
+pub struct PendingReduce(Pending);
+
+enum Pending {
+    Done(Result<Vec<f32>>),
+    Waiting(Receiver<Vec<f32>>),
+}
+
+impl PendingReduce {
+    /// One that has finished, with this result.
+    pub fn done(result: Result<Vec<f32>>) -> PendingReduce {
+        PendingReduce(Pending::Done(result))
+    }
+
+    /// One whose result will come through `rx`.
+    pub fn waiting(rx: Receiver<Vec<f32>>) -> PendingReduce {
+        PendingReduce(Pending::Waiting(rx))
+    }
+
+    /// The reduced buffer, once the all-reduce has finished.
+    pub fn wait(self) -> Result<Vec<f32>> {
+        match self.0 {
+            Pending::Done(r) => r,
+            Pending::Waiting(rx) => rx.recv().map_err(|_| {
+                Error::invalid(
+                    "PendingReduce::wait",
+                    "the communication thread stopped before the all-reduce finished",
+                )
+            }),
+        }
+    }
 }
 
 /// Checks that `root` is a rank of `comm`.
@@ -123,6 +167,16 @@ mod tests {
             assert_eq!(d, [3.0, 1e300]);
         }
         c.barrier().unwrap();
+    }
+
+    #[test]
+    fn a_started_all_reduce_of_one_rank_gives_the_buffer_back() {
+        let p = SingleProcess.start_all_reduce(vec![1.0, 2.0], Reduce::Mean);
+        assert_eq!(p.wait().unwrap(), vec![1.0, 2.0]);
+        // A result that never comes (its sender gone) is an error, not a hang.
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop(tx);
+        assert!(PendingReduce::waiting(rx).wait().is_err());
     }
 
     #[test]

@@ -11,14 +11,18 @@
 //!   the mean loss over the global batch, and the same optimiser applied to the same
 //!   parameters and gradients makes the same step everywhere.
 //!
-//! The all-reduce runs after backward has finished, not overlapped with it (see
-//! `docs/distributed.md` for what overlap would gain). A parameter that got no gradient on a
-//! rank contributes zeros, so after averaging every trainable parameter has a gradient.
+//! With [`DataParallel::attach`] called on the step's tape before backward, a bucket's
+//! all-reduce starts as soon as backward has produced all its gradients, and runs (on MPI's
+//! communication thread) while backward goes on with earlier layers, as DDP's overlap does.
+//! A parameter that got no gradient on a rank contributes zeros, so after averaging every
+//! trainable parameter has a gradient.
 
+use crate::buckets::Buckets;
 use crate::communicator::{Communicator, Reduce};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
-use tapegrad_autograd::{Error, Result, Tensor};
+use tapegrad_autograd::{Error, Result, Tape};
 use tapegrad_nn::optim::GradMap;
 use tapegrad_nn::{Entry, Module};
 
@@ -34,7 +38,11 @@ pub struct SyncStats {
     pub buckets: u64,
     /// Gradient bytes all-reduced (per rank).
     pub bytes: u64,
-    /// Seconds in gradient all-reduces (packing included).
+    /// Buckets whose all-reduce started while backward was still running.
+    pub started_during_backward: u64,
+    /// Seconds spent in [`DataParallel::average_gradients`]: packing what backward did not
+    /// hand over, and waiting for the all-reduces (with overlap, the part backward did not
+    /// hide).
     pub all_reduce_seconds: f64,
     /// Seconds in broadcasts of parameters and buffers.
     pub broadcast_seconds: f64,
@@ -51,7 +59,10 @@ impl SyncStats {
 pub struct DataParallel {
     comm: Rc<dyn Communicator>,
     bucket_bytes: usize,
+    overlap: bool,
     stats: SyncStats,
+    /// The buckets of the step under way, after [`DataParallel::attach`].
+    filling: Option<Rc<RefCell<Buckets>>>,
 }
 
 /// What a rank's model holds: compared across ranks before anything is exchanged, since
@@ -73,14 +84,41 @@ fn census(model: &mut dyn Module) -> [f64; 5] {
     c
 }
 
+/// Fails unless every gradient in `grads` of a trainable parameter of `model` has its shape.
+fn check_shapes(model: &mut dyn Module, grads: &GradMap) -> Result<()> {
+    let mut bad = None;
+    model.visit("", &mut |name, e| {
+        if let (Entry::Param(p), None) = (e, &bad) {
+            if let Some(g) = grads.get(name) {
+                if p.requires_grad() && g.dims() != p.value().dims() {
+                    bad = Some(Error::shape(
+                        "DataParallel::average_gradients",
+                        &[p.value().shape(), g.shape()],
+                        format!("the gradient of {name} to have its parameter's shape"),
+                    ));
+                }
+            }
+        }
+    });
+    bad.map_or(Ok(()), Err)
+}
+
 impl DataParallel {
     /// Synchronises over `comm` (shared: the program keeps it too, to abort on an error).
     pub fn new(comm: Rc<dyn Communicator>) -> DataParallel {
         DataParallel {
             comm,
             bucket_bytes: DEFAULT_BUCKET_BYTES,
+            overlap: true,
             stats: SyncStats::default(),
+            filling: None,
         }
+    }
+
+    /// Whether [`DataParallel::attach`] overlaps the all-reduces with backward (the default).
+    pub fn with_overlap(mut self, on: bool) -> DataParallel {
+        self.overlap = on;
+        self
     }
 
     /// Gradients per all-reduce, in bytes (at least one parameter goes in each bucket).
@@ -186,63 +224,50 @@ impl DataParallel {
         Ok(())
     }
 
-    /// Replaces each trainable parameter's gradient in `grads` with its mean over the ranks,
-    /// all-reduced bucket by bucket in reverse registration order.
-    pub fn average_gradients(&mut self, model: &mut dyn Module, grads: &mut GradMap) -> Result<()> {
-        let mut order: Vec<(String, Vec<usize>)> = Vec::new();
-        model.visit("", &mut |name, e| {
-            if let Entry::Param(p) = e {
-                if p.requires_grad() {
-                    order.push((name.to_string(), p.value().dims().to_vec()));
-                }
-            }
-        });
-        order.reverse();
-        for (name, dims) in &order {
-            if let Some(g) = grads.get(name) {
-                if g.dims() != dims.as_slice() {
-                    return Err(Error::shape(
-                        "DataParallel::average_gradients",
-                        &[&dims.as_slice().into(), g.shape()],
-                        format!("the gradient of {name} to have its parameter's shape"),
-                    ));
-                }
-            }
+    /// Prepares this step's averaging on `tape`, before backward runs on it: backward then
+    /// hands each parameter's gradient over as soon as it is final, and a bucket's all-reduce
+    /// starts (on the communicator's own thread, when it has one) as soon as the bucket is
+    /// full, while backward goes on with earlier layers. [`DataParallel::average_gradients`]
+    /// then waits for them. Does nothing with overlap off or a single rank.
+    pub fn attach(&mut self, tape: &Tape, model: &mut dyn Module) {
+        if !self.overlap || self.size() == 1 {
+            return;
         }
-        self.stats.steps += 1;
+        let buckets = Rc::new(RefCell::new(Buckets::new(
+            self.comm.clone(),
+            model,
+            self.bucket_bytes,
+        )));
+        let hook = buckets.clone();
+        tape.on_param_grad(move |id, g| hook.borrow_mut().add_by_id(id, g));
+        self.filling = Some(buckets);
+    }
+
+    /// Replaces each trainable parameter's gradient in `grads` with its mean over the ranks,
+    /// all-reduced bucket by bucket in reverse registration order; after
+    /// [`DataParallel::attach`], finishes the all-reduces that backward started.
+    pub fn average_gradients(&mut self, model: &mut dyn Module, grads: &mut GradMap) -> Result<()> {
+        let filling = self.filling.take();
         if self.size() == 1 {
-            return Ok(());
+            self.stats.steps += 1;
+            return check_shapes(model, grads);
         }
         let started = Instant::now();
-        let per_bucket = (self.bucket_bytes / std::mem::size_of::<f32>()).max(1);
-        let mut start = 0;
-        while start < order.len() {
-            // Parameters up to the bucket's size; always at least one.
-            let mut end = start;
-            let mut numel = 0;
-            while end < order.len() && (end == start || numel < per_bucket) {
-                numel += order[end].1.iter().product::<usize>();
-                end += 1;
-            }
-            let mut flat = Vec::with_capacity(numel);
-            for (name, dims) in &order[start..end] {
-                match grads.get(name) {
-                    Some(g) => flat.extend_from_slice(g.data()),
-                    None => flat.resize(flat.len() + dims.iter().product::<usize>(), 0.0),
-                }
-            }
-            self.comm.all_reduce(&mut flat, Reduce::Mean)?;
-            let mut at = 0;
-            for (name, dims) in &order[start..end] {
-                let n = dims.iter().product::<usize>();
-                let g = Tensor::from_vec(flat[at..at + n].to_vec(), dims.as_slice())?;
-                grads.insert(name.clone(), g);
-                at += n;
-            }
-            self.stats.buckets += 1;
-            self.stats.bytes += (numel * std::mem::size_of::<f32>()) as u64;
-            start = end;
-        }
+        let buckets = match &filling {
+            Some(b) => b.clone(),
+            None => Rc::new(RefCell::new(Buckets::new(
+                self.comm.clone(),
+                model,
+                self.bucket_bytes,
+            ))),
+        };
+        let mut b = buckets.borrow_mut();
+        b.add_missing(grads)?;
+        self.stats.steps += 1;
+        let bytes = b.finish(grads)?;
+        self.stats.buckets += b.sizes().len() as u64;
+        self.stats.started_during_backward += b.started_early as u64;
+        self.stats.bytes += bytes as u64;
         self.stats.all_reduce_seconds += started.elapsed().as_secs_f64();
         Ok(())
     }

@@ -25,12 +25,13 @@
 //! assert_eq!(grads.len(), 2);
 //! ```
 
+mod buckets;
 mod communicator;
 mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi_world;
 
-pub use communicator::{Communicator, Reduce, SingleProcess};
+pub use communicator::{Communicator, PendingReduce, Reduce, SingleProcess};
 pub use data_parallel::{DataParallel, SyncStats, DEFAULT_BUCKET_BYTES};
 #[cfg(feature = "mpi")]
 pub use mpi_world::MpiWorld;

@@ -209,3 +209,42 @@ fn one_process_changes_nothing() {
         .with_bucket_bytes(0)
         .is_err());
 }
+
+#[test]
+fn attached_to_the_tape_buckets_start_during_backward_with_the_same_result() {
+    let reduced = Rc::new(RefCell::new(Vec::new()));
+    let comm = || OtherRankZeros {
+        root_value: 0.0,
+        reduced: reduced.clone(),
+    };
+    let mut model = net(3);
+    let x = Tensor::randn([2, 1, 5, 5], &mut rng(9));
+    // After backward: the reference.
+    let mut after = DataParallel::new(Rc::new(comm()))
+        .with_bucket_bytes(64)
+        .unwrap();
+    let mut expected = grads_of(&mut model);
+    after.average_gradients(&mut model, &mut expected).unwrap();
+    assert_eq!(after.stats().started_during_backward, 0);
+    // Overlapped: the hook fills the buckets while backward runs.
+    let mut ddp = DataParallel::new(Rc::new(comm()))
+        .with_bucket_bytes(64)
+        .unwrap();
+    let mut grads = {
+        let tape = Tape::new();
+        ddp.attach(&tape, &mut model);
+        let y = model.forward(tape.input(x)).unwrap();
+        let g = y.square().sum(&[], false).unwrap().backward().unwrap();
+        // Both buckets (the linear layer's, then the rest) started before backward returned.
+        assert_eq!(*reduced.borrow(), vec![303, 48, 303, 48]);
+        GradMap::from_grads(&mut model, &g)
+    };
+    ddp.average_gradients(&mut model, &mut grads).unwrap();
+    assert_eq!(grads, expected);
+    let s = ddp.stats();
+    assert_eq!((s.buckets, s.started_during_backward), (2, 2));
+    // A step without attach still works after one with it.
+    let mut again = grads_of(&mut model);
+    ddp.average_gradients(&mut model, &mut again).unwrap();
+    assert_eq!(again, expected);
+}

@@ -271,6 +271,10 @@ impl Trainer {
         // optimiser writes into parameters that no tape shares: no copy on write.
         let (loss, correct, mut grads) = {
             let tape = Tape::new();
+            // Data parallel: buckets of gradients start their all-reduce during backward.
+            if let Some(p) = &mut self.parallel {
+                p.attach(&tape, self.model.as_mut());
+            }
             let logits = self.model.forward(tape.input(images.clone()))?;
             let loss = self.loss.forward(logits, labels)?;
             let value = loss.item()?;

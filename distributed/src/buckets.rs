@@ -42,6 +42,9 @@ pub(crate) struct Buckets {
     pending: Vec<PendingReduce>,
     /// Buckets started before [`Buckets::finish`] (while backward was running).
     pub(crate) started_early: usize,
+    /// All-reduce on the caller's thread (after backward, nothing to overlap with) rather than
+    /// through [`Communicator::start_all_reduce`].
+    blocking: bool,
 }
 
 impl Buckets {
@@ -50,6 +53,7 @@ impl Buckets {
         comm: Rc<dyn Communicator>,
         model: &mut dyn Module,
         bucket_bytes: usize,
+        blocking: bool,
     ) -> Buckets {
         let mut params = Vec::new();
         model.visit("", &mut |name, e| {
@@ -95,16 +99,13 @@ impl Buckets {
             next: 0,
             pending: Vec::new(),
             started_early: 0,
+            blocking,
         }
     }
 
-    /// Elements in each bucket.
-    pub(crate) fn sizes(&self) -> Vec<usize> {
-        let mut sizes = vec![0; self.buffers.len()];
-        for s in &self.slots {
-            sizes[s.bucket] += s.numel();
-        }
-        sizes
+    /// Number of buckets.
+    pub(crate) fn len(&self) -> usize {
+        self.buffers.len()
     }
 
     /// Backward's hook: the final gradient of parameter `id` (ignored if not trainable here).
@@ -151,9 +152,14 @@ impl Buckets {
     }
 
     fn start_next(&mut self, early: bool) {
-        if let Some(buf) = self.buffers[self.next].take() {
-            self.pending
-                .push(self.comm.start_all_reduce(buf, Reduce::Mean));
+        if let Some(mut buf) = self.buffers[self.next].take() {
+            let pending = if self.blocking {
+                let result = self.comm.all_reduce(&mut buf, Reduce::Mean).map(|()| buf);
+                PendingReduce::done(result)
+            } else {
+                self.comm.start_all_reduce(buf, Reduce::Mean)
+            };
+            self.pending.push(pending);
             self.started_early += usize::from(early);
         }
         self.next += 1;

@@ -228,16 +228,19 @@ impl DataParallel {
     /// hands each parameter's gradient over as soon as it is final, and a bucket's all-reduce
     /// starts (on the communicator's own thread, when it has one) as soon as the bucket is
     /// full, while backward goes on with earlier layers. [`DataParallel::average_gradients`]
-    /// then waits for them. Does nothing with overlap off or a single rank.
+    /// then waits for them. Does nothing with overlap off, a single rank or a single bucket
+    /// (which is only full when backward ends).
     pub fn attach(&mut self, tape: &Tape, model: &mut dyn Module) {
         if !self.overlap || self.size() == 1 {
             return;
         }
-        let buckets = Rc::new(RefCell::new(Buckets::new(
-            self.comm.clone(),
-            model,
-            self.bucket_bytes,
-        )));
+        let buckets = Buckets::new(self.comm.clone(), model, self.bucket_bytes, false);
+        if buckets.len() < 2 {
+            // One bucket fills when backward ends: nothing to overlap, and a hand-over to
+            // the communication thread would only add its latency.
+            return;
+        }
+        let buckets = Rc::new(RefCell::new(buckets));
         let hook = buckets.clone();
         tape.on_param_grad(move |id, g| hook.borrow_mut().add_by_id(id, g));
         self.filling = Some(buckets);
@@ -259,13 +262,14 @@ impl DataParallel {
                 self.comm.clone(),
                 model,
                 self.bucket_bytes,
+                true,
             ))),
         };
         let mut b = buckets.borrow_mut();
         b.add_missing(grads)?;
         self.stats.steps += 1;
         let bytes = b.finish(grads)?;
-        self.stats.buckets += b.sizes().len() as u64;
+        self.stats.buckets += b.len() as u64;
         self.stats.started_during_backward += b.started_early as u64;
         self.stats.bytes += bytes as u64;
         self.stats.all_reduce_seconds += started.elapsed().as_secs_f64();

@@ -6,7 +6,8 @@
 //! target/release/examples/distributed_check --failure-test
 //! ```
 //!
-//! Under `mpirun` every rank runs the same checks; rank 0 prints one line per check and the
+//! Under `mpirun` every rank runs the same checks (broadcast, N ranks = one process with an N
+//! times larger batch, resume, shards); rank 0 prints one line per check and the
 //! count. A check that fails on any rank ends the job with a non-zero status (and that rank's
 //! message). `--failure-test` is not started by `mpirun`: it starts
 //! `mpirun -np 2 <itself> --fail-rank 1` and checks that the job ends within 30 s, with a
@@ -21,7 +22,7 @@ use tapegrad::data::{synthetic, DataLoader, Dataset, LoaderOptions, Shard, Shard
 use tapegrad::distributed::{Communicator, DataParallel, MpiWorld, Reduce};
 use tapegrad::nn::optim::{Sgd, SgdConfig};
 use tapegrad::nn::{Entry, Module};
-use tapegrad::train::{Schedule, Trainer};
+use tapegrad::train::{load_training_checkpoint, save_training_checkpoint, Schedule, Trainer};
 
 /// A small convolutional network without batch norm (LeNet-5 with ReLU and max pooling).
 const NET: &str = "lenet5-modern";
@@ -182,6 +183,58 @@ fn check_equivalence(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<S
     ))
 }
 
+/// A distributed run stopped after 10 steps and resumed from rank 0's checkpoint ends where an
+/// uninterrupted one does: the same parameters, bit for bit, and the same epoch totals.
+fn check_resume(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<String> {
+    let (rank, ranks) = (comm.rank(), comm.size());
+    let batch = GLOBAL_BATCH / ranks;
+    let shard = Some(Shard::new(rank, ranks, ShardTail::Wrap)?);
+    let train = loader(ds, batch, shard)?;
+    // Every rank needs the path rank 0 writes: named by rank 0's process id.
+    let mut pid = [f64::from(std::process::id())];
+    comm.broadcast_f64(&mut pid, 0)?;
+    let path =
+        std::env::temp_dir().join(format!("tapegrad-distributed-check-{}.safetensors", pid[0]));
+    let mut whole = trainer(7)?;
+    whole.distribute(DataParallel::new(comm.clone()))?;
+    whole.train_epoch(&train, Some(STEPS), |_| {})?;
+    let mut first = trainer(7)?;
+    first.distribute(DataParallel::new(comm.clone()))?;
+    first.train_epoch(&train, Some(STEPS / 2), |_| {})?;
+    first.gather_totals()?;
+    if rank == 0 {
+        save_training_checkpoint(&path, &mut first, &[])?;
+    }
+    comm.barrier()?;
+    // Resumed from another seed: everything comes from the checkpoint.
+    let mut resumed = trainer(1000 + rank as u64)?;
+    let loaded = load_training_checkpoint(&path, &mut resumed);
+    comm.barrier()?;
+    if rank == 0 {
+        let _ = std::fs::remove_file(&path);
+    }
+    loaded?;
+    resumed.distribute(DataParallel::new(comm.clone()))?;
+    resumed.train_epoch(&train, Some(STEPS), |_| {})?;
+    let (a, b) = (params(whole.model.as_mut()), params(resumed.model.as_mut()));
+    if let Some(((name, _), _)) = a.iter().zip(&b).find(|(x, y)| x.1 != y.1) {
+        return Err(fail(format!(
+            "the resumed run's {name} differs from the uninterrupted run's"
+        )));
+    }
+    let (tw, tr) = (whole.global_totals()?, resumed.global_totals()?);
+    let close = (tw.loss_sum - tr.loss_sum).abs() <= 1e-9 * tw.loss_sum.abs();
+    if !close || tw.correct != tr.correct || tw.seen != tr.seen {
+        return Err(fail(format!(
+            "epoch totals after resuming {tr:?}, uninterrupted {tw:?}"
+        )));
+    }
+    Ok(format!(
+        "{ranks} ranks stopped after {} steps and resumed from rank 0's checkpoint end with the uninterrupted run's parameters (bit for bit) and epoch totals ({} images)",
+        STEPS / 2, tw.seen
+    ))
+}
+
 /// The ranks' shards of an epoch are disjoint and cover it (uneven sizes wrapped).
 fn check_sampler(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<String> {
     let (rank, ranks) = (comm.rank(), comm.size());
@@ -236,6 +289,7 @@ fn worker(comm: &Rc<dyn Communicator>, fail_rank: Option<usize>) -> Result<usize
     let checks = [
         check_broadcast(comm)?,
         check_equivalence(comm, &ds)?,
+        check_resume(comm, &ds)?,
         check_sampler(comm, &ds)?,
     ];
     if comm.rank() == 0 {

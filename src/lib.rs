@@ -5,6 +5,7 @@
 
 pub use tapegrad_autograd as autograd;
 pub use tapegrad_data as data;
+pub use tapegrad_distributed as distributed;
 pub use tapegrad_models as models;
 pub use tapegrad_nn as nn;
 pub use tapegrad_train as train;

@@ -190,3 +190,34 @@ fn profiling_counts_each_op_forward_and_backward() {
     tape.set_profiling(false);
     assert!(tape.profile().is_none());
 }
+
+#[test]
+fn the_param_grad_hook_sees_each_final_gradient_last_layer_first() {
+    // h = a * x, y = b * h + b (b used twice: its gradient sums both uses before the hook sees
+    // it). With x = 2, a = 3, b = 4: h = 6, dy/db = h + 1 = 7, dy/da = b * x = 8.
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let a = Param::new(Tensor::scalar(3.0));
+    let b = Param::new(Tensor::scalar(4.0));
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let tape = Tape::new();
+    let log = seen.clone();
+    tape.on_param_grad(move |id, g| {
+        log.borrow_mut().push((id, g.item()?));
+        Ok(())
+    });
+    let x = tape.input(Tensor::scalar(2.0));
+    let (pa, pb) = (tape.param(&a), tape.param(&b));
+    let h = pa * x;
+    let y = pb * h + pb;
+    let g = y.backward().unwrap();
+    assert_eq!(*seen.borrow(), vec![(b.id(), 7.0), (a.id(), 8.0)]);
+    assert_eq!(g.param(&a).unwrap().item().unwrap(), 8.0);
+
+    // An error from the hook ends backward with it.
+    let tape = Tape::new();
+    tape.on_param_grad(|_, _| Err(Error::invalid("hook", "refused")));
+    let y = tape.param(&a) * tape.input(Tensor::scalar(2.0));
+    let e = y.backward().unwrap_err().to_string();
+    assert!(e.contains("refused"), "{e}");
+}

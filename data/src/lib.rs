@@ -30,7 +30,7 @@ pub use folder::{read_image, ImageFolder, ImageFolderOptions, Skipped, MAX_IMAGE
 pub use idx::{
     load_idx_pair, read_idx_images, read_idx_labels, FashionMnist, IdxImages, Mnist, IDX_MAX_BYTES,
 };
-pub use loader::{Batch, DataLoader, Epoch, LoaderOptions};
+pub use loader::{Batch, DataLoader, Epoch, LoaderOptions, Shard, ShardTail};
 pub use pca::{rgb_covariance, symmetric_eigen3, PcaColor};
 pub use transform::{
     CenterCrop, Compose, HorizontalFlip, Normalize, RandomCrop, RandomHorizontalFlip,

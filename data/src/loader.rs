@@ -7,6 +7,17 @@
 //! `(seed, e, i)`. No generator is shared between samples, so the batches are the same whatever
 //! the number of threads, the prefetch depth or the order in which the work happens to run.
 //!
+//! Data-parallel training: with [`LoaderOptions::shard`], each of `ranks` processes iterates its
+//! own part of every epoch, as PyTorch's `DistributedSampler`. Every rank draws the same
+//! permutation (same seed and epoch), and rank `r` takes its elements `r, r + ranks,
+//! r + 2 ranks, ...`. So batch `b` of the ranks together is batch `b` of one process whose
+//! batch is `ranks` times larger, and augmentation (seeded by sample index) is the same too.
+//! [`ShardTail`] says what happens when the set does not divide evenly: `Wrap` (PyTorch's
+//! default) repeats the permutation's first samples so that every rank gets the same number,
+//! `Drop` leaves out the last `n mod ranks` samples of the permutation, and `Uneven` gives the
+//! first `n mod ranks` ranks one sample more (for evaluation, where each sample must count
+//! once and ranks need not take the same number of steps).
+//!
 //! The prefetch thread prepares batches in a pool of its own (the one `LoaderOptions::threads`
 //! sizes, else one shared by every loader, as large as rayon's global pool), never in rayon's
 //! global pool. A loader iterated inside a rayon worker (two trainings in a `par_iter`) blocks
@@ -40,6 +51,67 @@ pub struct LoaderOptions {
     /// `prefetch` is 0 (on the caller's thread), and in a pool shared by all loaders, as large
     /// as rayon's global pool, when prefetching (see the module documentation).
     pub threads: Option<usize>,
+    /// This process's shard of every epoch in data-parallel training (see the module
+    /// documentation); `None`: the whole epoch.
+    pub shard: Option<Shard>,
+}
+
+/// What a rank does with the samples left over when the set does not divide evenly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardTail {
+    /// Repeat the start of the permutation until every rank has `ceil(n / ranks)` samples.
+    Wrap,
+    /// Leave out the permutation's last `n mod ranks` samples: `floor(n / ranks)` each.
+    Drop,
+    /// No padding: ranks below `n mod ranks` have one sample more than the others.
+    Uneven,
+}
+
+/// Rank `rank` of `ranks` processes, each iterating its own part of every epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub ranks: usize,
+    pub tail: ShardTail,
+}
+
+impl Shard {
+    /// Fails unless `rank < ranks`.
+    pub fn new(rank: usize, ranks: usize, tail: ShardTail) -> Result<Shard> {
+        if rank >= ranks {
+            return Err(Error::invalid(
+                "Shard",
+                format!("rank {rank} is not among {ranks} ranks"),
+            ));
+        }
+        Ok(Shard { rank, ranks, tail })
+    }
+
+    /// This rank's samples out of `n`.
+    pub fn len(&self, n: usize) -> usize {
+        match self.tail {
+            ShardTail::Wrap => n.div_ceil(self.ranks),
+            ShardTail::Drop => n / self.ranks,
+            ShardTail::Uneven => n / self.ranks + usize::from(self.rank < n % self.ranks),
+        }
+    }
+
+    /// This rank's part of an epoch's `order` (the same on every rank).
+    pub fn select(&self, order: &[usize]) -> Vec<usize> {
+        let n = order.len();
+        let total = match self.tail {
+            ShardTail::Wrap => self.len(n) * self.ranks,
+            ShardTail::Drop => self.len(n) * self.ranks,
+            ShardTail::Uneven => n,
+        };
+        if n == 0 {
+            return Vec::new();
+        }
+        (self.rank..total)
+            .step_by(self.ranks)
+            .map(|i| order[i % n])
+            .collect()
+    }
 }
 
 impl Default for LoaderOptions {
@@ -51,6 +123,7 @@ impl Default for LoaderOptions {
             transform: None,
             prefetch: 2,
             threads: None,
+            shard: None,
         }
     }
 }
@@ -182,6 +255,12 @@ impl DataLoader {
                 "the batch size must be positive",
             ));
         }
+        if let Some(s) = &opts.shard {
+            Shard::new(s.rank, s.ranks, s.tail).map_err(|e| match e {
+                Error::Invalid { msg, .. } => Error::invalid("DataLoader", msg),
+                other => other,
+            })?;
+        }
         let pool = match opts.threads {
             Some(n) => Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
@@ -207,9 +286,15 @@ impl DataLoader {
         self.batch_size
     }
 
+    /// Samples per epoch (of this rank's shard, when sharded).
+    pub fn samples(&self) -> usize {
+        let n = self.dataset.len();
+        self.opts.shard.map_or(n, |s| s.len(n))
+    }
+
     /// Batches per epoch.
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.samples();
         if self.opts.drop_last {
             n / self.batch_size
         } else {
@@ -221,14 +306,18 @@ impl DataLoader {
         self.len() == 0
     }
 
-    /// The sample order of `epoch`: a seeded permutation, or `0..n` without shuffling.
+    /// The sample order of `epoch`: a seeded permutation, or `0..n` without shuffling; of
+    /// this rank's shard when sharded.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.opts.shuffle {
             // u64::MAX in place of a sample index keeps this generator apart from the samples'.
             order.shuffle(&mut rng(mix(&[self.opts.seed, epoch, u64::MAX])));
         }
-        order
+        match &self.opts.shard {
+            Some(s) => s.select(&order),
+            None => order,
+        }
     }
 
     /// The batches of `epoch`, prepared ahead when `prefetch > 0`. Dropping the iterator early

@@ -312,4 +312,43 @@ impl Accumulator {
     pub fn per_class_accuracy(&self) -> Vec<Option<f32>> {
         self.confusion.per_class_accuracy()
     }
+
+    /// Every count and sum, as f64 (exact to 2^53): the misses, samples seen, loss sum and
+    /// count, and the confusion matrix. Adding these element-wise over the shards of an
+    /// evaluation (an all-reduce) and loading them back with [`Self::set_sums`] gives the
+    /// metrics of the whole.
+    pub fn sums(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self.misses.iter().map(|&m| m as f64).collect();
+        v.extend([self.seen as f64, self.loss_sum, self.loss_count as f64]);
+        v.extend(self.confusion.counts.iter().map(|&c| c as f64));
+        v
+    }
+
+    /// Loads what [`Self::sums`] gave (after adding them over shards).
+    pub fn set_sums(&mut self, sums: &[f64]) -> Result<()> {
+        let k = self.ks.len();
+        let want = k + 3 + self.confusion.counts.len();
+        if sums.len() != want {
+            return Err(Error::invalid(
+                "Accumulator::set_sums",
+                format!("{} values, expected {want}", sums.len()),
+            ));
+        }
+        if let Some(bad) = sums.iter().find(|v| !v.is_finite() || **v < 0.0) {
+            return Err(Error::invalid(
+                "Accumulator::set_sums",
+                format!("{bad} among the sums: counts are finite and not negative"),
+            ));
+        }
+        for (m, v) in self.misses.iter_mut().zip(sums) {
+            *m = *v as u64;
+        }
+        self.seen = sums[k] as u64;
+        self.loss_sum = sums[k + 1];
+        self.loss_count = sums[k + 2] as u64;
+        for (c, v) in self.confusion.counts.iter_mut().zip(&sums[k + 3..]) {
+            *c = *v as u64;
+        }
+        Ok(())
+    }
 }

@@ -159,3 +159,35 @@ fn the_accumulator_matches_one_pass_over_all_rows() {
     assert_eq!(acc.mean_loss(), Some(4.0));
     assert!(Accumulator::new(&["a", "b"], &[3]).is_err());
 }
+
+#[test]
+fn shards_added_through_their_sums_give_the_whole() {
+    // Three samples over 3 classes, evaluated whole and as two shards (rows 0-1 and row 2)
+    // whose sums are added, as an all-reduce over two ranks would.
+    let classes = ["a", "b", "c"];
+    let s = scores(&[&[0.9, 0.1, 0.0], &[0.2, 0.3, 0.5], &[0.1, 0.8, 0.1]]);
+    let labels = [0, 1, 1];
+    let mut whole = Accumulator::new(&classes, &[1, 2]).unwrap();
+    whole.update(&s, &labels).unwrap();
+    whole.add_loss(0.5, 3);
+    let mut a = Accumulator::new(&classes, &[1, 2]).unwrap();
+    a.update(&scores(&[&[0.9, 0.1, 0.0], &[0.2, 0.3, 0.5]]), &labels[..2])
+        .unwrap();
+    a.add_loss(0.75, 2);
+    let mut b = Accumulator::new(&classes, &[1, 2]).unwrap();
+    b.update(&scores(&[&[0.1, 0.8, 0.1]]), &labels[2..])
+        .unwrap();
+    b.add_loss(0.0, 1);
+    let sums: Vec<f64> = a.sums().iter().zip(b.sums()).map(|(x, y)| x + y).collect();
+    a.set_sums(&sums).unwrap();
+    assert_eq!(a.sums(), whole.sums());
+    // Row 1 (label 1) ranks 2nd: one top-1 miss of 3, no top-2 miss.
+    assert!((a.top_k_error(1).unwrap() - 1.0 / 3.0).abs() < 1e-6);
+    assert_eq!(a.top_k_error(2).unwrap(), 0.0);
+    assert_eq!(a.mean_loss(), Some(0.5));
+    assert_eq!(a.confusion().get(1, 2), 1);
+    assert!(a.set_sums(&sums[1..]).is_err());
+    let mut bad = sums.clone();
+    bad[0] = -1.0;
+    assert!(a.set_sums(&bad).is_err());
+}

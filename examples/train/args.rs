@@ -133,10 +133,15 @@ pub struct Args {
     /// Synthetic set: training images per class (test: a sixth of it).
     #[arg(long, default_value_t = 600)]
     pub synthetic_per_class: usize,
+    /// Data-parallel training over MPI: start with `mpirun -np N`; each rank takes a shard of
+    /// every global batch of N x --batch-size (needs the program built with --features mpi).
+    #[arg(long)]
+    #[serde(default)]
+    pub distributed: bool,
 }
 
 /// Flags that a resumed run takes from its own command line, not from the checkpoint.
-pub const RESUME_FRESH: &[&str] = &["resume", "out", "max_steps", "grad_stats"];
+pub const RESUME_FRESH: &[&str] = &["resume", "out", "max_steps", "grad_stats", "distributed"];
 /// Flags that a resumed run takes from the checkpoint unless given again.
 pub const RESUME_MAY_CHANGE: &[&str] = &["epochs", "threads", "data"];
 

@@ -15,13 +15,13 @@ pub const SUBSET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fashio
 /// The data, and its name; a run on the subset or on synthetic data tags every printed line.
 pub fn load_data(args: &Args, console: &mut Console) -> Result<(Split, String)> {
     let subset = |console: &mut Console| -> Result<(Split, String)> {
-        *console = Console::new(Some(SUBSET));
+        console.set_tag(Some(SUBSET));
         let split = FashionMnist::load(Path::new(SUBSET_DIR))?;
         let name = "the Fashion-MNIST subset in assets/".to_string();
         Ok((split, name))
     };
     let synthetic_set = |console: &mut Console| -> Result<(Split, String)> {
-        *console = Console::new(Some(SYNTHETIC));
+        console.set_tag(Some(SYNTHETIC));
         let n = args.synthetic_per_class.max(1);
         let split = synthetic::split(n, n.div_ceil(6), args.seed)?;
         Ok((split, "synthetic shapes".into()))

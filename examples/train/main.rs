@@ -20,17 +20,30 @@
 //! top-5 error, per-class accuracy and the confusion matrix (also in `report.txt`).
 //! A run is deterministic for a given seed and thread count, and `--resume` continues it
 //! exactly where the checkpoint left it (`--max-steps` stops a run early, as an interruption).
+//!
+//! Data-parallel training over MPI (see `docs/distributed.md`):
+//!
+//! ```text
+//! cargo build --release --example train --features mpi
+//! mpirun -np 2 target/release/examples/train --distributed       # global batch 2 x 64
+//! ```
+//!
+//! Every rank trains on its shard of each batch and evaluates its shard of the test set; only
+//! rank 0 prints and writes files. A rank that fails prints its error and ends the whole job.
 
 mod args;
 mod data;
+mod distributed;
 mod setup;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
-use tapegrad::data::{DataLoader, LoaderOptions};
+use tapegrad::data::{DataLoader, LoaderOptions, Shard, ShardTail};
+use tapegrad::distributed::{Communicator, DataParallel};
 use tapegrad::nn::checkpoint::{write_atomic, Checkpoint};
 use tapegrad::nn::{summary, Module};
 use tapegrad::train::{
@@ -49,10 +62,24 @@ fn main() {
     let start = Instant::now();
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let mut console = Console::new(None);
-    if let Err(e) = run(args, &matches, &mut console, start) {
-        console.error(format!("error: {e}"));
+    let world = distributed::world(args.distributed).unwrap_or_else(|e| {
+        Console::new(None).error(format!("error: {e}"));
         std::process::exit(1);
+    });
+    let rank = world.as_ref().map_or(0, |w| w.rank());
+    let mut console = Console::new(None).quiet(rank != 0);
+    if let Err(e) = run(args, &matches, &mut console, start, world.clone()) {
+        match &world {
+            // The other ranks may be waiting for this one in a collective: end them all.
+            Some(w) if w.size() > 1 => {
+                console.error(format!("error on rank {rank} of {}: {e}", w.size()));
+                w.abort(1);
+            }
+            _ => {
+                console.error(format!("error: {e}"));
+                std::process::exit(1);
+            }
+        }
     }
 }
 
@@ -83,18 +110,24 @@ fn run(
     matches: &clap::ArgMatches,
     console: &mut Console,
     start: Instant,
+    world: Option<Rc<dyn Communicator>>,
 ) -> Result<()> {
+    let (rank, ranks) = world.as_ref().map_or((0, 1), |w| (w.rank(), w.size()));
+    let lead = rank == 0;
     let resume = match &args.resume {
         Some(p) => Some((p.clone(), Checkpoint::load(p)?)),
         None => None,
     };
     let args = match &resume {
-        Some((_, ckpt)) => resumed_args(&args, matches, ckpt)?,
+        Some((_, ckpt)) => {
+            distributed::check_ranks(ckpt, ranks)?;
+            resumed_args(&args, matches, ckpt)?
+        }
         None => args,
     };
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(|| distributed::default_threads(world.as_deref()));
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -125,15 +158,20 @@ fn run(
         0.0
     };
     let transform = augmentation(&args.augment, &train, fill)?;
+    // Each rank its shard: equal lengths for training (every rank takes the same number of
+    // steps), each sample once for testing.
+    let shard = |tail| world.as_ref().map(|_| Shard { rank, ranks, tail });
     let loader_opts = LoaderOptions {
         seed: args.seed,
         transform,
+        shard: shard(ShardTail::Wrap),
         ..Default::default()
     };
     let (n_train, n_test) = (train.len(), test.len());
     let train_loader = DataLoader::new(Arc::new(train), args.batch_size, loader_opts)?;
     let test_opts = LoaderOptions {
         shuffle: false,
+        shard: shard(ShardTail::Uneven),
         ..Default::default()
     };
     let test_loader = DataLoader::new(Arc::new(test), 256, test_opts)?;
@@ -187,7 +225,9 @@ fn run(
             PathBuf::from("runs").join(format!("{}-{d}-{}", args.model, now_timestamp()))
         }
     };
-    std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    if lead {
+        std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
+    }
     if let Some((p, ckpt)) = &resume {
         trainer.restore(ckpt)?;
         console.line(format!(
@@ -198,9 +238,15 @@ fn run(
             trainer.position.step
         ));
     }
+    if let Some(w) = &world {
+        // After restoring: every rank starts from rank 0's state.
+        trainer.distribute(DataParallel::new(w.clone()))?;
+    }
     let args_json = serde_json::to_string(&args).map_err(json_err)?;
     let config = serde_json::to_string_pretty(&args).map_err(json_err)?;
-    write_atomic(&out.join("config.json"), config.as_bytes())?;
+    if lead {
+        write_atomic(&out.join("config.json"), config.as_bytes())?;
+    }
     let json = |v: &[f32]| serde_json::to_string(v).expect("numbers serialise");
     let meta = vec![
         ("run.args".to_string(), args_json),
@@ -216,6 +262,7 @@ fn run(
         ),
         ("data.mean".into(), json(&mean)),
         ("data.std".into(), json(&std)),
+        (distributed::RANKS_KEY.into(), ranks.to_string()),
     ];
 
     console.line(format!("data      {data_name}: {n_train} training and {n_test} test images of {shape:?}, {} classes", classes.len()));
@@ -225,10 +272,16 @@ fn run(
         s.total_params,
         s.total_macs as f64 / 1e6
     ));
+    let per_batch = if world.is_some() {
+        format!("{ranks} ranks x {}", args.batch_size)
+    } else {
+        args.batch_size.to_string()
+    };
     console.line(format!(
-        "training  {} epochs of {} batches of {}, {:?} lr {}, schedule {:?}, augment {}, seed {}, {threads} threads",
-        args.epochs, train_loader.len(), args.batch_size, args.optimizer, trainer.optimizer.lr(),
-        args.schedule, args.augment, args.seed
+        "training  {} epochs of {} batches of {per_batch}, {:?} lr {}, schedule {:?}, augment {}, seed {}, {threads} threads{}",
+        args.epochs, train_loader.len(), args.optimizer, trainer.optimizer.lr(),
+        args.schedule, args.augment, args.seed,
+        if world.is_some() { " per rank" } else { "" }
     ));
     console.line(format!("output    {}", out.display()));
 
@@ -244,7 +297,11 @@ fn run(
         train_secs += epoch_start.elapsed().as_secs_f64();
         if !done {
             let path = out.join(CHECKPOINT_FILE);
-            save_training_checkpoint(&path, &mut trainer, &meta)?;
+            // The epoch's running sums of all ranks, saved once (see Trainer::distribute).
+            trainer.gather_totals()?;
+            if lead {
+                save_training_checkpoint(&path, &mut trainer, &meta)?;
+            }
             console.line(format!(
                 "stopped after step {} (--max-steps), in epoch {} at batch {}/{}; resume with --resume {}",
                 trainer.position.step, trainer.position.epoch + 1, trainer.position.batch,
@@ -270,10 +327,12 @@ fn run(
         if let Some(t) = grad_table {
             console.line(format!("gradients over epoch {}:\n{t}", r.epoch));
         }
-        let title = format!("{} on {}", args.model, data_name);
-        let files = write_epoch_files(&out, &mut trainer, &meta, &title)?;
-        if let (PlotText::NoFont, 1) = (files.plot, r.epoch) {
-            console.line("curves.png has no text: no TrueType font found (apt-get install fonts-dejavu-core, or set TAPEGRAD_FONT)");
+        if lead {
+            let title = format!("{} on {}", args.model, data_name);
+            let files = write_epoch_files(&out, &mut trainer, &meta, &title)?;
+            if let (PlotText::NoFont, 1) = (files.plot, r.epoch) {
+                console.line("curves.png has no text: no TrueType font found (apt-get install fonts-dejavu-core, or set TAPEGRAD_FONT)");
+            }
         }
         last_eval = Some(eval);
     }
@@ -292,7 +351,9 @@ fn run(
         &eval,
     );
     let text = console.tagged(&report);
-    write_atomic(&out.join("report.txt"), format!("{text}\n").as_bytes())?;
+    if lead {
+        write_atomic(&out.join("report.txt"), format!("{text}\n").as_bytes())?;
+    }
     console.line("");
     console.line(&report);
     console.line("");
@@ -300,5 +361,12 @@ fn run(
         "total wall time {:.1} s (loading {load_secs:.1} s, training {train_secs:.1} s, testing {eval_secs:.1} s); results in {}",
         start.elapsed().as_secs_f64(), out.display()
     ));
+    if let Some(p) = trainer.parallel() {
+        let s = p.stats();
+        console.line(format!(
+            "data parallel: {ranks} ranks, {} gradient all-reduces of {:.2} MB in {} buckets, {:.1} ms each on average; buffer broadcasts {:.1} s in all",
+            s.steps, s.bytes as f64 / s.steps.max(1) as f64 / 1e6, s.buckets, 1e3 * s.all_reduce_per_step(), s.broadcast_seconds
+        ));
+    }
     Ok(())
 }

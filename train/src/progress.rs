@@ -11,13 +11,31 @@ use std::time::Instant;
 #[derive(Clone, Debug, Default)]
 pub struct Console {
     tag: Option<String>,
+    quiet: bool,
 }
 
 impl Console {
     pub fn new(tag: Option<&str>) -> Console {
         Console {
             tag: tag.map(str::to_string),
+            quiet: false,
         }
+    }
+
+    /// Prints no lines and draws no progress bar (errors still go to stderr): the console of
+    /// every rank but 0 in data-parallel training.
+    pub fn quiet(mut self, on: bool) -> Console {
+        self.quiet = on;
+        self
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Changes the tag, keeping the rest.
+    pub fn set_tag(&mut self, tag: Option<&str>) {
+        self.tag = tag.map(str::to_string);
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -50,7 +68,9 @@ impl Console {
 
     /// Prints `text` to stdout, tagged.
     pub fn line(&self, text: impl Display) {
-        println!("{}", self.tagged(text));
+        if !self.quiet {
+            println!("{}", self.tagged(text));
+        }
     }
 
     /// Prints `text` to stderr, tagged.
@@ -69,7 +89,12 @@ pub struct Progress {
 impl Progress {
     /// A bar of `batches` steps labelled `label` (tagged by `console`), starting at `done`.
     pub fn new(console: &Console, label: &str, batches: usize, done: usize) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+        let target = if console.is_quiet() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(batches as u64), target);
         let style = ProgressStyle::with_template(
             "{prefix} [{bar:28.cyan/blue}] {pos:>5}/{len:5} {msg} [{elapsed_precise}<{eta_precise}]",
         )

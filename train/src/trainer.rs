@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tapegrad_autograd::{Error, Result, Tape, Tensor};
 use tapegrad_data::metrics::Accumulator;
 use tapegrad_data::DataLoader;
+use tapegrad_distributed::DataParallel;
 use tapegrad_nn::loss::{cross_entropy, CrossEntropyLoss};
 use tapegrad_nn::module::Module;
 use tapegrad_nn::optim::{clip_grad_norm, GradMap, LrScheduler, Optimizer, ReduceLROnPlateau};
@@ -175,6 +176,8 @@ pub struct Trainer {
     pub history: History,
     /// Per-layer gradient statistics of the current epoch, when collected.
     pub grad_stats: Option<GradStatsEpoch>,
+    /// Set by [`Trainer::distribute`] for data-parallel training.
+    parallel: Option<DataParallel>,
 }
 
 impl Trainer {
@@ -193,7 +196,59 @@ impl Trainer {
             totals: EpochTotals::default(),
             history: History::default(),
             grad_stats: None,
+            parallel: None,
         }
+    }
+
+    /// Trains as one rank of data-parallel training (see `tapegrad_distributed`): rank 0's
+    /// parameters and buffers are broadcast now (call it after restoring a checkpoint); from
+    /// then on each step takes rank 0's batch-norm statistics before its forward pass and
+    /// averages the gradients across ranks before the update, and [`Trainer::finish_epoch`]
+    /// and [`Trainer::evaluate`] add up the ranks' counts, so that every rank records the
+    /// same epoch. Each rank must iterate its own shard of the data (`LoaderOptions::shard`),
+    /// the same number of batches, and call the same methods in the same order.
+    ///
+    /// The running sums of a resumed epoch are the global ones that
+    /// [`Trainer::gather_totals`] left in the checkpoint: they are kept on rank 0 only, so
+    /// that adding the ranks' sums counts them once.
+    pub fn distribute(&mut self, mut parallel: DataParallel) -> Result<()> {
+        parallel.broadcast_model(self.model.as_mut())?;
+        if parallel.rank() != 0 {
+            self.totals = EpochTotals::default();
+        }
+        self.parallel = Some(parallel);
+        Ok(())
+    }
+
+    /// The synchroniser of a data-parallel run.
+    pub fn parallel(&self) -> Option<&DataParallel> {
+        self.parallel.as_ref()
+    }
+
+    /// The current epoch's running sums over every rank (the slowest rank's seconds); the
+    /// local ones without [`Trainer::distribute`]. Every rank must call it.
+    pub fn global_totals(&self) -> Result<EpochTotals> {
+        let t = self.totals;
+        let Some(p) = &self.parallel else {
+            return Ok(t);
+        };
+        let mut sums = [t.loss_sum, t.correct as f64, t.seen as f64];
+        p.sum(&mut sums)?;
+        let mut seconds = [t.seconds];
+        p.max(&mut seconds)?;
+        Ok(EpochTotals {
+            loss_sum: sums[0],
+            correct: sums[1] as u64,
+            seen: sums[2] as u64,
+            seconds: seconds[0],
+        })
+    }
+
+    /// Replaces the running sums with [`Trainer::global_totals`], before rank 0 saves a
+    /// checkpoint in the middle of an epoch (see [`Trainer::distribute`]).
+    pub fn gather_totals(&mut self) -> Result<()> {
+        self.totals = self.global_totals()?;
+        Ok(())
     }
 
     /// Collects per-layer gradient norms and zero fractions over each epoch.
@@ -209,10 +264,17 @@ impl Trainer {
     pub fn train_step(&mut self, images: &Tensor, labels: &[usize]) -> Result<StepOutcome> {
         let started = std::time::Instant::now();
         self.model.set_training(true);
+        if let Some(p) = &mut self.parallel {
+            p.sync_buffers(self.model.as_mut())?;
+        }
         // The tape (and with it every saved activation) is dropped before the update, so the
         // optimiser writes into parameters that no tape shares: no copy on write.
         let (loss, correct, mut grads) = {
             let tape = Tape::new();
+            // Data parallel: buckets of gradients start their all-reduce during backward.
+            if let Some(p) = &mut self.parallel {
+                p.attach(&tape, self.model.as_mut());
+            }
             let logits = self.model.forward(tape.input(images.clone()))?;
             let loss = self.loss.forward(logits, labels)?;
             let value = loss.item()?;
@@ -230,6 +292,9 @@ impl Trainer {
             let g = loss.backward()?;
             (value, correct, GradMap::from_grads(self.model.as_mut(), &g))
         };
+        if let Some(p) = &mut self.parallel {
+            p.average_gradients(self.model.as_mut(), &mut grads)?;
+        }
         if let Some(stats) = &mut self.grad_stats {
             stats.add(&grad_stats(self.model.as_mut(), &grads));
         }
@@ -306,12 +371,19 @@ impl Trainer {
     }
 
     /// Loss, top-1/top-5 error and the confusion matrix over every batch of `loader`, in
-    /// evaluation mode (batch norm uses its running statistics, dropout is off).
+    /// evaluation mode (batch norm uses its running statistics, dropout is off). In
+    /// data-parallel training each rank evaluates its shard (`ShardTail::Uneven` counts each
+    /// sample once) and the counts are added up, so every rank gets the metrics of the whole.
     pub fn evaluate(&mut self, loader: &DataLoader) -> Result<Evaluation> {
         let classes = loader.dataset().classes().to_vec();
         let top5 = classes.len() >= 5;
         let ks: &[usize] = if top5 { &[1, 5] } else { &[1] };
         let mut metrics = Accumulator::new(&classes, ks)?;
+        // The last step's forward moved each rank's running statistics its own way: evaluate
+        // every shard with rank 0's, the ones its checkpoint saves.
+        if let Some(p) = &mut self.parallel {
+            p.sync_buffers(self.model.as_mut())?;
+        }
         self.model.set_training(false);
         let result = (|| {
             for batch in loader.epoch(0) {
@@ -325,7 +397,13 @@ impl Trainer {
             Ok(())
         })();
         self.model.set_training(true);
-        result.map(|()| Evaluation {
+        result?;
+        if let Some(p) = &self.parallel {
+            let mut sums = metrics.sums();
+            p.sum(&mut sums)?;
+            metrics.set_sums(&sums)?;
+        }
+        Ok(Evaluation {
             metrics,
             classes,
             top5,
@@ -336,7 +414,7 @@ impl Trainer {
     /// `seconds` of wall time) in the history, steps the schedule, and moves on to the next
     /// epoch.
     pub fn finish_epoch(&mut self, val: Option<&Evaluation>, seconds: f64) -> Result<EpochRecord> {
-        let t = self.totals;
+        let t = self.global_totals()?;
         let record = EpochRecord {
             epoch: self.position.epoch + 1,
             lr: self.optimizer.lr(),

@@ -131,6 +131,15 @@ fn run<'t>(
             // A plain backward keeps values only: the var of the gradient is a temporary.
             kept.insert(id, (grad_var.value(), create.then_some(grad_var.id())));
         }
+        if let NodeKind::Param(pid) = kind {
+            // Taken out while it runs, so that nothing it does can find the tape's cell borrowed.
+            let hook = tape.grad_hook.borrow_mut().take();
+            if let Some(mut hook) = hook {
+                let result = hook(pid, &grad_var.value());
+                *tape.grad_hook.borrow_mut() = Some(hook);
+                result?;
+            }
+        }
         let mut step = trace
             .as_ref()
             .map(|_| TraceStep::new(tape, id, grad_var.value(), n_paths));

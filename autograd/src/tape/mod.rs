@@ -92,7 +92,12 @@ pub struct Tape {
     pub(crate) anomaly: RefCell<Option<crate::Error>>,
     detect_anomaly: Cell<bool>,
     pub(crate) profiler: RefCell<Option<profile::Profiler>>,
+    pub(crate) grad_hook: RefCell<Option<ParamGradHook>>,
 }
+
+/// Called by backward with each parameter's gradient as soon as it is final; see
+/// [`Tape::on_param_grad`].
+pub type ParamGradHook = Box<dyn FnMut(ParamId, &Tensor) -> crate::Result<()>>;
 
 impl Default for Tape {
     fn default() -> Self {
@@ -110,6 +115,7 @@ impl Tape {
             anomaly: RefCell::new(None),
             detect_anomaly: Cell::new(false),
             profiler: RefCell::new(None),
+            grad_hook: RefCell::new(None),
         }
     }
 
@@ -148,6 +154,16 @@ impl Tape {
 
     pub(crate) fn anomaly_mode(&self) -> bool {
         self.detect_anomaly.get()
+    }
+
+    /// Has backward call `hook` with each parameter's gradient as soon as it is final: when
+    /// the reverse walk reaches the parameter's node, every consumer has passed its part on.
+    /// Parameters come in the order backward finishes them (the last layer's first), so
+    /// data-parallel training can start averaging a bucket of gradients while backward goes on
+    /// with earlier layers. An error from the hook stops the backward pass and is returned by
+    /// it. One hook per tape: a new one replaces the old.
+    pub fn on_param_grad(&self, hook: impl FnMut(ParamId, &Tensor) -> crate::Result<()> + 'static) {
+        *self.grad_hook.borrow_mut() = Some(Box::new(hook));
     }
 
     /// Profiling: with it on, every recorded node and every chain rule run by backward is timed;

@@ -27,6 +27,7 @@ pub use gradcheck::{gradcheck, GradcheckMode, GradcheckReport};
 pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, Reduction, RunningStats};
 pub use shape::Shape;
 pub use tape::{
-    BackwardOptions, Ctx, Grads, NodeId, Op, OpTime, Param, ParamId, Profile, Tape, Var,
+    BackwardOptions, Ctx, Grads, NodeId, Op, OpTime, Param, ParamId, Profile, Reads, Split, Tape,
+    Var,
 };
 pub use tensor::{buffer_pool_stats, rng, set_buffer_pool_limit, Rng, Tensor, Transpose, Window2d};

@@ -3,7 +3,7 @@
 //! everywhere).
 
 use crate::grads;
-use crate::tape::{Op, Var};
+use crate::tape::{Op, Reads, Var};
 
 pub const NEG: Op = Op::new("neg", "grad.neg()");
 pub const EXP: Op = Op::new("exp", "grad * result");
@@ -20,14 +20,18 @@ impl<'t> Var<'t> {
     pub fn neg(self) -> Var<'t> {
         let v = self.value().neg();
         self.tape()
-            .record(NEG, &[self], v, |c| Ok(grads![c.grad().neg()]))
+            .record_reading(NEG, &[self], v, Reads::NOTHING, |c| {
+                Ok(grads![c.grad().neg()])
+            })
     }
 
     /// `e^x`. Rule `exp: grad * result`.
     pub fn exp(self) -> Var<'t> {
         let v = self.value().exp();
         self.tape()
-            .record(EXP, &[self], v, |c| Ok(grads![c.grad().mul(c.result())?]))
+            .record_reading(EXP, &[self], v, Reads::RESULT, |c| {
+                Ok(grads![c.grad().mul(c.result())?])
+            })
     }
 
     /// Natural logarithm. Rule `log: grad / self`.
@@ -85,28 +89,31 @@ impl<'t> Var<'t> {
     /// `sigmoid: grad * result * (1 - result)`.
     pub fn sigmoid(self) -> Var<'t> {
         let v = self.value().sigmoid();
-        self.tape().record(SIGMOID, &[self], v, |c| {
-            let s = c.result();
-            let ds = s.mul(s.neg().add_scalar(1.0))?;
-            Ok(grads![c.grad().mul(ds)?])
-        })
+        self.tape()
+            .record_reading(SIGMOID, &[self], v, Reads::RESULT, |c| {
+                let s = c.result();
+                let ds = s.mul(s.neg().add_scalar(1.0))?;
+                Ok(grads![c.grad().mul(ds)?])
+            })
     }
 
     /// Hyperbolic tangent. Rule `tanh: grad * (1 - result^2)`.
     pub fn tanh(self) -> Var<'t> {
         let v = self.value().tanh();
-        self.tape().record(TANH, &[self], v, |c| {
-            let d = c.result().square().neg().add_scalar(1.0);
-            Ok(grads![c.grad().mul(d)?])
-        })
+        self.tape()
+            .record_reading(TANH, &[self], v, Reads::RESULT, |c| {
+                let d = c.result().square().neg().add_scalar(1.0);
+                Ok(grads![c.grad().mul(d)?])
+            })
     }
 
     /// `max(x, 0)`. Rule `relu: grad * (result > 0)` (the derivative at 0 is 0, as PyTorch).
     pub fn relu(self) -> Var<'t> {
         let v = self.value().relu();
-        self.tape().record(RELU, &[self], v, |c| {
-            let mask = c.result().value().map(|y| (y > 0.0) as u8 as f32);
-            Ok(grads![c.grad().mul(c.tape().input(mask))?])
-        })
+        self.tape()
+            .record_reading(RELU, &[self], v, Reads::RESULT, |c| {
+                let mask = c.result().value().map(|y| (y > 0.0) as u8 as f32);
+                Ok(grads![c.grad().mul(c.tape().input(mask))?])
+            })
     }
 }

@@ -14,4 +14,4 @@ pub mod train;
 
 pub use module::{Entry, LayerInfo, Module, Sequential};
 pub use optim::Optimizer;
-pub use summary::{forward_child, summary, Summary, SummaryRow};
+pub use summary::{consumed, forward_child, forward_consuming, summary, Summary, SummaryRow};

@@ -1,5 +1,6 @@
 //! What the tape frees and recomputes, and that doing so changes no gradient: released values,
-//! recomputable nodes (a convolution's unfolded input), checkpointed compositions (pooling), and
+//! recomputable nodes (the unfolded input of a convolution or a pooling layer), checkpointed
+//! compositions, and
 //! convolutions run on pieces of the batch.
 
 use tapegrad_autograd::tape::Split;
@@ -195,7 +196,7 @@ fn checkpoint_keeps_no_intermediate_and_checks_its_batch() {
 }
 
 #[test]
-fn pooling_checkpointed_gives_the_composition_gradients() {
+fn pooling_with_recomputed_windows_gives_the_saved_gradients_bit_for_bit() {
     let mut g = rng(4);
     let xv = Tensor::randn([2, 3, 9, 9], &mut g);
     let o = Pool2dOptions::new(3).stride(2).padding(1);

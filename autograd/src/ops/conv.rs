@@ -16,14 +16,14 @@ pub const CONV_TRANSPOSE2D: Op = Op::new(
     "a composition (matmul -> fold -> + bias): its gradient comes from the tape",
 );
 
-/// Unfolded images held at once by a convolution or a pooling layer: the composition runs on as
-/// many images of the batch at a time as fit (one at least), forward and backward, so that
-/// neither the unfolded batch nor its gradient is ever whole. VGG-16's second layer unfolds an
+/// Unfolded images held at once by a convolution: the composition runs on as many images of the
+/// batch at a time as fit (one at least), forward and backward, so that neither the unfolded
+/// batch nor its gradient is ever whole. VGG-16's second layer unfolds an
 /// image to 115 MB: one at a time; a ResNet's convolutions at batch 8 fit whole.
 const PIECE_BYTES: usize = 128 << 20;
 
 /// Images per piece for compositions that unfold `per_image` bytes per image.
-pub(crate) fn images_per_piece(per_image: usize) -> usize {
+fn images_per_piece(per_image: usize) -> usize {
     (PIECE_BYTES / per_image.max(1)).max(1)
 }
 

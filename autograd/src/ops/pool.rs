@@ -9,16 +9,16 @@
 //! first maximum in row-major window order, as PyTorch's do.
 
 use crate::error::{Error, Result};
-use crate::tape::{Op, Split, Var};
+use crate::tape::{Op, Var};
 use crate::tensor::{Tensor, Transpose, Window2d};
 
 pub const MAX_POOL2D: Op = Op::new(
     "max_pool2d",
-    "a checkpointed composition (unfold -> max over each window): its gradient comes from the tape",
+    "a composition (unfold -> max over each window): its gradient comes from the tape",
 );
 pub const AVG_POOL2D: Op = Op::new(
     "avg_pool2d",
-    "a checkpointed composition (unfold -> sum over each window / divisor): its gradient comes from the tape",
+    "a composition (unfold -> sum over each window / divisor): its gradient comes from the tape",
 );
 pub const ADAPTIVE_AVG_POOL2D: Op = Op::new(
     "adaptive_avg_pool2d",
@@ -87,13 +87,13 @@ impl<'t> Var<'t> {
     pub fn max_pool2d(self, o: Pool2dOptions) -> Result<Var<'t>> {
         let s = self.shape();
         let w = o.window("max_pool2d", &s)?;
-        self.tape()
-            .checkpoint(MAX_POOL2D, &[self], pool_split(&s, &w), move |v| {
-                let s = v[0].shape();
-                v[0].pool_windows(&w, f32::NEG_INFINITY)?
-                    .max(&[1], false)?
-                    .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
-            })
+        self.tape().composite(MAX_POOL2D, &[self], || {
+            let windows = self.pool_windows(&w, f32::NEG_INFINITY)?;
+            let y = windows.max(&[1], false)?;
+            // Recomputable: unfolded again when max's chain rule reads it.
+            windows.release();
+            y.reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+        })
     }
 
     /// Average pooling with PyTorch's divisor: padding cells count when `count_include_pad`,
@@ -108,14 +108,14 @@ impl<'t> Var<'t> {
         }
         let w = o.window("avg_pool2d", &s)?;
         let divisor = avg_divisor(&w, count_include_pad);
-        self.tape()
-            .checkpoint(AVG_POOL2D, &[self], pool_split(&s, &w), move |v| {
-                let s = v[0].shape();
-                v[0].pool_windows(&w, 0.0)?
-                    .sum(&[1], false)?
-                    .div(v[0].constant(divisor.clone()))?
-                    .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
-            })
+        self.tape().composite(AVG_POOL2D, &[self], || {
+            let windows = self.pool_windows(&w, 0.0)?;
+            let y = windows.sum(&[1], false)?;
+            // The sum's rule reads no value: the windows are freed now.
+            windows.release();
+            y.div(self.constant(divisor))?
+                .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+        })
     }
 
     /// Adaptive average pooling to `out` = (oh, ow): window `i` covers
@@ -139,15 +139,6 @@ impl<'t> Var<'t> {
             let rows = self.matmul_t(pw, Transpose::No, Transpose::Yes)?;
             ph.matmul_t(rows, Transpose::No, Transpose::No)
         })
-    }
-}
-
-/// Pooling runs on as many images at a time as `conv2d` does for the same unfolded size.
-fn pool_split(s: &crate::Shape, w: &Window2d) -> Split {
-    let per_image = s.dim(1) * w.cells() * w.positions() * std::mem::size_of::<f32>();
-    Split::Batch {
-        batched: 1,
-        chunk: crate::ops::conv::images_per_piece(per_image),
     }
 }
 

@@ -136,8 +136,8 @@ pub(crate) fn partial<'t>(
 type Kept = HashMap<NodeId, (Tensor, Option<NodeId>)>;
 
 #[allow(clippy::too_many_arguments)]
-fn propagate<'t>(
-    tape: &'t Tape,
+fn propagate(
+    tape: &Tape,
     root: NodeId,
     seed: Acc,
     floor: usize,

@@ -1,14 +1,17 @@
 //! Checkpointed compositions: a composite op that keeps only its inputs and recomputes its
 //! intermediates during backward (activation checkpointing, applied per op).
 //!
-//! A convolution recorded as its composition keeps the unfolded input for the weight gradient:
-//! `kh * kw` times the input (925 MB for VGG-16's second layer at batch 8). Recorded through
-//! [`Tape::checkpoint`] it keeps one node whose rule reruns the composition on its inputs and
-//! runs backward through that, so the unfolded input lives only while that node's rule runs.
-//! The gradients come from the tape as before; with the whole batch in one piece they are those
-//! of the recorded composition, bit for bit. A composition whose batch items are independent
-//! may also run, forward and backward, on a few items at a time ([`Split::Batch`]), so that
-//! neither the unfolded input nor its gradient is ever whole.
+//! A composition recorded op by op keeps what each op's chain rule reads: a normalisation's
+//! centred and scaled copies, a block's inner activations. Recorded through [`Tape::checkpoint`]
+//! it is one node whose rule reruns the composition on its inputs and runs backward through
+//! that, so its intermediates live only while that node's rule runs. The gradients come from the
+//! tape as before; with the whole batch in one piece they are the recorded composition's, bit
+//! for bit. A composition whose batch items are independent may also run, forward and backward,
+//! on a few items at a time ([`Split::Batch`]), so that no intermediate is ever whole.
+//!
+//! The price is the composition's forward run again. Where one intermediate is large and cheap
+//! (a convolution's unfolded input, before a costly product), [`Var::recomputable`] recomputes
+//! that one alone instead.
 
 use super::backward::partial;
 use super::{Ctx, InputGrads, Op, Reads, Tape, Var};

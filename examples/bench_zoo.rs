@@ -6,13 +6,16 @@
 //! ```text
 //! cargo run --release --example bench_zoo -- [--models resnet18,resnet50,vgg16,googlenet,alexnet,lenet5]
 //!     [--modes train,infer] [--batch 8,16,32] [--budget SECONDS] [--threads N] [--profile]
+//!     [--pool-limit MIB]
 //! ```
 //!
 //! Inputs are 3x224x224 with 1000 classes (LeNet-5: 1x28x28, 10 classes, ReLU and max pooling,
 //! batch 64 unless `--batch` is given). Each child runs one warm-up step, then steps until
 //! `--budget` seconds (default 6) have passed, at least 3; it prints the median images/s, its
-//! resident memory before building the model and its peak (`VmHWM`). `--profile` adds, after
-//! the timed steps, the time per op of one step (training mode).
+//! resident memory before building the model, its peak once the model and input are built, and
+//! its peak at the end (`VmHWM`). `--profile` adds, after
+//! the timed steps, the time per op of one step (training mode). `--pool-limit` sets how much
+//! idle tensor storage is kept for reuse (`set_buffer_pool_limit`; default 512 MiB).
 
 use std::process::Command;
 use std::time::Instant;
@@ -49,6 +52,7 @@ fn child(name: &str, mode: &str, batch: usize, budget: f64, profile: bool) -> Re
         (by_name(name, 1000, 3, 1)?, [batch, 3, 224, 224], 1000)
     };
     let x = Tensor::randn(input, &mut rng(0));
+    let built = status_mib("VmHWM:");
     let labels: Vec<usize> = (0..batch).map(|i| i % classes).collect();
     let mut opt = Sgd::new(SgdConfig {
         lr: 0.01,
@@ -90,10 +94,11 @@ fn child(name: &str, mode: &str, batch: usize, budget: f64, profile: bool) -> Re
     }
     let peak = status_mib("VmHWM:");
     println!(
-        "{name:<10} {mode:<6} {batch:>5} {:>9.1} {:>6} {:>9.0} {:>9.0}",
+        "{name:<10} {mode:<6} {batch:>5} {:>9.1} {:>6} {:>9.0} {:>9.0} {:>9.0}",
         median(rates.clone()),
         rates.len(),
         start_rss,
+        built,
         peak
     );
     if profile {
@@ -117,6 +122,9 @@ fn main() -> Result<()> {
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let field = |k: usize| args.get(i + k).cloned().unwrap_or_default();
         let batch = field(3).parse().unwrap_or(8);
+        if let Some(mib) = value("--pool-limit").and_then(|s| s.parse::<usize>().ok()) {
+            tapegrad::autograd::set_buffer_pool_limit(mib << 20);
+        }
         return child(&field(1), &field(2), batch, budget, profile);
     }
     let models = value("--models").unwrap_or_else(|| ALL.to_string());
@@ -130,8 +138,8 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| rayon::current_num_threads().to_string());
     println!("threads: {shown_threads}, budget {budget} s per configuration, median after one warm-up step");
     println!(
-        "{:<10} {:<6} {:>5} {:>9} {:>6} {:>9} {:>9}",
-        "model", "mode", "batch", "img/s", "steps", "start MiB", "peak MiB"
+        "{:<10} {:<6} {:>5} {:>9} {:>6} {:>9} {:>9} {:>9}",
+        "model", "mode", "batch", "img/s", "steps", "start MiB", "built MiB", "peak MiB"
     );
     for name in models.split(',') {
         let default_batch = if name == "lenet5" { "64" } else { "8" };
@@ -142,6 +150,9 @@ fn main() -> Result<()> {
                     .arg(budget.to_string());
                 if profile {
                     cmd.arg("--profile");
+                }
+                if let Some(mib) = value("--pool-limit") {
+                    cmd.args(["--pool-limit", &mib]);
                 }
                 if let Some(t) = &threads {
                     cmd.env("RAYON_NUM_THREADS", t);

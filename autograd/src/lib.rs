@@ -28,6 +28,6 @@ pub use ops::{Conv2dOptions, DropoutMode, Pool2dOptions, RunningStats};
 pub use shape::Shape;
 pub use tape::{
     grad, BackwardOptions, Ctx, Grads, NodeId, Op, OpTime, Param, ParamGradHook, ParamId, Profile,
-    Tape, Var,
+    Reads, Split, Tape, Var,
 };
 pub use tensor::{buffer_pool_stats, rng, set_buffer_pool_limit, Rng, Tensor, Transpose, Window2d};

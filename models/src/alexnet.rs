@@ -8,7 +8,7 @@ use tapegrad_nn::init::{self, Init};
 use tapegrad_nn::layers::{
     AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU,
 };
-use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
 
 /// AlexNet as `features`, `avgpool`, `classifier`.
 pub struct AlexNet {
@@ -124,9 +124,10 @@ impl Module for AlexNet {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let mut y = forward_child("features", &mut self.features, x)?;
         if let Some(p) = &mut self.avgpool {
-            y = forward_child("avgpool", p, y)?;
+            y = forward_consuming("avgpool", p, y)?;
         }
-        forward_child("classifier", &mut self.classifier, y.flatten(1)?)
+        let y = consumed(y, y.flatten(1)?);
+        forward_consuming("classifier", &mut self.classifier, y)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.features.visit(&format!("{prefix}features."), f);

@@ -2,7 +2,7 @@
 
 use tapegrad_autograd::{Conv2dOptions, Result, Rng, Var};
 use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
-use tapegrad_nn::{forward_child, Entry, Module};
+use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module};
 
 /// A convolution without bias, batch norm, ReLU: torchvision's GoogLeNet `BasicConv2d`
 /// (children `conv`, `bn`).
@@ -34,7 +34,8 @@ impl ConvBnRelu {
 impl Module for ConvBnRelu {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("conv", &mut self.conv, x)?;
-        Ok(forward_child("bn", &mut self.bn, y)?.relu())
+        let y = forward_consuming("bn", &mut self.bn, y)?;
+        Ok(consumed(y, y.relu()))
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.conv.visit(&format!("{prefix}conv."), f);

@@ -5,7 +5,7 @@ use crate::blocks::ConvBnRelu;
 use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, Init};
 use tapegrad_nn::layers::{AdaptiveAvgPool2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU};
-use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+use tapegrad_nn::{forward_child, forward_consuming, Entry, Module, Sequential};
 
 /// torchvision's BatchNorm eps in GoogLeNet.
 const BN_EPS: f32 = 1e-3;
@@ -50,7 +50,9 @@ impl Module for NaiveInception {
             forward_child("branch5", &mut self.branch5, x)?,
             forward_child("pool", &mut self.pool, x)?,
         ];
-        Var::concat(&b, 1)
+        let y = Var::concat(&b, 1)?;
+        b.iter().for_each(|b| b.release());
+        Ok(y)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.branch1.visit(&format!("{prefix}branch1."), f);
@@ -115,7 +117,9 @@ impl Module for Inception {
             forward_child("branch3", &mut self.branch3, x)?,
             forward_child("branch4", &mut self.branch4, x)?,
         ];
-        Var::concat(&b, 1)
+        let y = Var::concat(&b, 1)?;
+        b.iter().for_each(|b| b.release());
+        Ok(y)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.branch1.visit(&format!("{prefix}branch1."), f);
@@ -257,16 +261,16 @@ impl GoogLeNet {
     pub fn forward_with_aux<'t>(&mut self, x: Var<'t>) -> Result<(Var<'t>, Vec<Var<'t>>)> {
         let mut aux_out = Vec::new();
         let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_child("maxpool1", &mut self.maxpool1, y)?;
-        let y = forward_child("conv2", &mut self.conv2, y)?;
-        let y = forward_child("conv3", &mut self.conv3, y)?;
-        let mut y = forward_child("maxpool2", &mut self.maxpool2, y)?;
+        let y = forward_consuming("maxpool1", &mut self.maxpool1, y)?;
+        let y = forward_consuming("conv2", &mut self.conv2, y)?;
+        let y = forward_consuming("conv3", &mut self.conv3, y)?;
+        let mut y = forward_consuming("maxpool2", &mut self.maxpool2, y)?;
         for (m, n) in self.inception3.iter_mut().zip(NAMES3) {
-            y = forward_child(n, m, y)?;
+            y = forward_consuming(n, m, y)?;
         }
-        y = forward_child("maxpool3", &mut self.maxpool3, y)?;
+        y = forward_consuming("maxpool3", &mut self.maxpool3, y)?;
         for (i, (m, n)) in self.inception4.iter_mut().zip(NAMES4).enumerate() {
-            y = forward_child(n, m, y)?;
+            y = forward_consuming(n, m, y)?;
             if let (true, Some(aux)) = (self.training, self.aux.as_mut()) {
                 match i {
                     0 => aux_out.push(forward_child("aux1", &mut aux[0], y)?),
@@ -275,13 +279,14 @@ impl GoogLeNet {
                 }
             }
         }
-        y = forward_child("maxpool4", &mut self.maxpool4, y)?;
+        y = forward_consuming("maxpool4", &mut self.maxpool4, y)?;
         for (m, n) in self.inception5.iter_mut().zip(NAMES5) {
-            y = forward_child(n, m, y)?;
+            y = forward_consuming(n, m, y)?;
         }
-        let y = forward_child("avgpool", &mut self.avgpool, y)?.flatten(1)?;
-        let y = forward_child("dropout", &mut self.dropout, y)?;
-        Ok((forward_child("fc", &mut self.fc, y)?, aux_out))
+        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+        let y = tapegrad_nn::consumed(y, y.flatten(1)?);
+        let y = forward_consuming("dropout", &mut self.dropout, y)?;
+        Ok((forward_consuming("fc", &mut self.fc, y)?, aux_out))
     }
 }
 

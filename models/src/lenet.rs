@@ -3,7 +3,7 @@
 
 use tapegrad_autograd::{Conv2dOptions, Error, Result, Rng, Var};
 use tapegrad_nn::layers::{AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU, Tanh};
-use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
 
 /// How LeNet-5 is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +99,8 @@ impl LeNet5 {
 impl Module for LeNet5 {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("features", &mut self.features, x)?;
-        forward_child("classifier", &mut self.classifier, y.flatten(1)?)
+        let y = consumed(y, y.flatten(1)?);
+        forward_consuming("classifier", &mut self.classifier, y)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.features.visit(&format!("{prefix}features."), f);

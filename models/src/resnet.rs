@@ -6,7 +6,7 @@
 use tapegrad_autograd::{Conv2dOptions, Error, Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d};
-use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
 
 /// How a ResNet is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,21 +143,26 @@ fn join<'t>(
     shortcut: bool,
 ) -> Result<Var<'t>> {
     if !shortcut {
-        return Ok(f.relu());
+        return Ok(consumed(f, f.relu()));
     }
     let identity = match ds {
         Some(d) => forward_child("downsample", d, x)?,
         None => x,
     };
-    Ok(f.add(identity)?.relu())
+    let sum = consumed(f, f.add(identity)?);
+    if identity.id() != x.id() {
+        identity.release();
+    }
+    Ok(consumed(sum, sum.relu()))
 }
 
 impl Module for BasicBlock {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_child("bn1", &mut self.bn1, y)?.relu();
-        let y = forward_child("conv2", &mut self.conv2, y)?;
-        let y = forward_child("bn2", &mut self.bn2, y)?;
+        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+        let y = consumed(y, y.relu());
+        let y = forward_consuming("conv2", &mut self.conv2, y)?;
+        let y = forward_consuming("bn2", &mut self.bn2, y)?;
         join(y, x, &mut self.downsample, self.shortcut)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
@@ -181,11 +186,13 @@ impl Module for BasicBlock {
 impl Module for Bottleneck {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_child("bn1", &mut self.bn1, y)?.relu();
-        let y = forward_child("conv2", &mut self.conv2, y)?;
-        let y = forward_child("bn2", &mut self.bn2, y)?.relu();
-        let y = forward_child("conv3", &mut self.conv3, y)?;
-        let y = forward_child("bn3", &mut self.bn3, y)?;
+        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+        let y = consumed(y, y.relu());
+        let y = forward_consuming("conv2", &mut self.conv2, y)?;
+        let y = forward_consuming("bn2", &mut self.bn2, y)?;
+        let y = consumed(y, y.relu());
+        let y = forward_consuming("conv3", &mut self.conv3, y)?;
+        let y = forward_consuming("bn3", &mut self.bn3, y)?;
         join(y, x, &mut self.downsample, self.shortcut)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
@@ -296,15 +303,17 @@ impl ResNet {
 impl Module for ResNet {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("conv1", &mut self.conv1, x)?;
-        let mut y = forward_child("bn1", &mut self.bn1, y)?.relu();
+        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+        let mut y = consumed(y, y.relu());
         if let Some(p) = &mut self.maxpool {
-            y = forward_child("maxpool", p, y)?;
+            y = forward_consuming("maxpool", p, y)?;
         }
         for (l, n) in self.layers.iter_mut().zip(STAGES) {
-            y = forward_child(n, l, y)?;
+            y = forward_consuming(n, l, y)?;
         }
-        let y = forward_child("avgpool", &mut self.avgpool, y)?.flatten(1)?;
-        forward_child("fc", &mut self.fc, y)
+        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+        let y = consumed(y, y.flatten(1)?);
+        forward_consuming("fc", &mut self.fc, y)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.conv1.visit(&format!("{prefix}conv1."), f);

@@ -6,7 +6,7 @@ use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 };
-use tapegrad_nn::{forward_child, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
 
 /// Channels per layer; 0 is a 2x2 max pool.
 fn config(depth: usize) -> Option<&'static [usize]> {
@@ -101,8 +101,9 @@ impl Vgg {
 impl Module for Vgg {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("features", &mut self.features, x)?;
-        let y = forward_child("avgpool", &mut self.avgpool, y)?;
-        forward_child("classifier", &mut self.classifier, y.flatten(1)?)
+        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+        let y = consumed(y, y.flatten(1)?);
+        forward_consuming("classifier", &mut self.classifier, y)
     }
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.features.visit(&format!("{prefix}features."), f);

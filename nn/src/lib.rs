@@ -11,4 +11,4 @@ pub mod summary;
 
 pub use module::{Entry, LayerInfo, Module, Sequential};
 pub use optim::Optimizer;
-pub use summary::{forward_child, summary, Summary, SummaryRow};
+pub use summary::{consumed, forward_child, forward_consuming, summary, Summary, SummaryRow};

@@ -194,9 +194,16 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    /// Each layer's output is released once the next layer has read it (see `Var::release`):
+    /// the tape keeps only what backward needs, and an inference pass only the layer at work.
     fn forward<'t>(&mut self, mut x: Var<'t>) -> Result<Var<'t>> {
         for (i, l) in self.layers.iter_mut().enumerate() {
-            x = crate::summary::forward_child(&i.to_string(), l, x)?;
+            let name = i.to_string();
+            x = if i == 0 {
+                crate::summary::forward_child(&name, l, x)?
+            } else {
+                crate::summary::forward_consuming(&name, l, x)?
+            };
         }
         Ok(x)
     }

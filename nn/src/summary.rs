@@ -125,6 +125,27 @@ thread_local! {
     static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
 }
 
+/// [`forward_child`] for an input the caller reads no more (an intermediate it computed
+/// itself): once the child has read `x`, it is released (see `Var::release`), so the tape frees
+/// it now if backward needs it not, or once backward has passed it.
+pub fn forward_consuming<'t, M: Module + ?Sized>(
+    name: &str,
+    child: &mut M,
+    x: Var<'t>,
+) -> Result<Var<'t>> {
+    let y = forward_child(name, child, x)?;
+    Ok(consumed(x, y))
+}
+
+/// `y`, computed from `x`, after releasing `x` (unless `y` is `x`): for the ops between layers
+/// (`bn(x).relu()`) what [`forward_consuming`] is for layers.
+pub fn consumed<'t>(x: Var<'t>, y: Var<'t>) -> Var<'t> {
+    if x.id() != y.id() {
+        x.release();
+    }
+    y
+}
+
 /// Runs `child.forward(x)` as the child named `name` of the current module.
 pub fn forward_child<'t, M: Module + ?Sized>(
     name: &str,

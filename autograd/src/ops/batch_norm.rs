@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::grads;
 use crate::ops::norm::{check_stats, RunningStats};
 use crate::ops::present;
-use crate::tape::{Ctx, InputGrads, Op, Var};
+use crate::tape::{Ctx, InputGrads, Op, Reads, Var};
 use crate::tensor::Tensor;
 
 pub const BATCH_NORM_TRAIN: Op = Op::new(
@@ -73,9 +73,12 @@ impl<'t> Var<'t> {
         let y = x.channel_affine(&mean, &scale, &per_channel(bias, 0.0));
         let inputs = present([Some(self), weight, bias]);
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
-        let out = self
-            .tape()
-            .record(BATCH_NORM_TRAIN, &inputs, y, move |ctx| {
+        let out = self.tape().record_reading(
+            BATCH_NORM_TRAIN,
+            &inputs,
+            y,
+            Reads::ALL_INPUTS,
+            move |ctx| {
                 if ctx.tape().is_recording() {
                     return rule_in_var_ops(ctx, has_w, has_b, eps);
                 }
@@ -100,7 +103,10 @@ impl<'t> Var<'t> {
                     out.push(Some(per_channel(sum_g)));
                 }
                 Ok(out)
-            })?;
+            },
+        )?;
+        // The running statistics change only once the op is recorded: a refused call (inputs
+        // on two tapes) leaves them as they were.
         if let (Some(r), Some((mean, var))) = (running, stats) {
             update(r, &mean, &var);
         }

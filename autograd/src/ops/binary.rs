@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::grads;
-use crate::tape::{Op, Var};
+use crate::tape::{Op, Reads, Var};
 use crate::tensor::Tensor;
 
 pub const ADD: Op = Op::new("add", "self: grad.sum_to(self); other: grad.sum_to(other)");
@@ -33,25 +33,27 @@ impl<'t> Var<'t> {
     /// `a + b` with broadcasting. Rule `add: grad.sum_to(a), grad.sum_to(b)`.
     pub fn add(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().add(&other.value())?;
-        self.tape().record(ADD, &[self, other], v, |c| {
-            let g = c.grad();
-            Ok(grads![
-                g.sum_to(&c.input(0).shape())?,
-                g.sum_to(&c.input(1).shape())?
-            ])
-        })
+        self.tape()
+            .record_reading(ADD, &[self, other], v, Reads::NOTHING, |c| {
+                let g = c.grad();
+                Ok(grads![
+                    g.sum_to(&c.input(0).shape())?,
+                    g.sum_to(&c.input(1).shape())?
+                ])
+            })
     }
 
     /// `a - b` with broadcasting. Rule `sub: grad.sum_to(a), -grad.sum_to(b)`.
     pub fn sub(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().sub(&other.value())?;
-        self.tape().record(SUB, &[self, other], v, |c| {
-            let g = c.grad();
-            Ok(grads![
-                g.sum_to(&c.input(0).shape())?,
-                g.neg().sum_to(&c.input(1).shape())?
-            ])
-        })
+        self.tape()
+            .record_reading(SUB, &[self, other], v, Reads::NOTHING, |c| {
+                let g = c.grad();
+                Ok(grads![
+                    g.sum_to(&c.input(0).shape())?,
+                    g.neg().sum_to(&c.input(1).shape())?
+                ])
+            })
     }
 
     /// `a * b` with broadcasting. Rule `mul: (grad * b).sum_to(a), (grad * a).sum_to(b)`.

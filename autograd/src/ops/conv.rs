@@ -9,12 +9,23 @@ use crate::tensor::{Transpose, Window2d};
 
 pub const CONV2D: Op = Op::new(
     "conv2d",
-    "a composition (unfold -> matmul -> + bias): its gradient comes from the tape",
+    "a composition (unfold -> matmul -> + bias, on pieces of the batch): its gradient comes from the tape",
 );
 pub const CONV_TRANSPOSE2D: Op = Op::new(
     "conv_transpose2d",
     "a composition (matmul -> fold -> + bias): its gradient comes from the tape",
 );
+
+/// Unfolded images held at once by a convolution: the composition runs on as many images of the
+/// batch at a time as fit (one at least), forward and backward, so that neither the unfolded
+/// batch nor its gradient is ever whole. VGG-16's second layer unfolds an
+/// image to 115 MB: one at a time; a ResNet's convolutions at batch 8 fit whole.
+const PIECE_BYTES: usize = 128 << 20;
+
+/// Images per piece for compositions that unfold `per_image` bytes per image.
+fn images_per_piece(per_image: usize) -> usize {
+    (PIECE_BYTES / per_image.max(1)).max(1)
+}
 
 /// Stride, padding, dilation and groups of a 2-d convolution (PyTorch's defaults: 1, 0, 1, 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,8 +114,38 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// conv2d's composition, for validated arguments.
+    /// conv2d's composition, for validated arguments, on pieces of the batch whose unfolded
+    /// images fit [`PIECE_BYTES`] (the whole batch when they do), joined along the batch.
     fn conv2d_composition(
+        self,
+        weight: Var<'t>,
+        bias: Option<Var<'t>>,
+        win: &Window2d,
+        o: Conv2dOptions,
+    ) -> Result<Var<'t>> {
+        let (n, c) = (self.shape().dim(0), self.shape().dim(1));
+        let ws = weight.shape();
+        // Each image of the batch unfolds to `C kh kw` rows of `oh ow` columns.
+        let per_image = c * ws.dim(2) * ws.dim(3) * win.positions() * std::mem::size_of::<f32>();
+        let chunk = images_per_piece(per_image);
+        if chunk >= n {
+            return self.conv2d_piece(weight, bias, win, o);
+        }
+        let mut parts = Vec::with_capacity(n.div_ceil(chunk));
+        for start in (0..n).step_by(chunk) {
+            let x = self.narrow(0, start, chunk.min(n - start))?;
+            let y = x.conv2d_piece(weight, bias, win, o)?;
+            // A slice is recomputable: it is held only while its piece is computed.
+            x.release();
+            parts.push(y);
+        }
+        let y = Var::concat(&parts, 0)?;
+        parts.iter().for_each(|p| p.release());
+        Ok(y)
+    }
+
+    /// conv2d's composition on one piece of the batch.
+    fn conv2d_piece(
         self,
         weight: Var<'t>,
         bias: Option<Var<'t>>,
@@ -132,9 +173,16 @@ impl<'t> Var<'t> {
                 .matmul_t(cols, Transpose::No, Transpose::No)?
         } else {
             let wg = weight.reshape([g, oc / g, k])?;
-            let cg_cols = cols.reshape([n, g, k, l])?;
-            wg.matmul_t(cg_cols, Transpose::No, Transpose::No)?
+            let cg_cols = cols
+                .reshape([n, g, k, l])?
+                .recomputable(move |x| x[0].reshape([n, g, k, l]));
+            let y = wg.matmul_t(cg_cols, Transpose::No, Transpose::No)?;
+            cg_cols.release();
+            y
         };
+        // The unfolded input is recomputable: it is freed now and unfolded again when the
+        // product's chain rule reads it (a 1x1 convolution's is a view of the input).
+        cols.release();
         let y = y.reshape([n, oc, oh, ow])?;
         match bias {
             Some(b) => y.add(b.reshape([oc, 1, 1])?),

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{InputGrads, Op, Var};
+use crate::tape::{InputGrads, Op, Reads, Var};
 use crate::tensor::Tensor;
 
 pub const RESHAPE: Op = Op::new("reshape", "grad.reshape(self.shape)");
@@ -24,9 +24,10 @@ impl<'t> Var<'t> {
             return Ok(self);
         }
         let v = self.value().reshape(shape)?;
-        self.tape().record(RESHAPE, &[self], v, |c| {
-            Ok(grads![c.grad().reshape(c.input(0).shape())?])
-        })
+        self.tape()
+            .record_reading(RESHAPE, &[self], v, Reads::NOTHING, |c| {
+                Ok(grads![c.grad().reshape(c.input(0).shape())?])
+            })
     }
 
     /// Reshape with one dimension given as `-1` and inferred.
@@ -58,9 +59,10 @@ impl<'t> Var<'t> {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        self.tape().record(PERMUTE, &[self], v, move |c| {
-            Ok(grads![c.grad().permute(&inverse)?])
-        })
+        self.tape()
+            .record_reading(PERMUTE, &[self], v, Reads::NOTHING, move |c| {
+                Ok(grads![c.grad().permute(&inverse)?])
+            })
     }
 
     /// Swaps two axes.
@@ -79,9 +81,10 @@ impl<'t> Var<'t> {
             return Ok(self);
         }
         let v = self.value().broadcast_to(shape)?;
-        self.tape().record(BROADCAST_TO, &[self], v, |c| {
-            Ok(grads![c.grad().sum_to(&c.input(0).shape())?])
-        })
+        self.tape()
+            .record_reading(BROADCAST_TO, &[self], v, Reads::NOTHING, |c| {
+                Ok(grads![c.grad().sum_to(&c.input(0).shape())?])
+            })
     }
 
     /// `len` entries of `axis` from `start`. Rule `narrow: grad padded back with zeros`.
@@ -89,13 +92,16 @@ impl<'t> Var<'t> {
         let v = self.value().narrow(axis, start, len)?;
         let a = self.shape().axis("narrow", axis)?;
         let size = self.shape().dim(a);
-        self.tape().record(NARROW, &[self], v, move |c| {
-            let mut pads = vec![(0, 0); a + 1];
-            pads[a] = (start, size - start - len);
-            let rank = c.input(0).rank();
-            pads.extend(std::iter::repeat_n((0, 0), rank - a - 1));
-            Ok(grads![c.grad().pad(&pads, 0.0)?])
-        })
+        let part = self
+            .tape()
+            .record_reading(NARROW, &[self], v, Reads::NOTHING, move |c| {
+                let mut pads = vec![(0, 0); a + 1];
+                pads[a] = (start, size - start - len);
+                let rank = c.input(0).rank();
+                pads.extend(std::iter::repeat_n((0, 0), rank - a - 1));
+                Ok(grads![c.grad().pad(&pads, 0.0)?])
+            })?;
+        Ok(part.recomputable(move |x| x[0].narrow(a as isize, start, len)))
     }
 
     /// Pads each axis (the last `pads.len()` axes) with `(before, after)` copies of `value`.
@@ -103,15 +109,16 @@ impl<'t> Var<'t> {
     pub fn pad(self, pads: &[(usize, usize)], value: f32) -> Result<Var<'t>> {
         let v = self.value().pad(pads, value)?;
         let pads = pads.to_vec();
-        self.tape().record(PAD, &[self], v, move |c| {
-            let x = c.input(0).shape();
-            let off = x.rank() - pads.len();
-            let mut g = c.grad();
-            for (i, &(before, _)) in pads.iter().enumerate() {
-                g = g.narrow((off + i) as isize, before, x.dim(off + i))?;
-            }
-            Ok(grads![g])
-        })
+        self.tape()
+            .record_reading(PAD, &[self], v, Reads::NOTHING, move |c| {
+                let x = c.input(0).shape();
+                let off = x.rank() - pads.len();
+                let mut g = c.grad();
+                for (i, &(before, _)) in pads.iter().enumerate() {
+                    g = g.narrow((off + i) as isize, before, x.dim(off + i))?;
+                }
+                Ok(grads![g])
+            })
     }
 
     /// Joins vars along an existing axis. Rule `concat: grad.narrow(offset_i, size_i)` for
@@ -124,16 +131,18 @@ impl<'t> Var<'t> {
         let refs: Vec<&Tensor> = values.iter().collect();
         let v = Tensor::concat(&refs, axis)?;
         let a = first.shape().axis("concat", axis)?;
-        first.tape().record(CONCAT, parts, v, move |c| {
-            let mut out = InputGrads::new();
-            let mut offset = 0;
-            for i in 0..c.inputs.len() {
-                let n = c.input(i).shape().dim(a);
-                out.push(Some(c.grad().narrow(a as isize, offset, n)?));
-                offset += n;
-            }
-            Ok(out)
-        })
+        first
+            .tape()
+            .record_reading(CONCAT, parts, v, Reads::NOTHING, move |c| {
+                let mut out = InputGrads::new();
+                let mut offset = 0;
+                for i in 0..c.inputs.len() {
+                    let n = c.input(i).shape().dim(a);
+                    out.push(Some(c.grad().narrow(a as isize, offset, n)?));
+                    offset += n;
+                }
+                Ok(out)
+            })
     }
 
     /// Joins equally shaped vars along a new axis (a reshape of each, then concat).

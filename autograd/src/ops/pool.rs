@@ -96,9 +96,11 @@ impl<'t> Var<'t> {
         let s = self.shape();
         let w = o.window("max_pool2d", &s)?;
         self.tape().composite(MAX_POOL2D, &[self], || {
-            self.pool_windows(&w, f32::NEG_INFINITY)?
-                .max(&[1], false)?
-                .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
+            let windows = self.pool_windows(&w, f32::NEG_INFINITY)?;
+            let y = windows.max(&[1], false)?;
+            // Recomputable: unfolded again when max's chain rule reads it.
+            windows.release();
+            y.reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
         })
     }
 
@@ -115,9 +117,11 @@ impl<'t> Var<'t> {
         let w = o.window("avg_pool2d", &s)?;
         let divisor = avg_divisor(&w, count_include_pad)?;
         self.tape().composite(AVG_POOL2D, &[self], || {
-            self.pool_windows(&w, 0.0)?
-                .sum(&[1], false)?
-                .div(self.constant(divisor))?
+            let windows = self.pool_windows(&w, 0.0)?;
+            let y = windows.sum(&[1], false)?;
+            // The sum's rule reads no value: the windows are freed now.
+            windows.release();
+            y.div(self.constant(divisor))?
                 .reshape([s.dim(0), s.dim(1), w.output.0, w.output.1])
         })
     }

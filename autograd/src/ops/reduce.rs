@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{Op, Var};
+use crate::tape::{Op, Reads, Var};
 
 pub const SUM: Op = Op::new("sum", "grad.reshape(keepdim shape).broadcast_to(self)");
 pub const MAX: Op = Op::new(
@@ -20,10 +20,11 @@ impl<'t> Var<'t> {
         let x = self.value();
         let v = x.sum_axes(axes, keepdim)?;
         let kept = x.sum_axes(axes, true)?.shape().clone();
-        self.tape().record(SUM, &[self], v, move |c| {
-            let g = c.grad().reshape(kept.clone())?;
-            Ok(grads![g.broadcast_to(c.input(0).shape())?])
-        })
+        self.tape()
+            .record_reading(SUM, &[self], v, Reads::NOTHING, move |c| {
+                let g = c.grad().reshape(kept.clone())?;
+                Ok(grads![g.broadcast_to(c.input(0).shape())?])
+            })
     }
 
     /// Mean over `axes` (every axis when empty): a sum times 1/count.
@@ -67,8 +68,9 @@ impl<'t> Var<'t> {
             return Ok(self);
         }
         let v = self.value().sum_to(shape)?;
-        self.tape().record(SUM_TO, &[self], v, |c| {
-            Ok(grads![c.grad().broadcast_to(c.input(0).shape())?])
-        })
+        self.tape()
+            .record_reading(SUM_TO, &[self], v, Reads::NOTHING, |c| {
+                Ok(grads![c.grad().broadcast_to(c.input(0).shape())?])
+            })
     }
 }

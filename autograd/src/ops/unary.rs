@@ -3,7 +3,7 @@
 //! everywhere).
 
 use crate::grads;
-use crate::tape::{Op, Var};
+use crate::tape::{Op, Reads, Var};
 
 pub const NEG: Op = Op::new("neg", "grad.neg()");
 pub const EXP: Op = Op::new("exp", "grad * result");
@@ -18,38 +18,42 @@ pub const RELU: Op = Op::new("relu", "grad * (result > 0)");
 impl<'t> Var<'t> {
     /// Records a unary op on its input's own tape, where `record`'s same-tape check holds by
     /// construction.
-    fn record_unary<F>(self, op: Op, value: crate::tensor::Tensor, rule: F) -> Var<'t>
+    fn record_unary<F>(self, op: Op, value: crate::tensor::Tensor, reads: Reads, rule: F) -> Var<'t>
     where
         F: for<'a> Fn(&crate::tape::Ctx<'a>) -> crate::Result<crate::tape::InputGrads<'a>>
             + 'static,
     {
         self.tape()
-            .record(op, &[self], value, rule)
+            .record_reading(op, &[self], value, reads, rule)
             .expect("an op's only input is on the tape it records on")
     }
 
     /// `-x`. Rule `neg: grad.neg()`.
     pub fn neg(self) -> Var<'t> {
         let v = self.value().neg();
-        self.record_unary(NEG, v, |c| Ok(grads![c.grad().neg()]))
+        self.record_unary(NEG, v, Reads::NOTHING, |c| Ok(grads![c.grad().neg()]))
     }
 
     /// `e^x`. Rule `exp: grad * result`.
     pub fn exp(self) -> Var<'t> {
         let v = self.value().exp();
-        self.record_unary(EXP, v, |c| Ok(grads![c.grad().mul(c.result())?]))
+        self.record_unary(EXP, v, Reads::RESULT, |c| {
+            Ok(grads![c.grad().mul(c.result())?])
+        })
     }
 
     /// Natural logarithm. Rule `log: grad / self`.
     pub fn log(self) -> Var<'t> {
         let v = self.value().ln();
-        self.record_unary(LOG, v, |c| Ok(grads![c.grad().div(c.input(0))?]))
+        self.record_unary(LOG, v, Reads::inputs(&[0]), |c| {
+            Ok(grads![c.grad().div(c.input(0))?])
+        })
     }
 
     /// Square root. Rule `sqrt: grad / (2 * result)`.
     pub fn sqrt(self) -> Var<'t> {
         let v = self.value().sqrt();
-        self.record_unary(SQRT, v, |c| {
+        self.record_unary(SQRT, v, Reads::RESULT, |c| {
             Ok(grads![c.grad().div(c.result().mul_scalar(2.0))?])
         })
     }
@@ -57,7 +61,7 @@ impl<'t> Var<'t> {
     /// `|x|`. Rule `abs: grad * self.sgn()` (the subgradient at 0 is 0, as PyTorch).
     pub fn abs(self) -> Var<'t> {
         let v = self.value().abs();
-        self.record_unary(ABS, v, |c| {
+        self.record_unary(ABS, v, Reads::inputs(&[0]), |c| {
             let x = c.input(0).value();
             let sign = x.map(|x| {
                 if x > 0.0 {
@@ -75,7 +79,7 @@ impl<'t> Var<'t> {
     /// `x^p` for a scalar exponent. Rule `powf: grad * p * self.pow(p - 1)`.
     pub fn powf(self, p: f32) -> Var<'t> {
         let v = self.value().powf(p);
-        self.record_unary(POWF, v, move |c| {
+        self.record_unary(POWF, v, Reads::inputs(&[0]), move |c| {
             if p == 0.0 {
                 return Ok(grads![None]);
             }
@@ -94,7 +98,7 @@ impl<'t> Var<'t> {
     /// `sigmoid: grad * result * (1 - result)`.
     pub fn sigmoid(self) -> Var<'t> {
         let v = self.value().sigmoid();
-        self.record_unary(SIGMOID, v, |c| {
+        self.record_unary(SIGMOID, v, Reads::RESULT, |c| {
             let s = c.result();
             let ds = s.mul(s.neg().add_scalar(1.0))?;
             Ok(grads![c.grad().mul(ds)?])
@@ -104,7 +108,7 @@ impl<'t> Var<'t> {
     /// Hyperbolic tangent. Rule `tanh: grad * (1 - result^2)`.
     pub fn tanh(self) -> Var<'t> {
         let v = self.value().tanh();
-        self.record_unary(TANH, v, |c| {
+        self.record_unary(TANH, v, Reads::RESULT, |c| {
             let d = c.result().square().neg().add_scalar(1.0);
             Ok(grads![c.grad().mul(d)?])
         })
@@ -113,7 +117,7 @@ impl<'t> Var<'t> {
     /// `max(x, 0)`. Rule `relu: grad * (result > 0)` (the derivative at 0 is 0, as PyTorch).
     pub fn relu(self) -> Var<'t> {
         let v = self.value().relu();
-        self.record_unary(RELU, v, |c| {
+        self.record_unary(RELU, v, Reads::RESULT, |c| {
             let mask = c.result().value().map(|y| (y > 0.0) as u8 as f32);
             Ok(grads![c.grad().mul(c.tape().input(mask))?])
         })

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::grads;
-use crate::tape::{Op, Var};
+use crate::tape::{Op, Reads, Var};
 use crate::tensor::Window2d;
 
 pub const UNFOLD: Op = Op::new("unfold", "fold(grad)");
@@ -16,9 +16,12 @@ impl<'t> Var<'t> {
     pub fn unfold(self, w: &Window2d, pad_value: f32) -> Result<Var<'t>> {
         let v = self.value().unfold2d(w, pad_value)?;
         let w = *w;
-        self.tape().record(UNFOLD, &[self], v, move |c| {
-            Ok(grads![c.grad().fold(&w)?])
-        })
+        let cols = self
+            .tape()
+            .record_reading(UNFOLD, &[self], v, Reads::NOTHING, move |c| {
+                Ok(grads![c.grad().fold(&w)?])
+            })?;
+        Ok(cols.recomputable(move |x| x[0].unfold2d(&w, pad_value)))
     }
 
     /// col2im: `[N, C*kh*kw, oh*ow]` to `[N, C, H, W]`, summing overlapping windows.
@@ -26,8 +29,9 @@ impl<'t> Var<'t> {
     pub fn fold(self, w: &Window2d) -> Result<Var<'t>> {
         let v = self.value().fold2d(w)?;
         let w = *w;
-        self.tape().record(FOLD, &[self], v, move |c| {
-            Ok(grads![c.grad().unfold(&w, 0.0)?])
-        })
+        self.tape()
+            .record_reading(FOLD, &[self], v, Reads::NOTHING, move |c| {
+                Ok(grads![c.grad().unfold(&w, 0.0)?])
+            })
     }
 }

@@ -91,21 +91,74 @@ fn run<'t>(
     create: bool,
     retain: bool,
     opts: BackwardOptions,
-    mut profiler: Option<&mut Profiler>,
+    profiler: Option<&mut Profiler>,
 ) -> Result<Grads<'t>> {
-    let mut acc: HashMap<NodeId, Acc> = HashMap::new();
-    // Number of consumers whose gradients were summed into each node (fan-out), for the trace.
-    let mut paths: HashMap<NodeId, usize> = HashMap::from([(root, 1)]);
-    let mut trace = opts.trace.then(Trace::default);
-    let mut kept: HashMap<NodeId, (Tensor, Option<NodeId>)> = HashMap::new();
     let seed = if create {
         Acc::Node(tape.input(seed).id())
     } else {
         Acc::Value(seed)
     };
+    let (kept, _, trace) = propagate(tape, root, seed, 0, create, retain, opts, profiler)?;
+    Ok(Grads::new(tape, kept, trace))
+}
+
+/// Backward over the nodes from `floor` to `root` only (a recomputed composition): returns the
+/// gradients of the leaves recorded there (values) and of the nodes below `floor` it reached
+/// (vars, recorded when the tape records).
+pub(crate) fn partial<'t>(
+    tape: &'t Tape,
+    root: NodeId,
+    seed: Var<'t>,
+    floor: usize,
+) -> Result<(HashMap<NodeId, Tensor>, HashMap<NodeId, Var<'t>>)> {
+    let create = tape.is_recording();
+    let seed = if create {
+        Acc::Node(seed.id())
+    } else {
+        Acc::Value(seed.value())
+    };
+    let opts = BackwardOptions::default();
+    let (kept, left, _) = propagate(tape, root, seed, floor, create, create, opts, None)?;
+    let leaves = kept.into_iter().map(|(id, (t, _))| (id, t)).collect();
+    let below = left
+        .into_iter()
+        .map(|(id, a)| {
+            let v = match a {
+                Acc::Value(t) => tape.input(t),
+                Acc::Node(n) => Var::new(tape, n),
+            };
+            (id, v)
+        })
+        .collect();
+    Ok((leaves, below))
+}
+
+type Kept = HashMap<NodeId, (Tensor, Option<NodeId>)>;
+
+#[allow(clippy::too_many_arguments)]
+fn propagate(
+    tape: &Tape,
+    root: NodeId,
+    seed: Acc,
+    floor: usize,
+    create: bool,
+    retain: bool,
+    opts: BackwardOptions,
+    mut profiler: Option<&mut Profiler>,
+) -> Result<(Kept, HashMap<NodeId, Acc>, Option<Trace>)> {
+    let mut acc: HashMap<NodeId, Acc> = HashMap::new();
+    // Number of consumers whose gradients were summed into each node (fan-out), for the trace.
+    let mut paths: HashMap<NodeId, usize> = HashMap::from([(root, 1)]);
+    let mut trace = opts.trace.then(Trace::default);
+    let mut kept: Kept = HashMap::new();
     acc.insert(root, seed);
-    for index in (0..=root.index()).rev() {
+    for index in (floor..=root.index()).rev() {
         let id = NodeId(index as u32);
+        if !retain && index < root.index() {
+            // The node after this one has been passed: its consumers' rules and its own have
+            // run, so its value, if released, is needed no more.
+            free_released(tape, index + 1);
+        }
         let Some(grad) = acc.remove(&id) else {
             continue;
         };
@@ -176,7 +229,7 @@ fn run<'t>(
             let (want, rg) = {
                 let nodes = tape.nodes.borrow();
                 (
-                    nodes[input.index()].value.shape().clone(),
+                    nodes[input.index()].shape.clone(),
                     nodes[input.index()].requires_grad,
                 )
             };
@@ -215,5 +268,19 @@ fn run<'t>(
             break;
         }
     }
-    Ok(Grads::new(tape, kept, trace))
+    Ok((kept, acc, trace))
+}
+
+/// Frees node `index`'s value if the user released it ([`Var::release`]).
+fn free_released(tape: &Tape, index: usize) {
+    let freed = {
+        let mut nodes = tape.nodes.borrow_mut();
+        let n = &mut nodes[index];
+        if n.released {
+            n.value.take()
+        } else {
+            None
+        }
+    };
+    drop(freed);
 }

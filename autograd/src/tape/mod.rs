@@ -6,6 +6,7 @@
 //! `NodeId`); its lifetime ties every graph to the one tape it was recorded on.
 
 mod backward;
+mod checkpoint;
 mod grad_fn;
 mod grads;
 mod param;
@@ -13,6 +14,7 @@ mod profile;
 mod var;
 
 pub use backward::BackwardOptions;
+pub use checkpoint::{Composition, Split};
 pub use grad_fn::grad;
 pub use grads::Grads;
 pub use param::{Param, ParamId};
@@ -50,6 +52,64 @@ impl Op {
     }
 }
 
+/// Which values an op's chain rule reads: some of its inputs, its result, or all of them. A
+/// value that no rule reads can be freed as soon as the user releases it ([`Var::release`]);
+/// the others are kept until backward has passed them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    all_inputs: bool,
+    /// Bit `i`: input `i` (inputs past the 64th count only under `all_inputs`).
+    inputs: u64,
+    result: bool,
+}
+
+impl Reads {
+    /// Every input and the result (what [`Tape::record`] assumes).
+    pub const ALL: Reads = Reads {
+        all_inputs: true,
+        inputs: 0,
+        result: true,
+    };
+    /// No value: the rule uses the gradient and shapes only (add, reshape, sum, unfold).
+    pub const NOTHING: Reads = Reads {
+        all_inputs: false,
+        inputs: 0,
+        result: false,
+    };
+    /// The result only (exp, relu, sigmoid).
+    pub const RESULT: Reads = Reads {
+        all_inputs: false,
+        inputs: 0,
+        result: true,
+    };
+    /// The inputs at these positions.
+    pub const fn inputs(positions: &[usize]) -> Reads {
+        let mut bits = 0u64;
+        let mut i = 0;
+        while i < positions.len() {
+            if positions[i] < 64 {
+                bits |= 1 << positions[i];
+            }
+            i += 1;
+        }
+        Reads {
+            all_inputs: false,
+            inputs: bits,
+            result: false,
+        }
+    }
+    /// Every input, not the result.
+    pub const ALL_INPUTS: Reads = Reads {
+        all_inputs: true,
+        inputs: 0,
+        result: false,
+    };
+
+    fn input(&self, i: usize) -> bool {
+        self.all_inputs || (i < 64 && self.inputs & (1 << i) != 0)
+    }
+}
+
 /// How a node came to be on the tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
@@ -71,12 +131,24 @@ pub(crate) struct Node {
     pub(crate) op: Op,
     pub(crate) kind: NodeKind,
     pub(crate) inputs: SmallVec<[NodeId; 3]>,
-    pub(crate) value: Tensor,
+    /// The op's result; `None` once released (see [`Var::release`]).
+    pub(crate) value: Option<Tensor>,
+    pub(crate) shape: crate::Shape,
+    /// Some recorded chain rule reads this value (see [`Reads`]).
+    pub(crate) saved: bool,
+    /// The user reads this value no more: freed now if no rule reads it, else once backward
+    /// has passed it.
+    pub(crate) released: bool,
+    /// Computes the value again from the inputs' values (see [`Var::recomputable`]).
+    pub(crate) recompute: Option<Rc<Recompute>>,
     pub(crate) backward: Option<Rc<BackwardFn>>,
     pub(crate) requires_grad: bool,
     pub(crate) retain_grad: bool,
     pub(crate) label: Option<Rc<str>>,
 }
+
+/// Computes a node's value from its inputs' values.
+pub type Recompute = dyn Fn(&[Tensor]) -> crate::Result<Tensor>;
 
 /// Leaves are recorded under these pseudo-ops.
 pub(crate) const INPUT: Op = Op::new("input", "");
@@ -121,7 +193,8 @@ impl Tape {
 
     /// A tape for inference: ops compute values but record no closures and save nothing for a
     /// backward pass; a composite op (convolution, pooling, normalisation) leaves only its result
-    /// on it. The tape still holds every op's result until it is dropped.
+    /// on it. The tape holds every op's result until it is dropped, or until the var is released
+    /// ([`Var::release`]; containers release each layer's output once the next has read it).
     pub fn inference() -> Tape {
         let t = Tape::new();
         t.recording.set(false);
@@ -233,7 +306,11 @@ impl Tape {
             op,
             kind,
             inputs: SmallVec::new(),
-            value,
+            shape: value.shape().clone(),
+            value: Some(value),
+            saved: false,
+            released: false,
+            recompute: None,
             backward: None,
             requires_grad,
             retain_grad: false,
@@ -255,6 +332,8 @@ impl Tape {
     /// node keeps its inputs and the chain-rule closure `backward`; otherwise it is a constant
     /// and the closure is dropped unused. This is how a custom primitive is added: compute the
     /// value with tensor kernels, then record it with its derivative rule written in var ops.
+    /// The rule may read every input and the result; [`Tape::record_reading`] says which it
+    /// reads, so that the others can be freed early.
     ///
     /// Fails with [`crate::Error::ForeignTape`] naming `op` if an input was recorded on another
     /// tape: a node keeps its inputs' ids, which only mean something on its own tape, so a
@@ -269,6 +348,22 @@ impl Tape {
     where
         F: for<'a> Fn(&Ctx<'a>) -> crate::Result<InputGrads<'a>> + 'static,
     {
+        self.record_reading(op, inputs, value, Reads::ALL, backward)
+    }
+
+    /// [`Tape::record`] for a rule that reads only the values `reads` names (through
+    /// `Ctx::input(i).value()` or `Ctx::result().value()`; shapes are always available).
+    pub fn record_reading<'t, F>(
+        &'t self,
+        op: Op,
+        inputs: &[Var<'t>],
+        value: Tensor,
+        reads: Reads,
+        backward: F,
+    ) -> crate::Result<Var<'t>>
+    where
+        F: for<'a> Fn(&Ctx<'a>) -> crate::Result<InputGrads<'a>> + 'static,
+    {
         self.check_own(op.name, inputs)?;
         if self.anomaly_mode() && self.anomaly.borrow().is_none() {
             self.check_finite(op, "forward", inputs, &value);
@@ -277,11 +372,23 @@ impl Tape {
         if !requires_grad {
             return Ok(self.push_leaf(op, NodeKind::Constant, value, false));
         }
+        {
+            let mut nodes = self.nodes.borrow_mut();
+            for (i, v) in inputs.iter().enumerate() {
+                if reads.input(i) {
+                    nodes[v.id().index()].saved = true;
+                }
+            }
+        }
         Ok(self.push(Node {
             op,
             kind: NodeKind::Op,
             inputs: inputs.iter().map(|v| v.id()).collect(),
-            value,
+            shape: value.shape().clone(),
+            value: Some(value),
+            saved: reads.result,
+            released: false,
+            recompute: None,
             backward: Some(Rc::new(backward)),
             requires_grad: true,
             retain_grad: false,
@@ -358,7 +465,7 @@ impl Tape {
             op: n.op,
             kind: n.kind,
             inputs: n.inputs.to_vec(),
-            shape: n.value.shape().clone(),
+            shape: n.shape.clone(),
             requires_grad: n.requires_grad,
             label: n.label.as_deref().map(str::to_owned),
         }

@@ -63,16 +63,67 @@ impl<'t> Var<'t> {
         self.tape
     }
 
-    /// The value (shares storage, no copy).
+    /// The value (shares storage, no copy). A released value ([`Var::release`]) reads as NaN.
+    /// A released value that is recomputable ([`Var::recomputable`]) is computed again.
     pub fn value(self) -> Tensor {
-        self.tape.nodes.borrow()[self.id.index()].value.clone()
+        let (recompute, inputs, shape) = {
+            let nodes = self.tape.nodes.borrow();
+            let n = &nodes[self.id.index()];
+            if let Some(v) = &n.value {
+                return v.clone();
+            }
+            (n.recompute.clone(), n.inputs.clone(), n.shape.clone())
+        };
+        let again = recompute.and_then(|f| {
+            let xs: Vec<Tensor> = inputs
+                .iter()
+                .map(|&i| Var::new(self.tape, i).value())
+                .collect();
+            f(&xs).ok().filter(|v| v.shape() == &shape)
+        });
+        again.unwrap_or_else(|| Tensor::full(shape, f32::NAN))
+    }
+
+    /// Declares that this op's value can be computed again from its inputs' values by `f`
+    /// (cheaply: an unfold, a slice), so that [`Var::release`] frees it even if a chain rule
+    /// reads it; a rule (or anyone) reading it then gets it recomputed. The inputs are kept
+    /// for this. This is rematerialisation, as activation checkpointing does, for one node: a
+    /// convolution's unfolded input (`kh kw` times its input) is held while its product is
+    /// computed, forward and backward, and never in between. No effect on a constant.
+    pub fn recomputable(self, f: impl Fn(&[Tensor]) -> Result<Tensor> + 'static) -> Var<'t> {
+        let mut nodes = self.tape.nodes.borrow_mut();
+        if nodes[self.id.index()].kind != NodeKind::Op {
+            return self;
+        }
+        let inputs = nodes[self.id.index()].inputs.clone();
+        for i in inputs {
+            nodes[i.index()].saved = true;
+        }
+        nodes[self.id.index()].recompute = Some(std::rc::Rc::new(f));
+        self
     }
 
     pub fn shape(self) -> Shape {
-        self.tape.nodes.borrow()[self.id.index()]
-            .value
-            .shape()
-            .clone()
+        self.tape.nodes.borrow()[self.id.index()].shape.clone()
+    }
+
+    /// Declares that the caller reads this var's value no more: the tape frees it now if no
+    /// recorded chain rule reads it (as with the output of a convolution followed by ReLU, or of
+    /// any layer on an inference tape), or else as soon as backward has passed this node. Its
+    /// shape stays known; its value reads as NaN afterwards. Containers release each layer's
+    /// output once the next layer has read it, so a pass holds what backward needs and no more.
+    pub fn release(self) {
+        let mut nodes = self.tape.nodes.borrow_mut();
+        let n = &mut nodes[self.id.index()];
+        n.released = true;
+        if !n.saved || n.recompute.is_some() {
+            n.value = None;
+        }
+    }
+
+    /// Whether the value was freed by [`Var::release`] (a recomputable one still reads right).
+    pub fn is_released(self) -> bool {
+        self.tape.nodes.borrow()[self.id.index()].value.is_none()
     }
 
     pub fn dims(self) -> Vec<usize> {
@@ -145,7 +196,10 @@ impl<'t> Var<'t> {
 impl fmt::Debug for Var<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = &self.tape.nodes.borrow()[self.id.index()];
-        write!(f, "Var#{}({}, {})", self.id.0, n.op.name, n.value)
+        match &n.value {
+            Some(v) => write!(f, "Var#{}({}, {v})", self.id.0, n.op.name),
+            None => write!(f, "Var#{}({}, released {})", self.id.0, n.op.name, n.shape),
+        }
     }
 }
 

@@ -34,6 +34,19 @@ impl<'t> Var<'t> {
         Ok(self.sum(axes, keepdim)?.mul_scalar(1.0 / count as f32))
     }
 
+    /// The sum of every element, a scalar (as `Tensor::sum_all` and `torch.sum(x)`): it cannot
+    /// fail, so it returns the var itself.
+    pub fn sum_all(self) -> Var<'t> {
+        self.sum(&[], false)
+            .expect("a sum over every axis names no axis that could be out of range")
+    }
+
+    /// The mean of every element, a scalar (NaN for an empty var, as PyTorch).
+    pub fn mean_all(self) -> Var<'t> {
+        self.mean(&[], false)
+            .expect("a mean over every axis names no axis that could be out of range")
+    }
+
     /// Maximum over `axes` (every axis when empty). Tie rule: the gradient is split evenly among
     /// the elements equal to the maximum (as `torch.amax`).
     /// Rule `max: grad.broadcast_to(self) * (self == result) / count(self == result)`.

@@ -14,6 +14,8 @@ pub const POWF: Op = Op::new("powf", "grad * exponent * self.pow(exponent - 1)")
 pub const SIGMOID: Op = Op::new("sigmoid", "grad * result * (1 - result)");
 pub const TANH: Op = Op::new("tanh", "grad * (1 - result^2)");
 pub const RELU: Op = Op::new("relu", "grad * (result > 0)");
+pub const LOG1P: Op = Op::new("log1p", "grad / (1 + self)");
+pub const SOFTPLUS: Op = Op::new("softplus", "grad * self.sigmoid()");
 
 impl<'t> Var<'t> {
     /// Records a unary op on its input's own tape, where `record`'s same-tape check holds by
@@ -120,6 +122,31 @@ impl<'t> Var<'t> {
         self.record_unary(RELU, v, Reads::RESULT, |c| {
             let mask = c.result().value().map(|y| (y > 0.0) as u8 as f32);
             Ok(grads![c.grad().mul(c.tape().input(mask))?])
+        })
+    }
+
+    /// `ln(1 + x)`, accurate for small `x` (where `(1 + x).log()` loses the digits of `x`).
+    /// Rule `log1p: grad / (1 + self)`.
+    pub fn log1p(self) -> Var<'t> {
+        let v = self.value().map(f32::ln_1p);
+        self.record_unary(LOG1P, v, Reads::inputs(&[0]), |c| {
+            Ok(grads![c.grad().div(c.input(0).add_scalar(1.0))?])
+        })
+    }
+
+    /// `x^p` for a scalar exponent: PyTorch's name for [`Var::powf`].
+    pub fn pow(self, p: f32) -> Var<'t> {
+        self.powf(p)
+    }
+
+    /// `ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)` so that it neither overflows for
+    /// large `x` nor loses `e^x` for very negative `x`. A primitive, so that its derivative is
+    /// the logistic function everywhere, 1/2 at 0 (the composition through `relu` and `abs`
+    /// would give their subgradient 0 there). Rule `softplus: grad * self.sigmoid()`.
+    pub fn softplus(self) -> Var<'t> {
+        let v = self.value().map(|x| x.max(0.0) + (-x.abs()).exp().ln_1p());
+        self.record_unary(SOFTPLUS, v, Reads::inputs(&[0]), |c| {
+            Ok(grads![c.grad().mul(c.input(0).sigmoid())?])
         })
     }
 }

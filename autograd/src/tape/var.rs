@@ -187,6 +187,16 @@ impl<'t> Var<'t> {
         self.backward_with_options(Tensor::ones(shape), BackwardOptions::default())
     }
 
+    /// [`Var::backward`] with options (`create_graph`, `retain_graph`, `trace`...): from a
+    /// one-element output, seeded with 1.
+    pub fn backward_with_opts(self, opts: BackwardOptions) -> Result<Grads<'t>> {
+        let shape = self.shape();
+        if shape.numel() != 1 {
+            return Err(Error::NotScalar(shape));
+        }
+        self.backward_with_options(Tensor::ones(shape), opts)
+    }
+
     /// Reverse-mode differentiation seeded with `grad` (dL/d self), for any output shape.
     pub fn backward_with(self, grad: Tensor) -> Result<Grads<'t>> {
         self.backward_with_options(grad, BackwardOptions::default())

@@ -8,6 +8,7 @@
 pub(crate) mod display;
 mod elementwise;
 mod gemm;
+mod gemm_bounds;
 mod matmul;
 mod movement;
 mod norm;

@@ -3,9 +3,9 @@
 //!
 //! Each process (rank) holds a replica of the model and trains on its own shard of every
 //! batch; [`DataParallel`] keeps the replicas identical by broadcasting rank 0's state and
-//! averaging gradients, bucket by bucket, while backward is still running. The processes talk through a [`Communicator`]: [`MpiWorld`] (feature
-//! `mpi`, launched with `mpirun`) or [`SingleProcess`], which needs nothing and makes the same
-//! code run alone.
+//! averaging gradients, bucket by bucket, while backward is still running. The processes talk
+//! through a [`Communicator`]: `MpiWorld` (feature `mpi`, launched with `mpirun`) or
+//! [`SingleProcess`], which needs nothing and makes the same code run alone.
 //!
 //! ```
 //! use std::rc::Rc;

@@ -79,7 +79,7 @@ impl Checkpoint {
         self
     }
 
-    /// Loads the model's tensors and generator states into `model`; see [`load_state_dict`]
+    /// Loads the model's tensors and generator states into `model`; see [`load_state_dict`](super::load_state_dict)
     /// for `strict` (generator states are optional either way, see [`LoadReport`]).
     pub fn restore_model(&self, model: &mut dyn Module, strict: bool) -> Result<LoadReport> {
         apply(

@@ -8,6 +8,12 @@
 //! `--profile` adds, for each layer, the time per op of one forward+backward pass (the mean of
 //! `reps` profiled passes).
 
+// `--features mimalloc` runs the same program on mimalloc, to compare allocators: the
+// library leaves the allocator to the application.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 use tapegrad::autograd::{rng, Conv2dOptions, Profile, Tape, Tensor};
 

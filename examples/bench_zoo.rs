@@ -17,6 +17,12 @@
 //! the timed steps, the time per op of one step (training mode). `--pool-limit` sets how much
 //! idle tensor storage is kept for reuse (`set_buffer_pool_limit`; default 512 MiB).
 
+// `--features mimalloc` runs the same program on mimalloc, to compare allocators: the
+// library leaves the allocator to the application.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::Command;
 use std::time::Instant;
 use tapegrad::models::{by_name, LeNet5, LeNetConfig};

@@ -4,7 +4,7 @@
 //! which broadcast dimensions have stride 0, one output row (the last dimension) at a time, and
 //! rows are spread over rayon's threads when the output is large.
 
-use super::{pool, Tensor, PAR_THRESHOLD};
+use super::{buffer_pool, Tensor, PAR_THRESHOLD};
 use crate::error::Result;
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -14,7 +14,7 @@ impl Tensor {
     /// Applies `f` to every element (in parallel for large tensors).
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
         let src = self.data();
-        let mut out = pool::for_overwrite(src.len());
+        let mut out = buffer_pool::for_overwrite(src.len());
         let apply = |(o, s): (&mut [f32], &[f32])| {
             o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x));
         };
@@ -38,7 +38,7 @@ impl Tensor {
         let shape = Shape::broadcast(op, self.shape(), other.shape())?;
         let (a, b) = (self.data(), other.data());
         if self.shape() == other.shape() {
-            let mut out = pool::try_for_overwrite(op, a.len())?;
+            let mut out = buffer_pool::try_for_overwrite(op, a.len())?;
             let apply = |((o, x), y): ((&mut [f32], &[f32]), &[f32])| {
                 for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
                     *o = f(x, y);
@@ -279,7 +279,7 @@ where
 {
     let n: usize = dims.iter().product();
     // The kernels write every element of each row.
-    let mut out = pool::try_for_overwrite(op, n)?;
+    let mut out = buffer_pool::try_for_overwrite(op, n)?;
     if n == 0 {
         return Ok(out);
     }

@@ -8,7 +8,7 @@
 //! `gemm` crate, or into one block of rows or columns per thread).
 
 use super::gemm::{gemm_split, kernel};
-use super::{pool, Tensor};
+use super::{buffer_pool, Tensor};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -66,7 +66,7 @@ impl Tensor {
         dims.extend([m, n]);
         let shape = Shape::new(&dims);
         // Every product writes its whole block (the kernels do not read C).
-        let mut out = pool::try_for_overwrite("matmul", shape.check_size("matmul")?)?;
+        let mut out = buffer_pool::try_for_overwrite("matmul", shape.check_size("matmul")?)?;
         if m * n == 0 || p.k == 0 {
             // An empty inner dimension sums nothing: zeros.
             out.fill(0.0);
@@ -108,7 +108,10 @@ impl Tensor {
         let shape = Shape::new(&[m, n]);
         let size = shape.check_size("matmul")?;
         if size == 0 || nb == 0 || p.k == 0 {
-            return Ok(Tensor::from_parts(pool::try_zeroed("matmul", size)?, shape));
+            return Ok(Tensor::from_parts(
+                buffer_pool::try_zeroed("matmul", size)?,
+                shape,
+            ));
         }
         let threads = rayon::current_num_threads();
         if nb > 1 && p.k < PACK_K && m * n >= PACK_MN {
@@ -117,7 +120,7 @@ impl Tensor {
             // along k instead makes one product with a long inner dimension.
             let (a, rsa, csa) = p.pack(Operand::A)?;
             let (b, rsb, csb) = p.pack(Operand::B)?;
-            let mut c = pool::try_for_overwrite("matmul", m * n)?;
+            let mut c = buffer_pool::try_for_overwrite("matmul", m * n)?;
             gemm_split(m, nb * p.k, n, &a, rsa, csa, &b, rsb, csb, &mut c, threads);
             return Ok(Tensor::from_parts(c, shape));
         }
@@ -137,7 +140,7 @@ impl Tensor {
             // Recycled storage, which the first product overwrites: eight fresh accumulators of
             // 590 KB (a ResNet-18 layer2 weight gradient) made the sum 30% slower than one, on
             // one thread; recycled, they cost the same.
-            let mut c = pool::try_for_overwrite("matmul", m * n)?;
+            let mut c = buffer_pool::try_for_overwrite("matmul", m * n)?;
             for i in first..end {
                 p.product(i, &mut c, 1, i > first);
             }
@@ -156,7 +159,7 @@ impl Tensor {
         for s in rest {
             total.iter_mut().zip(&s).for_each(|(t, &v)| *t += v);
             // Back to the pool for the next step's shares.
-            drop(pool::Storage::new(s));
+            drop(buffer_pool::Storage::new(s));
         }
         Ok(Tensor::from_parts(total, shape))
     }
@@ -289,7 +292,7 @@ impl<'a> Plan<'a> {
         // For both operands, element (k index p, other index q) of item i sits at
         // `p * cs + q * rs` in its matrix (for A, q is the row; for B, the column).
         let size = Shape::new(&[nb, k, other]).check_size("matmul")?;
-        let mut out = pool::try_for_overwrite("matmul", size)?;
+        let mut out = buffer_pool::try_for_overwrite("matmul", size)?;
         let wide = nb * k;
         for i in 0..nb {
             let src = &data[self.offset(strides, i) * mat..][..mat];

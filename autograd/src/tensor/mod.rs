@@ -13,14 +13,14 @@ mod matmul;
 mod movement;
 mod norm;
 pub(crate) use movement::infer_shape;
-pub(crate) mod pool;
+pub(crate) mod buffer_pool;
 mod reduce;
 mod unfold;
 
+use buffer_pool::Storage;
+pub use buffer_pool::{buffer_pool_stats, set_buffer_pool_limit};
 pub use gemm::sgemm;
 pub use matmul::Transpose;
-use pool::Storage;
-pub use pool::{buffer_pool_stats, set_buffer_pool_limit};
 pub use unfold::Window2d;
 
 use crate::error::{Error, Result};
@@ -95,9 +95,9 @@ impl Tensor {
         let shape = shape.into();
         let n = shape.check_size("full")?;
         let data = match v.to_bits() {
-            0 => pool::try_zeroed("full", n)?,
+            0 => buffer_pool::try_zeroed("full", n)?,
             _ => {
-                let mut data = pool::try_for_overwrite("full", n)?;
+                let mut data = buffer_pool::try_for_overwrite("full", n)?;
                 data.fill(v);
                 data
             }
@@ -142,7 +142,7 @@ impl Tensor {
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let shape = Shape::new(&[n]);
         shape.check_size("arange")?;
-        let mut data = pool::try_for_overwrite("arange", n)?;
+        let mut data = buffer_pool::try_for_overwrite("arange", n)?;
         data.iter_mut()
             .enumerate()
             .for_each(|(i, v)| *v = start + i as f32 * step);
@@ -153,7 +153,7 @@ impl Tensor {
     pub fn try_randn(shape: impl Into<Shape>, rng: &mut Rng) -> Result<Tensor> {
         let shape = shape.into();
         let n = shape.check_size("randn")?;
-        let mut data = pool::try_for_overwrite("randn", n)?;
+        let mut data = buffer_pool::try_for_overwrite("randn", n)?;
         data.iter_mut()
             .for_each(|v| *v = rng.sample::<f32, _>(rand_distr::StandardNormal));
         Ok(Tensor::from_parts(data, shape))
@@ -168,7 +168,7 @@ impl Tensor {
     pub fn try_rand(shape: impl Into<Shape>, low: f32, high: f32, rng: &mut Rng) -> Result<Tensor> {
         let shape = shape.into();
         let n = shape.check_size("rand")?;
-        let mut data = pool::try_for_overwrite("rand", n)?;
+        let mut data = buffer_pool::try_for_overwrite("rand", n)?;
         data.iter_mut()
             .for_each(|v| *v = low + (high - low) * rng.gen::<f32>());
         Ok(Tensor::from_parts(data, shape))

@@ -5,7 +5,7 @@
 //! zero strides, narrow through an offset.
 
 use super::elementwise::{coalesce, Strides};
-use super::{pool, Tensor, PAR_THRESHOLD};
+use super::{buffer_pool, Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -145,7 +145,7 @@ impl Tensor {
             .ok_or_else(too_big)?;
         let shape = Shape::new(&dims);
         shape.check_size("pad")?;
-        let mut out = pool::try_filled("pad", shape.numel(), value)?;
+        let mut out = buffer_pool::try_filled("pad", shape.numel(), value)?;
         if self.numel() == 0 {
             return Ok(Tensor::from_parts(out, shape));
         }
@@ -319,7 +319,7 @@ pub(crate) fn strided_copy(
 ) -> Result<Tensor> {
     let n = shape.check_size(op)?;
     // Every row below is written whole.
-    let mut out = pool::try_for_overwrite(op, n)?;
+    let mut out = buffer_pool::try_for_overwrite(op, n)?;
     if n == 0 {
         return Ok(Tensor::from_parts(out, shape));
     }

@@ -5,7 +5,7 @@
 //! The data of channel `c` is `N` contiguous blocks of `S` (the product of the axes after 1), at
 //! `(n C + c) S`. Sums run per channel in f64, so they stay accurate over large batches.
 
-use super::{pool, Tensor, PAR_THRESHOLD};
+use super::{buffer_pool, Tensor, PAR_THRESHOLD};
 use rayon::prelude::*;
 
 impl Tensor {
@@ -67,7 +67,7 @@ impl Tensor {
     /// `(x - mean_c) * scale_c + shift_c` for every element of channel `c`.
     pub(crate) fn channel_affine(&self, mean: &[f32], scale: &[f32], shift: &[f32]) -> Tensor {
         let (_, c, s) = self.channel_layout();
-        let mut out = pool::for_overwrite(self.numel());
+        let mut out = buffer_pool::for_overwrite(self.numel());
         let x = self.data();
         for_each_block(&mut out, s, |i, o| {
             let ch = i % c;
@@ -120,7 +120,7 @@ impl Tensor {
         q: &[f32],
     ) -> Tensor {
         let (_, c, s) = self.channel_layout();
-        let mut out = pool::for_overwrite(self.numel());
+        let mut out = buffer_pool::for_overwrite(self.numel());
         let (x, g) = (self.data(), grad.data());
         for_each_block(&mut out, s, |i, o| {
             let ch = i % c;

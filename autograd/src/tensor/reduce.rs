@@ -5,7 +5,7 @@
 //! a `[outer, n, inner]` view of contiguous data, with runs of adjacent reduced axes merged into one
 //! pass (so summing NCHW over H and W is a single pass of row sums).
 
-use super::{pool, Tensor, PAR_THRESHOLD};
+use super::{buffer_pool, Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -64,7 +64,7 @@ impl Tensor {
         let n: usize = dims[start..=end].iter().product();
         let inner: usize = dims[end + 1..].iter().product();
         // Every group below is written whole.
-        let mut out = pool::try_for_overwrite("max_backward", self.numel())?;
+        let mut out = buffer_pool::try_for_overwrite("max_backward", self.numel())?;
         let (x, m, g) = (self.data(), max.data(), grad.data());
         let group = |o: usize, dst: &mut [f32]| {
             let src = &x[o * n * inner..(o + 1) * n * inner];
@@ -142,7 +142,7 @@ impl Tensor {
         let data = match cur {
             Some(d) => d,
             None => {
-                let mut d = pool::try_for_overwrite(op, self.numel())?;
+                let mut d = buffer_pool::try_for_overwrite(op, self.numel())?;
                 d.copy_from_slice(self.data());
                 d
             }
@@ -202,8 +202,8 @@ impl Tensor {
         let shape = Shape::new(&dims);
         // At most the input's size (k <= n), which may hold nothing with a huge axis.
         let size = shape.check_size("topk")?;
-        let mut vals = pool::try_zeroed("topk", size)?;
-        let mut idxs = pool::try_zeroed("topk", size)?;
+        let mut vals = buffer_pool::try_zeroed("topk", size)?;
+        let mut idxs = buffer_pool::try_zeroed("topk", size)?;
         let d = self.data();
         // Filled per group below; empty (not n long) when there is no group.
         let mut order: Vec<usize> = Vec::new();
@@ -240,7 +240,7 @@ fn reduce_pass(
     inner: usize,
     r: Reducer,
 ) -> Result<Vec<f32>> {
-    let mut out = pool::try_zeroed(op, outer * inner)?;
+    let mut out = buffer_pool::try_zeroed(op, outer * inner)?;
     let block = |o: usize, dst: &mut [f32]| {
         let src = &x[o * n * inner..(o + 1) * n * inner];
         match r {

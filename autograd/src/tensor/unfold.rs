@@ -8,7 +8,7 @@
 //!
 //! Each (sample, channel) plane is independent, so both run in parallel over planes.
 
-use super::{pool, Tensor, PAR_THRESHOLD};
+use super::{buffer_pool, Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
@@ -204,7 +204,7 @@ impl Tensor {
         let rows = c.saturating_mul(kk);
         let shape = Shape::new(&[n, rows, l]);
         // `unfold_plane` writes every entry, padding included.
-        let mut out = pool::try_for_overwrite("unfold", shape.check_size("unfold")?)?;
+        let mut out = buffer_pool::try_for_overwrite("unfold", shape.check_size("unfold")?)?;
         let plane = |(dst, src): (&mut [f32], &[f32])| unfold_plane(src, dst, w, pad_value);
         if out.is_empty() {
             return Ok(Tensor::from_parts(out, shape));
@@ -242,7 +242,7 @@ impl Tensor {
         let (n, c) = (self.dims()[0], self.dims()[1] / kk);
         let (h, wd) = w.input;
         let shape = Shape::new(&[n, c, h, wd]);
-        let mut out = pool::try_zeroed("fold", shape.check_size("fold")?)?;
+        let mut out = buffer_pool::try_zeroed("fold", shape.check_size("fold")?)?;
         let plane = |(dst, src): (&mut [f32], &[f32])| fold_plane(src, dst, w);
         // Nothing to add into (an empty plane drops every entry, all on padding), or nothing
         // to add.

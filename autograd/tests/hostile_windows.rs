@@ -163,3 +163,30 @@ proptest! {
         returns("local_response_norm", || x.local_response_norm(out.0, 1e-4, 0.75, 2.0))?;
     }
 }
+
+/// Ceil mode drops a last window that would start past the input; with a huge input and
+/// stride, the start `(o - 1) * stride` itself passes `usize::MAX`.
+#[test]
+fn ceil_mode_with_a_huge_input_and_stride() {
+    let w = Window2d::pool(
+        "t",
+        (usize::MAX, 0),
+        (1, 1),
+        (1 << 31, 1),
+        (0, 0),
+        (1, 1),
+        true,
+    );
+    assert!(w.is_err(), "{w:?}");
+    let w = Window2d::pool(
+        "t",
+        (usize::MAX, 1),
+        (1, 1),
+        (1 << 31, 1),
+        (0, 0),
+        (1, 1),
+        true,
+    )
+    .expect("a window whose positions fit");
+    assert_eq!(w.output, (usize::MAX.div_ceil(1 << 31), 1));
+}

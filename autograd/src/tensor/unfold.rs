@@ -114,7 +114,8 @@ impl Window2d {
             } else {
                 free / s
             } + 1;
-            if ceil_mode && (o - 1) * s >= i + p {
+            // In u128, where neither side can overflow: `o - 1 < 2^64` and `s < 2^64`.
+            if ceil_mode && (o as u128 - 1) * s as u128 >= i as u128 + p as u128 {
                 o -= 1;
             }
             // The kernels compute padded positions up to `(o - 1) s + (k - 1) d`: it must fit.

@@ -11,21 +11,30 @@
 //! dL/dx      = weight / sqrt(var + eps) * (g - mean(g) - xhat mean(g xhat))
 //! ```
 //!
-//! two reading passes and one writing pass. When backward is itself recorded (`create_graph`),
-//! the same rule is written in var ops of x, so second-order gradients flow. Tests check values
-//! and gradients against the composition.
+//! two reading passes and one writing pass. Each gradient is recorded through
+//! [`Tape::record_fused`](crate::Tape::record_fused) as the composition it equals (written
+//! below in var ops of x, the gradient and the weight): a first-order backward runs the kernels
+//! alone, a recorded one (`create_graph`) the same kernels, and second-order gradients come from
+//! differentiating the composition. Tests check values and gradients against the composition.
 
 use crate::error::{Error, Result};
 use crate::grads;
 use crate::ops::norm::{check_stats, RunningStats};
 use crate::ops::present;
-use crate::tape::{Ctx, InputGrads, Op, Reads, Var};
+use crate::tape::{InputGrads, Op, Reads, Var};
 use crate::tensor::Tensor;
 
 pub const BATCH_NORM_TRAIN: Op = Op::new(
     "batch_norm",
     "x: weight / sqrt(var + eps) * (grad - mean(grad) - xhat * mean(grad * xhat)); weight: sum(grad * xhat); bias: sum(grad)",
 );
+pub const BATCH_NORM_INPUT_GRAD: Op = Op::new(
+    "batch_norm_input_grad",
+    "the gradient of weight / sqrt(var + eps) * (grad - mean(grad) - xhat * mean(grad * xhat))",
+);
+pub const BATCH_NORM_WEIGHT_GRAD: Op =
+    Op::new("batch_norm_weight_grad", "the gradient of sum(grad * xhat)");
+pub const BATCH_NORM_BIAS_GRAD: Op = Op::new("batch_norm_bias_grad", "the gradient of sum(grad)");
 
 impl<'t> Var<'t> {
     /// Training-mode batch norm, for validated weight and bias (see [`Var::batch_norm`]).
@@ -79,28 +88,52 @@ impl<'t> Var<'t> {
             y,
             Reads::ALL_INPUTS,
             move |ctx| {
-                if ctx.tape().is_recording() {
-                    return rule_in_var_ops(ctx, has_w, has_b, eps);
-                }
-                let (x, g) = (ctx.input(0).value(), ctx.grad().value());
-                let (sum_g, sum_gx) = x.channel_grad_sums(&g, &mean, &inv_std);
+                let (x, g) = (ctx.input(0), ctx.grad());
+                let (xv, gv) = (x.value(), g.value());
+                let (sum_g, sum_gx) = xv.channel_grad_sums(&gv, &mean, &inv_std);
                 let m = count as f32;
                 let p = &scale;
                 let q: Vec<f32> = p.iter().zip(&sum_g).map(|(p, s)| -p * s / m).collect();
                 let r: Vec<f32> = (0..p.len())
                     .map(|i| -p[i] * sum_gx[i] * inv_std[i] / m)
                     .collect();
+                // Each gradient is a fused kernel's value recorded as the composition it
+                // equals, which a recorded backward differentiates.
                 let tape = ctx.tape();
-                let dx = ctx
-                    .needs(0)
-                    .then(|| tape.input(x.channel_grad_input(&g, &mean, p, &r, &q)));
-                let per_channel = |v: Vec<f32>| tape.input(Tensor::from_slice(&v));
+                let dx = if ctx.needs(0) {
+                    let value = xv.channel_grad_input(&gv, &mean, p, &r, &q);
+                    let inputs = if has_w {
+                        vec![x, g, ctx.input(1)]
+                    } else {
+                        vec![x, g]
+                    };
+                    Some(
+                        tape.record_fused(BATCH_NORM_INPUT_GRAD, &inputs, value, move |v| {
+                            input_grad(v[0], v[1], v.get(2).copied(), eps)
+                        })?,
+                    )
+                } else {
+                    None
+                };
+                let per_channel = |v: Vec<f32>| Tensor::from_slice(&v);
                 let mut out: InputGrads<'_> = grads![dx];
                 if has_w {
-                    out.push(Some(per_channel(sum_gx)));
+                    let value = per_channel(sum_gx);
+                    out.push(Some(tape.record_fused(
+                        BATCH_NORM_WEIGHT_GRAD,
+                        &[x, g],
+                        value,
+                        move |v| weight_grad(v[0], v[1], eps),
+                    )?));
                 }
                 if has_b {
-                    out.push(Some(per_channel(sum_g)));
+                    let value = per_channel(sum_g);
+                    out.push(Some(tape.record_fused(
+                        BATCH_NORM_BIAS_GRAD,
+                        &[g],
+                        value,
+                        |v| v[0].sum(&channel_axes(v[0].rank()), false),
+                    )?));
                 }
                 Ok(out)
             },
@@ -114,42 +147,46 @@ impl<'t> Var<'t> {
     }
 }
 
-/// The chain rule in var ops of the inputs, for a recorded backward.
-fn rule_in_var_ops<'a>(
-    ctx: &Ctx<'a>,
-    has_w: bool,
-    has_b: bool,
-    eps: f32,
-) -> Result<InputGrads<'a>> {
-    let (x, g) = (ctx.input(0), ctx.grad());
-    let s = x.shape();
-    let axes: Vec<isize> = (0..s.rank() as isize).filter(|&a| a != 1).collect();
-    let mut stat_shape = vec![1; s.rank()];
-    stat_shape[1] = s.dim(1);
+/// Every axis but the channels' (1).
+fn channel_axes(rank: usize) -> Vec<isize> {
+    (0..rank as isize).filter(|&a| a != 1).collect()
+}
+
+/// `xhat = (x - mean) / sqrt(var + eps)` and `1 / sqrt(var + eps)`, in var ops of `x`.
+fn normalised<'a>(x: Var<'a>, eps: f32) -> Result<(Var<'a>, Var<'a>)> {
+    let axes = channel_axes(x.rank());
     let centred = x.sub(x.mean(&axes, true)?)?;
     let inv_std = centred
         .square()
         .mean(&axes, true)?
         .add_scalar(eps)
         .powf(-0.5);
-    let xhat = centred.mul(inv_std)?;
-    let gw = if has_w {
-        g.mul(ctx.input(1).reshape(stat_shape)?)?
-    } else {
-        g
+    Ok((centred.mul(inv_std)?, inv_std))
+}
+
+/// `dL/dx = weight / sqrt(var + eps) * (g - mean(g) - xhat mean(g xhat))`, in var ops of `x`,
+/// `g` and `weight` (per channel), so that a recorded backward differentiates it.
+fn input_grad<'a>(x: Var<'a>, g: Var<'a>, weight: Option<Var<'a>>, eps: f32) -> Result<Var<'a>> {
+    let s = x.shape();
+    let axes = channel_axes(s.rank());
+    let (xhat, inv_std) = normalised(x, eps)?;
+    let gw = match weight {
+        Some(w) => {
+            let mut stat_shape = vec![1; s.rank()];
+            stat_shape[1] = s.dim(1);
+            g.mul(w.reshape(stat_shape)?)?
+        }
+        None => g,
     };
-    let dx = gw
-        .sub(gw.mean(&axes, true)?)?
+    gw.sub(gw.mean(&axes, true)?)?
         .sub(xhat.mul(gw.mul(xhat)?.mean(&axes, true)?)?)?
-        .mul(inv_std)?;
-    let mut out: InputGrads<'a> = grads![dx];
-    if has_w {
-        out.push(Some(g.mul(xhat)?.sum(&axes, false)?));
-    }
-    if has_b {
-        out.push(Some(g.sum(&axes, false)?));
-    }
-    Ok(out)
+        .mul(inv_std)
+}
+
+/// `dL/dweight = sum(g xhat)` per channel, in var ops of `x` and `g`.
+fn weight_grad<'a>(x: Var<'a>, g: Var<'a>, eps: f32) -> Result<Var<'a>> {
+    let (xhat, _) = normalised(x, eps)?;
+    g.mul(xhat)?.sum(&channel_axes(x.rank()), false)
 }
 
 #[cfg(test)]

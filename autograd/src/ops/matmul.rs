@@ -13,12 +13,16 @@
 use crate::error::Result;
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{Ctx, Op, Var};
+use crate::tape::{Ctx, InputGrads, Op, Var};
 use crate::tensor::Transpose::{self, No, Yes};
 
 pub const MATMUL: Op = Op::new(
     "matmul",
     "self: (grad @ other^T).sum_to(self); other: (self^T @ grad).sum_to(other)",
+);
+pub const MATMUL_SUM_BATCH: Op = Op::new(
+    "matmul_sum_batch",
+    "self: (grad @ other^T).sum_to(self); other: (self^T @ grad).sum_to(other), grad broadcast over the batch",
 );
 
 impl<'t> Var<'t> {
@@ -40,50 +44,84 @@ impl<'t> Var<'t> {
     pub fn matmul_t(self, other: Var<'t>, ta: Transpose, tb: Transpose) -> Result<Var<'t>> {
         let v = self.value().matmul_t(&other.value(), ta, tb)?;
         self.tape().record(MATMUL, &[self, other], v, move |c| {
-            let (a, b, g) = (c.input(0), c.input(1), c.grad());
-            let summed = |x, y, tx, ty, to: &Shape| summed_product(c, x, y, tx, ty, to);
-            let ga = if c.needs(0) {
-                let to = a.shape();
-                Some(match (ta, tb) {
-                    (No, No) => summed(g, b, No, Yes, &to)?,
-                    (No, Yes) => summed(g, b, No, No, &to)?,
-                    (Yes, No) => summed(b, g, No, Yes, &to)?,
-                    (Yes, Yes) => summed(b, g, Yes, Yes, &to)?,
-                })
-            } else {
-                None
-            };
-            let gb = if c.needs(1) {
-                let to = b.shape();
-                Some(match (ta, tb) {
-                    (No, No) => summed(a, g, Yes, No, &to)?,
-                    (No, Yes) => summed(g, a, Yes, No, &to)?,
-                    (Yes, No) => summed(a, g, No, No, &to)?,
-                    (Yes, Yes) => summed(g, a, Yes, Yes, &to)?,
-                })
-            } else {
-                None
-            };
-            Ok(grads![ga, gb])
+            operand_grads(c, c.grad(), ta, tb)
         })
+    }
+
+    /// `sum_i op(a_i) @ op(b_i)` over the batch axes of batched operands, a matrix: the product
+    /// a weight broadcast over a batch (a convolution's, a linear layer's over `[B, T, in]`)
+    /// gets as its gradient, accumulated in place by one kernel (`Tensor::matmul_t_sum_batch`)
+    /// instead of a batch of products and then their sum. Its rule is `matmul_t`'s, with the
+    /// gradient broadcast over the batch.
+    pub fn matmul_t_sum_batch(
+        self,
+        other: Var<'t>,
+        ta: Transpose,
+        tb: Transpose,
+    ) -> Result<Var<'t>> {
+        let v = self.value().matmul_t_sum_batch(&other.value(), ta, tb)?;
+        // The shape of the batch of products: the operands' batch axes broadcast, then `v`'s.
+        let (sa, sb) = (self.shape(), other.shape());
+        let batch = |s: &Shape| Shape::new(&s.dims()[..s.rank().saturating_sub(2)]);
+        let mut full = Shape::broadcast("matmul_t_sum_batch", &batch(&sa), &batch(&sb))?
+            .dims()
+            .to_vec();
+        full.extend_from_slice(v.dims());
+        self.tape()
+            .record(MATMUL_SUM_BATCH, &[self, other], v, move |c| {
+                operand_grads(c, c.grad().broadcast_to(Shape::new(&full))?, ta, tb)
+            })
     }
 }
 
-/// `op(x) @ op(y)` summed to an operand's shape `to`. An operand broadcast over the whole batch
-/// (the weights of a convolution) gets the sum of one product per batch item; in a first-order
-/// backward that sum is accumulated in place by one kernel, the same value as the composition,
-/// which runs when the backward is itself recorded (`create_graph`).
-fn summed_product<'a>(
+/// The gradients of `op(a) @ op(b)`, the inputs of `c`, given the gradient `g` of the product
+/// (the table at the top of this file).
+fn operand_grads<'a>(
     c: &Ctx<'a>,
+    g: Var<'a>,
+    ta: Transpose,
+    tb: Transpose,
+) -> Result<InputGrads<'a>> {
+    let (a, b) = (c.input(0), c.input(1));
+    let summed = |x, y, tx, ty, to: &Shape| summed_product(g, x, y, tx, ty, to);
+    let ga = if c.needs(0) {
+        let to = a.shape();
+        Some(match (ta, tb) {
+            (No, No) => summed(g, b, No, Yes, &to)?,
+            (No, Yes) => summed(g, b, No, No, &to)?,
+            (Yes, No) => summed(b, g, No, Yes, &to)?,
+            (Yes, Yes) => summed(b, g, Yes, Yes, &to)?,
+        })
+    } else {
+        None
+    };
+    let gb = if c.needs(1) {
+        let to = b.shape();
+        Some(match (ta, tb) {
+            (No, No) => summed(a, g, Yes, No, &to)?,
+            (No, Yes) => summed(g, a, Yes, No, &to)?,
+            (Yes, No) => summed(a, g, No, No, &to)?,
+            (Yes, Yes) => summed(g, a, Yes, Yes, &to)?,
+        })
+    } else {
+        None
+    };
+    Ok(grads![ga, gb])
+}
+
+/// `op(x) @ op(y)` summed to an operand's shape `to`. An operand broadcast over the whole batch
+/// of the gradient `g` (the weights of a convolution) gets the sum of one product per batch
+/// item, which `matmul_t_sum_batch` accumulates in place, recorded or not.
+fn summed_product<'a>(
+    g: Var<'a>,
     x: Var<'a>,
     y: Var<'a>,
     tx: Transpose,
     ty: Transpose,
     to: &Shape,
 ) -> Result<Var<'a>> {
-    if to.rank() == 2 && c.grad().rank() > 2 && !c.tape().is_recording() {
-        let v = x.value().matmul_t_sum_batch(&y.value(), tx, ty)?;
-        return Ok(c.tape().input(v));
+    if to.rank() == 2 && g.rank() > 2 {
+        return x.matmul_t_sum_batch(y, tx, ty);
     }
     x.matmul_t(y, tx, ty)?.sum_to(to)
 }

@@ -5,11 +5,16 @@ use crate::error::Result;
 use crate::grads;
 use crate::shape::Shape;
 use crate::tape::{Op, Reads, Var};
+use crate::tensor::Tensor;
 
 pub const SUM: Op = Op::new("sum", "grad.reshape(keepdim shape).broadcast_to(self)");
 pub const MAX: Op = Op::new(
     "max",
     "grad.broadcast_to(self) * (self == result) / count(self == result)",
+);
+pub const MAX_GRAD: Op = Op::new(
+    "max_grad",
+    "(grad * (x == max) / count(x == max)).sum(axes, keepdim)",
 );
 pub const SUM_TO: Op = Op::new("sum_to", "grad.broadcast_to(self)");
 
@@ -60,18 +65,28 @@ impl<'t> Var<'t> {
             let kept_shape = shape.reduced(&shape.axes("max", &axes)?, true);
             let kept = c.result().value().reshape(kept_shape.clone())?;
             let g = c.grad().reshape(kept_shape)?;
-            if !c.tape().is_recording() {
-                // A first-order backward: the rule in one kernel (same values).
-                let v = x.value().max_backward(&kept, &g.value(), &axes)?;
-                return Ok(grads![c.tape().input(v)]);
-            }
-            let hits = x.value().eq_mask(&kept)?;
-            let count = hits.sum_axes(&axes, true)?;
-            let weight = hits.div(&count)?;
-            Ok(grads![g
-                .broadcast_to(shape)?
-                .mul(c.tape().input(weight))?])
+            Ok(grads![g.spread_max_grad(&x.value(), &kept, &axes)?])
         })
+    }
+
+    /// The max rule's kernel as an op of the gradient: `self`, shaped as the kept maximum
+    /// `max` of `x`, spread over the elements of `x` equal to their group's maximum (ties share
+    /// evenly). One pass (`Tensor::max_backward`) whether or not the backward is recorded; its
+    /// own rule, for a recorded backward, is the adjoint: the incoming gradient weighted by the
+    /// same shares and summed over each group (the shares are constants: the derivative of a
+    /// maximum's position is zero almost everywhere).
+    pub fn spread_max_grad(self, x: &Tensor, max: &Tensor, axes: &[isize]) -> Result<Var<'t>> {
+        let v = x.max_backward(max, &self.value(), axes)?;
+        let (x, max, axes) = (x.clone(), max.clone(), axes.to_vec());
+        self.tape()
+            .record_reading(MAX_GRAD, &[self], v, Reads::NOTHING, move |c| {
+                let hits = x.eq_mask(&max)?;
+                let share = hits.div(&hits.sum_axes(&axes, true)?)?;
+                Ok(grads![c
+                    .grad()
+                    .mul(c.tape().input(share))?
+                    .sum(&axes, true)?])
+            })
     }
 
     /// Sums a broadcast value back to `shape`: the gradient of every broadcasting op.

@@ -100,6 +100,33 @@ impl Tape {
         })
     }
 
+    /// Records `value`, which a fused kernel computed, as the result of the composition `f` of
+    /// `inputs`: a node that keeps its inputs and whose rule reruns `f` on them and
+    /// differentiates through it, as [`Tape::checkpoint`]'s does. So a fused kernel gives its
+    /// speed forward, needs no rule of its own, and a recorded backward through it has the
+    /// composition's derivatives. `value` must be what `f` computes, up to rounding: the
+    /// kernel's tests check it against the composition. When no input needs a gradient (or the
+    /// tape is not recording) `f` never runs and `value` is a constant.
+    pub fn record_fused<'t, F>(
+        &'t self,
+        op: Op,
+        inputs: &[Var<'t>],
+        value: Tensor,
+        f: F,
+    ) -> Result<Var<'t>>
+    where
+        F: for<'a> Fn(&[Var<'a>]) -> Result<Var<'a>> + 'static,
+    {
+        self.check_own(op.name, inputs)?;
+        let needs_grad = self.is_recording() && inputs.iter().any(|v| v.requires_grad());
+        if !needs_grad {
+            return Ok(self.input_as(op, value));
+        }
+        self.record_reading(op, inputs, value, Reads::ALL_INPUTS, move |c| {
+            recompute(c, op, &Split::Whole, &f)
+        })
+    }
+
     /// A constant named `op`.
     fn input_as(&self, op: Op, value: Tensor) -> Var<'_> {
         let v = self.input(value);

@@ -125,7 +125,7 @@ proptest! {
         let b = Tensor::randn(shape(&batch, k, n, tb).as_slice(), &mut g);
         let full = a.matmul_t(&b, tr(ta), tr(tb)).unwrap();
         let axes: Vec<isize> = (0..batch.len() as isize).collect();
-        let want = full.sum_axes(&axes, false).unwrap();
+        let want = full.sum(&axes, false).unwrap();
         let got = a.matmul_t_sum_batch(&b, tr(ta), tr(tb)).unwrap();
         prop_assert_eq!(got.dims(), &[m, n]);
         prop_assert!(got.allclose(&want, 1e-4, 1e-4), "{got} vs {want}");
@@ -135,7 +135,7 @@ proptest! {
 /// The max rule as the composition of broadcasting kernels it is defined by.
 fn max_rule_composed(x: &Tensor, max: &Tensor, g: &Tensor, axes: &[isize]) -> Tensor {
     let hits = x.eq_mask(max).unwrap();
-    let weight = hits.div(&hits.sum_axes(axes, true).unwrap()).unwrap();
+    let weight = hits.div(&hits.sum(axes, true).unwrap()).unwrap();
     g.broadcast_to(x.shape()).unwrap().mul(&weight).unwrap()
 }
 
@@ -165,7 +165,7 @@ proptest! {
         }),
         seed in 0u64..1000,
     ) {
-        let max = x.max_axes(&axes, true).unwrap();
+        let max = x.max(&axes, true).unwrap();
         let g = Tensor::randn(max.shape().clone(), &mut rng(seed));
         let got = x.max_backward(&max, &g, &axes).unwrap();
         prop_assert!(same_bits(&got, &max_rule_composed(&x, &max, &g, &axes)));
@@ -177,13 +177,13 @@ fn max_backward_on_pooling_windows_and_nan() {
     let mut g = rng(6);
     // Max pooling's windows ([N*C, kh*kw, L], reduced over axis 1), large enough for threads.
     let x = Tensor::randn([96, 9, 400], &mut g);
-    let max = x.max_axes(&[1], true).unwrap();
+    let max = x.max(&[1], true).unwrap();
     let grad = Tensor::randn(max.shape().clone(), &mut g);
     let got = x.max_backward(&max, &grad, &[1]).unwrap();
     assert!(same_bits(&got, &max_rule_composed(&x, &max, &grad, &[1])));
     // A NaN wins its group and matches nothing: the group's gradient is NaN, as composed.
     let x = Tensor::from_vec(vec![1.0, f32::NAN, 0.5, 2.0], [2, 2]).unwrap();
-    let max = x.max_axes(&[1], true).unwrap();
+    let max = x.max(&[1], true).unwrap();
     let grad = Tensor::ones([2, 1]);
     let got = x.max_backward(&max, &grad, &[1]).unwrap();
     assert!(same_bits(&got, &max_rule_composed(&x, &max, &grad, &[1])));
@@ -236,11 +236,7 @@ fn batch_summed_matmul_on_threads_and_long_inner_dimensions() {
     ] {
         let x = Tensor::randn(a.as_slice(), &mut g);
         let y = Tensor::randn(b.as_slice(), &mut g);
-        let want = x
-            .matmul_t(&y, ta, tb)
-            .unwrap()
-            .sum_axes(&[0], false)
-            .unwrap();
+        let want = x.matmul_t(&y, ta, tb).unwrap().sum(&[0], false).unwrap();
         let got = x.matmul_t_sum_batch(&y, ta, tb).unwrap();
         assert!(got.allclose(&want, 1e-3, 1e-3));
     }
@@ -260,7 +256,7 @@ fn batch_summed_matmul_on_threads_and_long_inner_dimensions() {
             let want = x
                 .matmul_t(&y, tr(ta), tr(tb))
                 .unwrap()
-                .sum_axes(&[0], false)
+                .sum(&[0], false)
                 .unwrap();
             let got = x.matmul_t_sum_batch(&y, tr(ta), tr(tb)).unwrap();
             assert_eq!(got.dims(), &[300, 250]);
@@ -321,12 +317,12 @@ fn fused_weight_gradients_equal_the_recorded_composition() {
 /// A chain of large ops (each result big enough for recycled storage).
 fn large_ops(x: &Tensor, bias: &Tensor) -> Vec<Tensor> {
     let w = Window2d::conv("test", (64, 64), (3, 3), (1, 1), (1, 1), (1, 1)).unwrap();
-    let cols = x.unfold2d(&w, 0.0).unwrap();
-    let folded = cols.fold2d(&w).unwrap();
+    let cols = x.unfold(&w, 0.0).unwrap();
+    let folded = cols.fold(&w).unwrap();
     let y = x.add(bias).unwrap().relu();
     let wide = Tensor::full([x.dims()[0], 24, 64 * 64], 0.5);
     let prod = wide.matmul_t(&cols, Transpose::No, Transpose::Yes).unwrap();
-    let max = cols.max_axes(&[1], true).unwrap();
+    let max = cols.max(&[1], true).unwrap();
     let max_grad = cols.max_backward(&max, &max.exp(), &[1]).unwrap();
     let empty_k = Tensor::zeros([1100, 0])
         .matmul(&Tensor::zeros([0, 1000]))
@@ -341,7 +337,7 @@ fn large_ops(x: &Tensor, bias: &Tensor) -> Vec<Tensor> {
         prod,
         max,
         max_grad,
-        cols.sum_axes(&[2], false).unwrap(),
+        cols.sum(&[2], false).unwrap(),
         empty_k,
         Tensor::zeros([1 << 21]),
     ]

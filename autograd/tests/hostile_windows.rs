@@ -99,8 +99,8 @@ proptest! {
         let w = Window2d { kernel, stride, padding, dilation, input, output };
         returns("Window2d::validate", || w.validate("t"))?;
         let x = tensor(&[1, 1, input.0, input.1], 1);
-        returns("unfold2d by hand", || x.unfold2d(&w, 0.0))?;
-        returns("fold2d by hand", || tensor(&[1, kernel.0, output.0], 2).fold2d(&w))?;
+        returns("unfold by hand", || x.unfold(&w, 0.0))?;
+        returns("fold by hand", || tensor(&[1, kernel.0, output.0], 2).fold(&w))?;
     }
 
     #[test]
@@ -110,13 +110,13 @@ proptest! {
         let x = tensor(&d, seed);
         let Ok(w) = Window2d::conv("t", (x.dims()[2], x.dims()[3]), kernel, stride, padding,
             dilation) else { return Ok(()) };
-        returns("unfold2d", || x.unfold2d(&w, -1.0))?;
-        returns("fold2d", || {
-            let cols = x.unfold2d(&w, 0.0)?;
-            cols.fold2d(&w)
+        returns("unfold", || x.unfold(&w, -1.0))?;
+        returns("fold", || {
+            let cols = x.unfold(&w, 0.0)?;
+            cols.fold(&w)
         })?;
         let rows = (x.dims()[1]).saturating_mul(w.cells());
-        returns("fold2d of columns", || tensor(&[x.dims()[0], rows, w.positions()], seed).fold2d(&w))?;
+        returns("fold of columns", || tensor(&[x.dims()[0], rows, w.positions()], seed).fold(&w))?;
         let tape = Tape::new();
         let v = tape.var(x.clone());
         returns("Var::unfold", || v.unfold(&w, 0.0))?;

@@ -215,10 +215,10 @@ fn convolution_of_an_empty_plane_is_an_error_as_in_pytorch() {
     assert!(e.to_string().starts_with("conv2d"), "{e}");
     // The kernel itself: windows over padding only read the pad value.
     let win = Window2d::conv("t", (0, 4), (1, 1), (1, 1), (1, 1), (1, 1)).unwrap();
-    let cols = Tensor::zeros([1, 1, 0, 4]).unfold2d(&win, 7.0).unwrap();
+    let cols = Tensor::zeros([1, 1, 0, 4]).unfold(&win, 7.0).unwrap();
     assert_eq!(cols.dims(), &[1, 1, 12]);
     assert!(cols.data().iter().all(|&v| v == 7.0));
-    let back = cols.fold2d(&win).unwrap();
+    let back = cols.fold(&win).unwrap();
     assert_eq!(back.dims(), &[1, 1, 0, 4]);
 }
 
@@ -343,8 +343,8 @@ fn a_window_built_by_hand_must_match_its_geometry() {
     let mut w = Window2d::conv("t", (4, 4), (3, 3), (1, 1), (0, 0), (1, 1)).unwrap();
     w.output = (5, 5);
     let x = Tensor::ones([1, 1, 4, 4]);
-    assert!(x.unfold2d(&w, 0.0).is_err());
-    assert!(Tensor::ones([1, 9, 25]).fold2d(&w).is_err());
+    assert!(x.unfold(&w, 0.0).is_err());
+    assert!(Tensor::ones([1, 9, 25]).fold(&w).is_err());
 }
 
 #[test]

@@ -44,15 +44,15 @@ fn reductions_over_many_elements() {
     same_bits_on_any_pool("reductions", || {
         vec![
             long.sum_all(),
-            long.mean_axes(&[], false).unwrap(),
-            long.max_axes(&[], false).unwrap(),
+            long.mean(&[], false).unwrap(),
+            long.max(&[], false).unwrap(),
             long.reshape([1, 300_000])
                 .unwrap()
-                .sum_axes(&[1], false)
+                .sum(&[1], false)
                 .unwrap(),
-            nchw.sum_axes(&[0, 2, 3], false).unwrap(),
-            nchw.mean_axes(&[], false).unwrap(),
-            nchw.max_axes(&[1], true).unwrap(),
+            nchw.sum(&[0, 2, 3], false).unwrap(),
+            nchw.mean(&[], false).unwrap(),
+            nchw.max(&[1], true).unwrap(),
         ]
     });
 }

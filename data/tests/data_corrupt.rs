@@ -211,12 +211,7 @@ fn skip_mode_leaves_out_the_unreadable_jpeg_and_reports_it() {
     let a = ds.sample(0).unwrap();
     assert!(a[..16].iter().all(|&v| v == 1.0) && a[16..].iter().all(|&v| v == 0.0));
     // The JPEG is lossy but a flat blue square stays close to (0, 0, 1).
-    let c = ds
-        .image(1)
-        .unwrap()
-        .mean_axes(&[1, 2], false)
-        .unwrap()
-        .to_vec();
+    let c = ds.image(1).unwrap().mean(&[1, 2], false).unwrap().to_vec();
     assert!(c[0] < 0.05 && c[1] < 0.05 && c[2] > 0.95, "{c:?}");
 }
 
@@ -263,12 +258,7 @@ fn cifar_batches_are_label_then_planar_rgb() {
     assert_eq!(ds.sample_shape(), [3, 32, 32]);
     assert_eq!(ds.classes()[3], "cat");
     // Sample 0: red plane 255/255 = 1, green 0, blue 51/255 = 0.2.
-    let means = ds
-        .image(0)
-        .unwrap()
-        .mean_axes(&[1, 2], false)
-        .unwrap()
-        .to_vec();
+    let means = ds.image(0).unwrap().mean(&[1, 2], false).unwrap().to_vec();
     let want = [1.0, 0.0, 0.2];
     assert!(
         means.iter().zip(want).all(|(m, w)| (m - w).abs() < 1e-6),

@@ -99,7 +99,7 @@ fn a_rank_one_covariance_shifts_colours_along_its_one_axis() {
         let delta = out
             .sub(&img)
             .unwrap()
-            .mean_axes(&[1, 2], false)
+            .mean(&[1, 2], false)
             .unwrap()
             .to_vec();
         let len = shift.iter().map(|s| s * s).sum::<f32>().sqrt();

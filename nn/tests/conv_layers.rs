@@ -42,7 +42,7 @@ fn batch_norm_trains_on_batches_and_evaluates_on_running_stats() {
     let tape = Tape::new();
     let y = bn.forward(tape.input(x.clone())).unwrap();
     // Training output is normalised per channel: mean ~0.
-    let m = y.value().mean_axes(&[0, 2, 3], false).unwrap();
+    let m = y.value().mean(&[0, 2, 3], false).unwrap();
     assert!(m.data().iter().all(|v| v.abs() < 1e-4));
     assert!(bn.running_mean.data().iter().all(|&v| v > 0.3 && v < 0.7));
     assert_eq!(bn.num_batches_tracked, 1);

@@ -21,20 +21,22 @@ use crate::error::{Error, Result};
 use crate::grads;
 use crate::ops::norm::{check_stats, RunningStats};
 use crate::ops::present;
-use crate::tape::{InputGrads, Op, Reads, Var};
+use crate::tape::{InputGrads, Reads, Var};
 use crate::tensor::Tensor;
 
-pub const BATCH_NORM_TRAIN: Op = Op::new(
-    "batch_norm",
-    "x: weight / sqrt(var + eps) * (grad - mean(grad) - xhat * mean(grad * xhat)); weight: sum(grad * xhat); bias: sum(grad)",
+op!(BATCH_NORM_TRAIN = "batch_norm", "x: weight / sqrt(var + eps) * (grad - mean(grad) - xhat * mean(grad * xhat)); weight: sum(grad * xhat); bias: sum(grad)");
+op!(
+    BATCH_NORM_INPUT_GRAD = "batch_norm_input_grad",
+    "the gradient of weight / sqrt(var + eps) * (grad - mean(grad) - xhat * mean(grad * xhat))"
 );
-pub const BATCH_NORM_INPUT_GRAD: Op = Op::new(
-    "batch_norm_input_grad",
-    "the gradient of weight / sqrt(var + eps) * (grad - mean(grad) - xhat * mean(grad * xhat))",
+op!(
+    BATCH_NORM_WEIGHT_GRAD = "batch_norm_weight_grad",
+    "the gradient of sum(grad * xhat)"
 );
-pub const BATCH_NORM_WEIGHT_GRAD: Op =
-    Op::new("batch_norm_weight_grad", "the gradient of sum(grad * xhat)");
-pub const BATCH_NORM_BIAS_GRAD: Op = Op::new("batch_norm_bias_grad", "the gradient of sum(grad)");
+op!(
+    BATCH_NORM_BIAS_GRAD = "batch_norm_bias_grad",
+    "the gradient of sum(grad)"
+);
 
 impl<'t> Var<'t> {
     /// Training-mode batch norm, for validated weight and bias (see [`Var::batch_norm`]).

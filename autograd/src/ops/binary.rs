@@ -6,31 +6,31 @@ use crate::grads;
 use crate::tape::{Op, Reads, Var};
 use crate::tensor::Tensor;
 
-pub const ADD: Op = Op::new("add", "self: grad.sum_to(self); other: grad.sum_to(other)");
-pub const SUB: Op = Op::new("sub", "self: grad.sum_to(self); other: -grad.sum_to(other)");
-pub const MUL: Op = Op::new(
-    "mul",
-    "self: (grad * other).sum_to(self); other: (grad * self).sum_to(other)",
+op!(
+    ADD = "add",
+    "self: grad.sum_to(self); other: grad.sum_to(other)"
 );
-pub const DIV: Op = Op::new(
-    "div",
-    "self: (grad / other).sum_to(self); other: (-grad * self / other^2).sum_to(other)",
+op!(
+    SUB = "sub",
+    "self: grad.sum_to(self); other: -grad.sum_to(other)"
 );
-pub const MAXIMUM: Op = Op::new(
-    "maximum",
-    "self: (grad * ((self > other) + (self == other) / 2)).sum_to(self); other: the rest",
+op!(
+    MUL = "mul",
+    "self: (grad * other).sum_to(self); other: (grad * self).sum_to(other)"
 );
-pub const MINIMUM: Op = Op::new(
-    "minimum",
-    "self: (grad * ((self < other) + (self == other) / 2)).sum_to(self); other: the rest",
+op!(
+    DIV = "div",
+    "self: (grad / other).sum_to(self); other: -(grad * result / other).sum_to(other)"
 );
-pub const WHERE: Op = Op::new(
-    "where",
-    "self: where(mask, grad, 0).sum_to(self); other: where(mask, 0, grad).sum_to(other)",
+op!(MAXIMUM = "maximum", "self: (grad * w).sum_to(self); other: (grad * (1 - w)).sum_to(other), w = (self > other) + (self == other) / 2");
+op!(MINIMUM = "minimum", "self: (grad * w).sum_to(self); other: (grad * (1 - w)).sum_to(other), w = (self < other) + (self == other) / 2");
+op!(
+    WHERE = "where",
+    "mask: none; a: where(mask, grad, 0).sum_to(a); b: where(mask, 0, grad).sum_to(b)"
 );
 
 impl<'t> Var<'t> {
-    /// `a + b` with broadcasting. Rule `add: grad.sum_to(a), grad.sum_to(b)`.
+    /// `a + b` with broadcasting. Rule: [`ADD`].
     pub fn add(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().add(&other.value())?;
         self.tape()
@@ -43,7 +43,7 @@ impl<'t> Var<'t> {
             })
     }
 
-    /// `a - b` with broadcasting. Rule `sub: grad.sum_to(a), -grad.sum_to(b)`.
+    /// `a - b` with broadcasting. Rule: [`SUB`].
     pub fn sub(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().sub(&other.value())?;
         self.tape()
@@ -56,7 +56,7 @@ impl<'t> Var<'t> {
             })
     }
 
-    /// `a * b` with broadcasting. Rule `mul: (grad * b).sum_to(a), (grad * a).sum_to(b)`.
+    /// `a * b` with broadcasting. Rule: [`MUL`].
     pub fn mul(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().mul(&other.value())?;
         self.tape().record(MUL, &[self, other], v, |c| {
@@ -75,7 +75,7 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// `a / b` with broadcasting. Rule `div: (grad / b).sum_to(a), (-grad * a / b^2).sum_to(b)`.
+    /// `a / b` with broadcasting. Rule: [`DIV`].
     pub fn div(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().div(&other.value())?;
         self.tape().record(DIV, &[self, other], v, |c| {

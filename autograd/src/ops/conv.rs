@@ -4,16 +4,13 @@
 
 use crate::error::{Error, Result};
 use crate::ops::present;
-use crate::tape::{Op, Var};
+use crate::tape::Var;
 use crate::tensor::{Transpose, Window2d};
 
-pub const CONV2D: Op = Op::new(
-    "conv2d",
-    "a composition (unfold -> matmul -> + bias, on pieces of the batch): its gradient comes from the tape",
-);
-pub const CONV_TRANSPOSE2D: Op = Op::new(
-    "conv_transpose2d",
-    "a composition (matmul -> fold -> + bias): its gradient comes from the tape",
+op!(CONV2D = "conv2d", "a composition (unfold -> matmul -> + bias, on pieces of the batch): its gradient comes from the tape");
+op!(
+    CONV_TRANSPOSE2D = "conv_transpose2d",
+    "a composition (matmul -> fold -> + bias): its gradient comes from the tape"
 );
 
 /// Unfolded images held at once by a convolution: the composition runs on as many images of the

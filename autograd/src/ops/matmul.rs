@@ -13,17 +13,14 @@
 use crate::error::Result;
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{Ctx, InputGrads, Op, Var};
+use crate::tape::{Ctx, InputGrads, Var};
 use crate::tensor::Transpose::{self, No, Yes};
 
-pub const MATMUL: Op = Op::new(
-    "matmul",
-    "self: (grad @ other^T).sum_to(self); other: (self^T @ grad).sum_to(other)",
+op!(
+    MATMUL = "matmul",
+    "self: (grad @ other^T).sum_to(self); other: (self^T @ grad).sum_to(other)"
 );
-pub const MATMUL_SUM_BATCH: Op = Op::new(
-    "matmul_sum_batch",
-    "self: (grad @ other^T).sum_to(self); other: (self^T @ grad).sum_to(other), grad broadcast over the batch",
-);
+op!(MATMUL_SUM_BATCH = "matmul_sum_batch", "self: (grad @ other^T).sum_to(self); other: (self^T @ grad).sum_to(other), grad broadcast over the batch");
 
 impl<'t> Var<'t> {
     /// `torch.matmul`: 2-d, batched with broadcast batch dimensions, 1-d operands promoted.

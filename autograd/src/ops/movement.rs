@@ -5,19 +5,25 @@
 use crate::error::{Error, Result};
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{InputGrads, Op, Reads, Var};
+use crate::tape::{InputGrads, Reads, Var};
 use crate::tensor::Tensor;
 
-pub const RESHAPE: Op = Op::new("reshape", "grad.reshape(self.shape)");
-pub const PERMUTE: Op = Op::new("permute", "grad.permute(inverse(perm))");
-pub const BROADCAST_TO: Op = Op::new("broadcast_to", "grad.sum_to(self.shape)");
-pub const NARROW: Op = Op::new("narrow", "grad.pad(start, size - start - len) with zeros");
-pub const PAD: Op = Op::new("pad", "grad.narrow(before, size) on each axis");
-pub const CONCAT: Op = Op::new("concat", "grad.narrow(offset_i, size_i) for each input i");
+op!(RESHAPE = "reshape", "grad.reshape(self.shape)");
+op!(PERMUTE = "permute", "grad.permute(inverse(perm))");
+op!(BROADCAST_TO = "broadcast_to", "grad.sum_to(self.shape)");
+op!(
+    NARROW = "narrow",
+    "grad.pad(start, size - start - len) with zeros"
+);
+op!(PAD = "pad", "grad.narrow(before, size) on each axis");
+op!(
+    CONCAT = "concat",
+    "grad.narrow(offset_i, size_i) for each input i"
+);
 
 impl<'t> Var<'t> {
     /// The same values under another shape with the same element count.
-    /// Rule `reshape: grad.reshape(self.shape)`.
+    /// Rule: [`RESHAPE`].
     pub fn reshape(self, shape: impl Into<Shape>) -> Result<Var<'t>> {
         let shape = shape.into();
         if shape == self.shape() {
@@ -52,7 +58,7 @@ impl<'t> Var<'t> {
         self.reshape(dims)
     }
 
-    /// Output axis `i` is input axis `perm[i]`. Rule `permute: grad.permute(inverse(perm))`.
+    /// Output axis `i` is input axis `perm[i]`. Rule: [`PERMUTE`].
     pub fn permute(self, perm: &[usize]) -> Result<Var<'t>> {
         let v = self.value().permute(perm)?;
         let mut inverse = vec![0; perm.len()];
@@ -74,7 +80,7 @@ impl<'t> Var<'t> {
         self.permute(&perm)
     }
 
-    /// Expands size-1 and missing leading dimensions. Rule `broadcast_to: grad.sum_to(self)`.
+    /// Expands size-1 and missing leading dimensions. Rule: [`BROADCAST_TO`].
     pub fn broadcast_to(self, shape: impl Into<Shape>) -> Result<Var<'t>> {
         let shape = shape.into();
         if shape == self.shape() {
@@ -87,7 +93,7 @@ impl<'t> Var<'t> {
             })
     }
 
-    /// `len` entries of `axis` from `start`. Rule `narrow: grad padded back with zeros`.
+    /// `len` entries of `axis` from `start`. Rule: [`NARROW`].
     pub fn narrow(self, axis: isize, start: usize, len: usize) -> Result<Var<'t>> {
         let v = self.value().narrow(axis, start, len)?;
         let a = self.shape().axis("narrow", axis)?;
@@ -105,7 +111,7 @@ impl<'t> Var<'t> {
     }
 
     /// Pads each axis (the last `pads.len()` axes) with `(before, after)` copies of `value`.
-    /// Rule `pad: grad.narrow(before, size)` on each axis.
+    /// Rule: [`PAD`] on each axis.
     pub fn pad(self, pads: &[(usize, usize)], value: f32) -> Result<Var<'t>> {
         let v = self.value().pad(pads, value)?;
         let pads = pads.to_vec();
@@ -121,7 +127,7 @@ impl<'t> Var<'t> {
             })
     }
 
-    /// Joins vars along an existing axis. Rule `concat: grad.narrow(offset_i, size_i)` for
+    /// Joins vars along an existing axis. Rule: [`CONCAT`] for
     /// each input.
     pub fn concat(parts: &[Var<'t>], axis: isize) -> Result<Var<'t>> {
         let first = *parts

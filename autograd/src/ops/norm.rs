@@ -3,17 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::ops::present;
-use crate::tape::{Op, Var};
+use crate::tape::Var;
 use crate::tensor::Tensor;
 
-pub const BATCH_NORM: Op = Op::new(
-    "batch_norm",
-    "a composition ((x - mean) * weight / sqrt(var + eps) + bias): its gradient comes from the tape",
-);
-pub const LOCAL_RESPONSE_NORM: Op = Op::new(
-    "local_response_norm",
-    "a composition (x / (k + alpha/size * window sum of x^2)^beta): its gradient comes from the tape",
-);
+op!(BATCH_NORM = "batch_norm", "a composition ((x - mean) * weight / sqrt(var + eps) + bias): its gradient comes from the tape");
+op!(LOCAL_RESPONSE_NORM = "local_response_norm", "a composition (x / (k + alpha/size * window sum of x^2)^beta): its gradient comes from the tape");
 
 /// Running statistics of batch norm, updated in training mode.
 pub struct RunningStats<'a> {

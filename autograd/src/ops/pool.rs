@@ -9,20 +9,20 @@
 //! first maximum in row-major window order, as PyTorch's do.
 
 use crate::error::{Error, Result};
-use crate::tape::{Op, Var};
+use crate::tape::Var;
 use crate::tensor::{Tensor, Transpose, Window2d};
 
-pub const MAX_POOL2D: Op = Op::new(
-    "max_pool2d",
-    "a composition (unfold -> max over each window): its gradient comes from the tape",
+op!(
+    MAX_POOL2D = "max_pool2d",
+    "a composition (unfold -> max over each window): its gradient comes from the tape"
 );
-pub const AVG_POOL2D: Op = Op::new(
-    "avg_pool2d",
-    "a composition (unfold -> sum over each window / divisor): its gradient comes from the tape",
+op!(
+    AVG_POOL2D = "avg_pool2d",
+    "a composition (unfold -> sum over each window / divisor): its gradient comes from the tape"
 );
-pub const ADAPTIVE_AVG_POOL2D: Op = Op::new(
-    "adaptive_avg_pool2d",
-    "a composition (two products with averaging matrices): its gradient comes from the tape",
+op!(
+    ADAPTIVE_AVG_POOL2D = "adaptive_avg_pool2d",
+    "a composition (two products with averaging matrices): its gradient comes from the tape"
 );
 
 /// Kernel, stride, padding, dilation and ceil mode of a pooling layer.

@@ -4,27 +4,30 @@
 use crate::error::Result;
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{Op, Reads, Var};
+use crate::tape::{Reads, Var};
 use crate::tensor::Tensor;
 
-pub const SUM: Op = Op::new("sum", "grad.reshape(keepdim shape).broadcast_to(self)");
-pub const MAX: Op = Op::new(
-    "max",
-    "grad.broadcast_to(self) * (self == result) / count(self == result)",
+op!(
+    SUM = "sum",
+    "grad.reshape(keepdim shape).broadcast_to(self)"
 );
-pub const MAX_GRAD: Op = Op::new(
-    "max_grad",
-    "(grad * (x == max) / count(x == max)).sum(axes, keepdim)",
+op!(
+    MAX = "max",
+    "grad.broadcast_to(self) * (self == result) / count(self == result)"
 );
-pub const SUM_TO: Op = Op::new("sum_to", "grad.broadcast_to(self)");
+op!(
+    MAX_GRAD = "max_grad",
+    "(grad * (x == max) / count(x == max)).sum(axes, keepdim)"
+);
+op!(SUM_TO = "sum_to", "grad.broadcast_to(self)");
 
 impl<'t> Var<'t> {
     /// Sum over `axes` (every axis when empty); `keepdim` keeps them as size 1.
-    /// Rule `sum: grad.reshape(keepdim shape).broadcast_to(self)`.
+    /// Rule: [`SUM`].
     pub fn sum(self, axes: &[isize], keepdim: bool) -> Result<Var<'t>> {
         let x = self.value();
-        let v = x.sum_axes(axes, keepdim)?;
-        let kept = x.sum_axes(axes, true)?.shape().clone();
+        let v = x.sum(axes, keepdim)?;
+        let kept = x.sum(axes, true)?.shape().clone();
         self.tape()
             .record_reading(SUM, &[self], v, Reads::NOTHING, move |c| {
                 let g = c.grad().reshape(kept.clone())?;
@@ -54,10 +57,10 @@ impl<'t> Var<'t> {
 
     /// Maximum over `axes` (every axis when empty). Tie rule: the gradient is split evenly among
     /// the elements equal to the maximum (as `torch.amax`).
-    /// Rule `max: grad.broadcast_to(self) * (self == result) / count(self == result)`.
+    /// Rule: [`MAX`].
     pub fn max(self, axes: &[isize], keepdim: bool) -> Result<Var<'t>> {
         let x = self.value();
-        let v = x.max_axes(axes, keepdim)?;
+        let v = x.max(axes, keepdim)?;
         let axes = axes.to_vec();
         self.tape().record(MAX, &[self], v, move |c| {
             let x = c.input(0);
@@ -81,7 +84,7 @@ impl<'t> Var<'t> {
         self.tape()
             .record_reading(MAX_GRAD, &[self], v, Reads::NOTHING, move |c| {
                 let hits = x.eq_mask(&max)?;
-                let share = hits.div(&hits.sum_axes(&axes, true)?)?;
+                let share = hits.div(&hits.sum(&axes, true)?)?;
                 Ok(grads![c
                     .grad()
                     .mul(c.tape().input(share))?
@@ -90,7 +93,7 @@ impl<'t> Var<'t> {
     }
 
     /// Sums a broadcast value back to `shape`: the gradient of every broadcasting op.
-    /// Rule `sum_to: grad.broadcast_to(self)`.
+    /// Rule: [`SUM_TO`].
     pub fn sum_to(self, shape: &Shape) -> Result<Var<'t>> {
         if &self.shape() == shape {
             return Ok(self);

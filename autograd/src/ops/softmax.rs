@@ -9,7 +9,7 @@ impl<'t> Var<'t> {
     /// maximum; the shift cancels in the gradient, so detaching it changes nothing but cost.
     pub fn log_softmax(self, axis: isize) -> Result<Var<'t>> {
         self.shape().axis("log_softmax", axis)?;
-        let m = self.constant(self.value().max_axes(&[axis], true)?);
+        let m = self.constant(self.value().max(&[axis], true)?);
         let shifted = self.sub(m)?;
         let lse = shifted.exp().sum(&[axis], true)?.log();
         shifted.sub(lse)
@@ -18,7 +18,7 @@ impl<'t> Var<'t> {
     /// `exp(x) / sum(exp(x))` along `axis`, computed as `exp(x - m) / sum(exp(x - m))`.
     pub fn softmax(self, axis: isize) -> Result<Var<'t>> {
         self.shape().axis("softmax", axis)?;
-        let m = self.constant(self.value().max_axes(&[axis], true)?);
+        let m = self.constant(self.value().max(&[axis], true)?);
         let e = self.sub(m)?.exp();
         e.div(e.sum(&[axis], true)?)
     }

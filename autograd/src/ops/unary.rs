@@ -5,17 +5,17 @@
 use crate::grads;
 use crate::tape::{Op, Reads, Var};
 
-pub const NEG: Op = Op::new("neg", "grad.neg()");
-pub const EXP: Op = Op::new("exp", "grad * result");
-pub const LOG: Op = Op::new("log", "grad / self");
-pub const SQRT: Op = Op::new("sqrt", "grad / (2 * result)");
-pub const ABS: Op = Op::new("abs", "grad * self.sgn()");
-pub const POWF: Op = Op::new("powf", "grad * exponent * self.pow(exponent - 1)");
-pub const SIGMOID: Op = Op::new("sigmoid", "grad * result * (1 - result)");
-pub const TANH: Op = Op::new("tanh", "grad * (1 - result^2)");
-pub const RELU: Op = Op::new("relu", "grad * (result > 0)");
-pub const LOG1P: Op = Op::new("log1p", "grad / (1 + self)");
-pub const SOFTPLUS: Op = Op::new("softplus", "grad * self.sigmoid()");
+op!(NEG = "neg", "grad.neg()");
+op!(EXP = "exp", "grad * result");
+op!(LOG = "log", "grad / self");
+op!(SQRT = "sqrt", "grad / (2 * result)");
+op!(ABS = "abs", "grad * self.sgn()");
+op!(POWF = "powf", "grad * exponent * self.pow(exponent - 1)");
+op!(SIGMOID = "sigmoid", "grad * result * (1 - result)");
+op!(TANH = "tanh", "grad * (1 - result^2)");
+op!(RELU = "relu", "grad * (result > 0)");
+op!(LOG1P = "log1p", "grad / (1 + self)");
+op!(SOFTPLUS = "softplus", "grad * self.sigmoid()");
 
 impl<'t> Var<'t> {
     /// Records a unary op on its input's own tape, where `record`'s same-tape check holds by
@@ -30,13 +30,13 @@ impl<'t> Var<'t> {
             .expect("an op's only input is on the tape it records on")
     }
 
-    /// `-x`. Rule `neg: grad.neg()`.
+    /// `-x`. Rule: [`NEG`].
     pub fn neg(self) -> Var<'t> {
         let v = self.value().neg();
         self.record_unary(NEG, v, Reads::NOTHING, |c| Ok(grads![c.grad().neg()]))
     }
 
-    /// `e^x`. Rule `exp: grad * result`.
+    /// `e^x`. Rule: [`EXP`].
     pub fn exp(self) -> Var<'t> {
         let v = self.value().exp();
         self.record_unary(EXP, v, Reads::RESULT, |c| {
@@ -44,15 +44,15 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// Natural logarithm. Rule `log: grad / self`.
+    /// Natural logarithm. Rule: [`LOG`].
     pub fn log(self) -> Var<'t> {
-        let v = self.value().ln();
+        let v = self.value().log();
         self.record_unary(LOG, v, Reads::inputs(&[0]), |c| {
             Ok(grads![c.grad().div(c.input(0))?])
         })
     }
 
-    /// Square root. Rule `sqrt: grad / (2 * result)`.
+    /// Square root. Rule: [`SQRT`].
     pub fn sqrt(self) -> Var<'t> {
         let v = self.value().sqrt();
         self.record_unary(SQRT, v, Reads::RESULT, |c| {
@@ -60,7 +60,7 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// `|x|`. Rule `abs: grad * self.sgn()` (the subgradient at 0 is 0, as PyTorch).
+    /// `|x|`. Rule: [`ABS`] (the subgradient at 0 is 0, as PyTorch).
     pub fn abs(self) -> Var<'t> {
         let v = self.value().abs();
         self.record_unary(ABS, v, Reads::inputs(&[0]), |c| {
@@ -78,7 +78,7 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// `x^p` for a scalar exponent. Rule `powf: grad * p * self.pow(p - 1)`.
+    /// `x^p` for a scalar exponent. Rule: [`POWF`].
     pub fn powf(self, p: f32) -> Var<'t> {
         let v = self.value().powf(p);
         self.record_unary(POWF, v, Reads::inputs(&[0]), move |c| {
@@ -96,8 +96,7 @@ impl<'t> Var<'t> {
     }
 
     /// The logistic function `1 / (1 + e^-x)`, a primitive so that its derivative `s(1 - s)`
-    /// stays finite where the composition would give inf/inf. Rule
-    /// `sigmoid: grad * result * (1 - result)`.
+    /// stays finite where the composition would give inf/inf. Rule: [`SIGMOID`].
     pub fn sigmoid(self) -> Var<'t> {
         let v = self.value().sigmoid();
         self.record_unary(SIGMOID, v, Reads::RESULT, |c| {
@@ -107,7 +106,7 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// Hyperbolic tangent. Rule `tanh: grad * (1 - result^2)`.
+    /// Hyperbolic tangent. Rule: [`TANH`].
     pub fn tanh(self) -> Var<'t> {
         let v = self.value().tanh();
         self.record_unary(TANH, v, Reads::RESULT, |c| {
@@ -116,7 +115,7 @@ impl<'t> Var<'t> {
         })
     }
 
-    /// `max(x, 0)`. Rule `relu: grad * (result > 0)` (the derivative at 0 is 0, as PyTorch).
+    /// `max(x, 0)`. Rule: [`RELU`] (the derivative at 0 is 0, as PyTorch).
     pub fn relu(self) -> Var<'t> {
         let v = self.value().relu();
         self.record_unary(RELU, v, Reads::RESULT, |c| {
@@ -126,7 +125,7 @@ impl<'t> Var<'t> {
     }
 
     /// `ln(1 + x)`, accurate for small `x` (where `(1 + x).log()` loses the digits of `x`).
-    /// Rule `log1p: grad / (1 + self)`.
+    /// Rule: [`LOG1P`].
     pub fn log1p(self) -> Var<'t> {
         let v = self.value().map(f32::ln_1p);
         self.record_unary(LOG1P, v, Reads::inputs(&[0]), |c| {
@@ -142,7 +141,7 @@ impl<'t> Var<'t> {
     /// `ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)` so that it neither overflows for
     /// large `x` nor loses `e^x` for very negative `x`. A primitive, so that its derivative is
     /// the logistic function everywhere, 1/2 at 0 (the composition through `relu` and `abs`
-    /// would give their subgradient 0 there). Rule `softplus: grad * self.sigmoid()`.
+    /// would give their subgradient 0 there). Rule: [`SOFTPLUS`].
     pub fn softplus(self) -> Var<'t> {
         let v = self.value().map(|x| x.max(0.0) + (-x.abs()).exp().ln_1p());
         self.record_unary(SOFTPLUS, v, Reads::inputs(&[0]), |c| {

@@ -182,7 +182,7 @@ impl Tensor {
     pub fn exp(&self) -> Tensor {
         self.map(f32::exp)
     }
-    pub fn ln(&self) -> Tensor {
+    pub fn log(&self) -> Tensor {
         self.map(f32::ln)
     }
     pub fn sqrt(&self) -> Tensor {

@@ -18,12 +18,12 @@ enum Reducer {
 
 impl Tensor {
     /// Sum over `axes` (all when empty), keeping reduced axes as size 1 with `keepdim`.
-    pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce("sum", axes, keepdim, Reducer::Sum)
     }
 
     /// Mean over `axes` (all when empty).
-    pub fn mean_axes(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let ax = self.shape().axes("mean", axes)?;
         let count: usize = ax.iter().map(|&a| self.dims()[a]).product();
         Ok(self
@@ -32,11 +32,11 @@ impl Tensor {
     }
 
     /// Maximum over `axes` (all when empty). Reducing an empty axis is an error.
-    pub fn max_axes(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         self.reduce("max", axes, keepdim, Reducer::Max)
     }
 
-    /// The chain rule of `max_axes` (the `max` primitive's): `grad * (self == max) / count`, where
+    /// The chain rule of `max` (the `max` primitive's): `grad * (self == max) / count`, where
     /// `max` and `grad` have the reduced shape with `keepdim` and `count` is the number of
     /// elements of each reduced group equal to its maximum (ties share the gradient evenly). Over
     /// one run of adjacent axes, such as a pooling window's, it is one pass per group with no
@@ -55,7 +55,7 @@ impl Tensor {
         let run = ax.windows(2).all(|w| w[1] == w[0] + 1);
         if !run || ax.is_empty() {
             let hits = self.eq_mask(max)?;
-            let weight = hits.div(&hits.sum_axes(axes, true)?)?;
+            let weight = hits.div(&hits.sum(axes, true)?)?;
             return grad.broadcast_to(self.shape())?.mul(&weight);
         }
         let (start, end) = (ax[0], ax[ax.len() - 1]);
@@ -169,7 +169,7 @@ impl Tensor {
             .filter(|&i| i < off || (shape.dims()[i - off] == 1 && self.dims()[i] != 1))
             .map(|i| i as isize)
             .collect();
-        Ok(self.sum_axes(&axes, true)?.reshape_unchecked(shape.clone()))
+        Ok(self.sum(&axes, true)?.reshape_unchecked(shape.clone()))
     }
 
     /// Index of the largest value along `axis` (the first one on ties), as f32 (exact below 2^24).
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn sums_over_axis_sets_match_loops() {
         let t = t234();
-        let s = t.sum_axes(&[0, 2], false).unwrap();
+        let s = t.sum(&[0, 2], false).unwrap();
         assert_eq!(s.dims(), &[3]);
         for j in 0..3 {
             let mut want = 0.0;
@@ -340,15 +340,15 @@ mod tests {
             }
             assert_eq!(s.data()[j], want);
         }
-        assert_eq!(t.sum_axes(&[1], true).unwrap().dims(), &[2, 1, 4]);
+        assert_eq!(t.sum(&[1], true).unwrap().dims(), &[2, 1, 4]);
         assert_eq!(t.sum_all().item().unwrap(), 276.0);
-        assert!(t.sum_axes(&[3], false).is_err());
+        assert!(t.sum(&[3], false).is_err());
     }
 
     #[test]
     fn max_argmax_and_topk() {
         let t = Tensor::from_vec(vec![1.0, 5.0, 3.0, 7.0, 2.0, 7.0], [2, 3]).unwrap();
-        assert_eq!(t.max_axes(&[1], false).unwrap().to_vec(), vec![5.0, 7.0]);
+        assert_eq!(t.max(&[1], false).unwrap().to_vec(), vec![5.0, 7.0]);
         assert_eq!(t.argmax(1, false).unwrap().to_vec(), vec![1.0, 0.0]);
         let (v, i) = t.topk(2, -1).unwrap();
         assert_eq!(v.to_vec(), vec![5.0, 3.0, 7.0, 7.0]);

@@ -1,9 +1,9 @@
-//! im2col (`unfold2d`) and col2im (`fold2d`) kernels for 2-d sliding windows over NCHW data.
+//! im2col (`unfold`) and col2im (`fold`) kernels for 2-d sliding windows over NCHW data.
 //!
-//! `unfold2d` turns `[N, C, H, W]` into `[N, C*kh*kw, L]` (PyTorch's `F.unfold` layout, `L` the
+//! `unfold` turns `[N, C, H, W]` into `[N, C*kh*kw, L]` (PyTorch's `F.unfold` layout, `L` the
 //! number of window positions): row `(c*kh + i)*kw + j` holds, for every position, the input at
 //! kernel offset `(i, j)` of channel `c`. Cells outside the input (padding, or a ceil-mode window
-//! hanging over the edge) read `pad_value`. `fold2d` is its adjoint: it scatters each column
+//! hanging over the edge) read `pad_value`. `fold` is its adjoint: it scatters each column
 //! entry back to its input cell, summing where windows overlap, and drops what fell on padding.
 //!
 //! Each (sample, channel) plane is independent, so both run in parallel over planes.
@@ -196,7 +196,7 @@ fn check_nchw(op: &'static str, t: &Tensor, w: &Window2d) -> Result<(usize, usiz
 
 impl Tensor {
     /// im2col: `[N, C, H, W]` to `[N, C*kh*kw, oh*ow]`; cells outside the input read `pad_value`.
-    pub fn unfold2d(&self, w: &Window2d, pad_value: f32) -> Result<Tensor> {
+    pub fn unfold(&self, w: &Window2d, pad_value: f32) -> Result<Tensor> {
         w.validate("unfold")?;
         let (n, c) = check_nchw("unfold", self, w)?;
         let (h, wd) = w.input;
@@ -227,9 +227,9 @@ impl Tensor {
         Ok(Tensor::from_parts(out, shape))
     }
 
-    /// col2im, the adjoint of `unfold2d`: `[N, C*kh*kw, oh*ow]` to `[N, C, H, W]`, summing
+    /// col2im, the adjoint of `unfold`: `[N, C*kh*kw, oh*ow]` to `[N, C, H, W]`, summing
     /// overlapping windows; entries that fell on padding are dropped.
-    pub fn fold2d(&self, w: &Window2d) -> Result<Tensor> {
+    pub fn fold(&self, w: &Window2d) -> Result<Tensor> {
         w.validate("fold")?;
         let (kk, l) = (w.cells(), w.positions());
         if self.rank() != 3 || self.dims()[2] != l || kk == 0 || !self.dims()[1].is_multiple_of(kk)
@@ -408,7 +408,7 @@ mod tests {
             let x = Tensor::randn([2, 3, w.input.0, w.input.1], &mut g);
             for pad in [0.0, f32::NEG_INFINITY] {
                 assert_eq!(
-                    x.unfold2d(&w, pad).unwrap(),
+                    x.unfold(&w, pad).unwrap(),
                     naive_unfold(&x, &w, pad),
                     "{w:?}"
                 );
@@ -422,7 +422,7 @@ mod tests {
         let mut g = rng(4);
         for w in geometries() {
             let x = Tensor::randn([2, 3, w.input.0, w.input.1], &mut g);
-            let cols = x.unfold2d(&w, 0.0).unwrap();
+            let cols = x.unfold(&w, 0.0).unwrap();
             let y = Tensor::randn(cols.shape().clone(), &mut g);
             let lhs: f64 = cols
                 .data()
@@ -430,7 +430,7 @@ mod tests {
                 .zip(y.data())
                 .map(|(a, b)| (a * b) as f64)
                 .sum();
-            let back = y.fold2d(&w).unwrap();
+            let back = y.fold(&w).unwrap();
             let rhs: f64 = x
                 .data()
                 .iter()

@@ -3,18 +3,51 @@
 //! Names are dotted paths, as PyTorch's `state_dict`: `features.0.weight`,
 //! `layer1.0.bn1.running_mean`. A container passes `prefix + child_name + "."` to each child.
 //!
-//! A custom module is a struct holding its layers, a `forward` that composes them, and a
-//! `visit` that names them (a module that draws random numbers in `forward` also visits its
-//! generator as an [`Entry::Rng`], so that checkpoints resume it exactly):
+//! A custom module is a struct holding its layers with `#[derive(Module)]`, and a `forward`
+//! written as an inherent method: the derive names every parameter, buffer and child after its
+//! field, numbers `Vec`s, skips `None`s, and passes train/eval on (see [`crate::fields`] for
+//! what a field may hold, and the attributes for what its type cannot tell):
+//!
+//! ```
+//! use tapegrad_autograd::{rng, Conv2dOptions, Param, Result, Tensor, Var};
+//! use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
+//! use tapegrad_nn::Module;
+//!
+//! /// y = relu(bn(conv(x)) * scale) + x: a residual join, whose gradient sums both paths.
+//! #[derive(Module)]
+//! struct Residual {
+//!     conv: Conv2d,
+//!     bn: BatchNorm2d,
+//!     scale: Param,
+//!     #[module(skip)]
+//!     channels: usize,
+//! }
+//!
+//! impl Residual {
+//!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+//!         let s = x.tape().param(&self.scale);
+//!         self.bn.forward(self.conv.forward(x)?)?.mul(s)?.relu().add(x)
+//!     }
+//! }
+//! let mut g = rng(0);
+//! let conv = Conv2d::new(4, 4, 3, Conv2dOptions::default().padding(1), false, &mut g)?;
+//! let mut m = Residual { conv, bn: BatchNorm2d::new(4), scale: Param::new(Tensor::scalar(2.0)), channels: 4 };
+//! assert_eq!(m.parameter_names(), ["conv.weight", "bn.weight", "bn.bias", "scale"]);
+//! # Ok::<(), tapegrad_autograd::Error>(())
+//! ```
+//!
+//! A leaf with its own arithmetic may implement the trait by hand (a module that draws random
+//! numbers in `forward` also visits its generator as an [`Entry::Rng`], so that checkpoints
+//! resume it exactly):
 //!
 //! ```
 //! use tapegrad_autograd::{Result, Var, Tensor, Param};
 //! use tapegrad_nn::{Entry, Module};
 //!
-//! /// y = relu(x * scale) + x: a residual join, whose gradient sums both paths.
-//! struct Residual { scale: Param }
+//! /// y = relu(x * scale) + x.
+//! struct Scaled { scale: Param }
 //!
-//! impl Module for Residual {
+//! impl Module for Scaled {
 //!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
 //!         let s = x.tape().param(&self.scale);
 //!         x.mul(s)?.relu().add(x)
@@ -23,7 +56,7 @@
 //!         f(&format!("{prefix}scale"), Entry::Param(&mut self.scale));
 //!     }
 //! }
-//! let mut m = Residual { scale: Param::new(Tensor::scalar(2.0)) };
+//! let mut m = Scaled { scale: Param::new(Tensor::scalar(2.0)) };
 //! assert_eq!(m.num_parameters(), 1);
 //! ```
 

@@ -1,0 +1,132 @@
+//! What a field of a `#[derive(Module)]` struct can hold, and how the derived traversal treats
+//! it: a module is a child (`path.` + its own names), a parameter or a generator is an entry
+//! named `path`, `Option` is present or absent, `Vec` and arrays are numbered (`path.0.`).
+//!
+//! A field that is none of these is refused where it is declared, with what to write instead:
+//!
+//! ```compile_fail,E0277
+//! use tapegrad_autograd::{Result, Var};
+//! use tapegrad_nn::{layers::Conv2d, Module};
+//!
+//! #[derive(Module)]
+//! struct Block {
+//!     conv: Conv2d,
+//!     name: std::path::PathBuf, // not a module: needs #[module(skip)]
+//! }
+//! impl Block {
+//!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> { self.conv.forward(x) }
+//! }
+//! ```
+//!
+//! A plain value the derive recognises (a `bool`, a number, a `String`, a tuple) is refused
+//! by the derive itself, naming the attributes that fit:
+//!
+//! ```compile_fail
+//! use tapegrad_autograd::{Result, Var};
+//! use tapegrad_nn::{layers::Conv2d, Module};
+//!
+//! #[derive(Module)]
+//! struct Block {
+//!     conv: Conv2d,
+//!     shortcut: bool, // error: mark it #[module(skip)], or #[module(training)]
+//! }
+//! impl Block {
+//!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> { self.conv.forward(x) }
+//! }
+//! ```
+//!
+//! The derived `Module::forward` calls the struct's inherent `forward`; without one, the
+//! compiler's error names `WriteAnInherentForwardForDerivedModule`:
+//!
+//! ```compile_fail,E0034
+//! use tapegrad_nn::{layers::Conv2d, Module};
+//!
+//! #[derive(Module)]
+//! struct Block {
+//!     conv: Conv2d,
+//! }
+//! ```
+
+use crate::module::{Entry, Module};
+use tapegrad_autograd::{Param, Rng};
+
+/// A field the derived traversal can walk. `path` is the field's dotted name (`prefix` + the
+/// field's name), without a trailing dot.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a module, a parameter, or an `Option`, `Vec` or array of them",
+    label = "a field of a `#[derive(Module)]` struct",
+    note = "mark a setting #[module(skip)], a Tensor buffer #[module(buffer)], a saved u64 \
+            #[module(counter)], a bool following train/eval #[module(training)]"
+)]
+pub trait ModuleField {
+    /// Calls `f` for every parameter, buffer, counter and generator the field holds.
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+
+    /// Passes the training mode on to the modules the field holds.
+    fn set_training_field(&mut self, on: bool);
+}
+
+impl<M: Module + ?Sized> ModuleField for M {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.visit(&format!("{path}."), f);
+    }
+    fn set_training_field(&mut self, on: bool) {
+        self.set_training(on);
+    }
+}
+
+impl ModuleField for Param {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        f(path, Entry::Param(self));
+    }
+    fn set_training_field(&mut self, _on: bool) {}
+}
+
+impl ModuleField for Rng {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        f(path, Entry::Rng(self));
+    }
+    fn set_training_field(&mut self, _on: bool) {}
+}
+
+impl<T: ModuleField> ModuleField for Option<T> {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        if let Some(t) = self {
+            t.visit_field(path, f);
+        }
+    }
+    fn set_training_field(&mut self, on: bool) {
+        if let Some(t) = self {
+            t.set_training_field(on);
+        }
+    }
+}
+
+impl<T: ModuleField> ModuleField for [T] {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        for (i, t) in self.iter_mut().enumerate() {
+            t.visit_field(&format!("{path}.{i}"), f);
+        }
+    }
+    fn set_training_field(&mut self, on: bool) {
+        self.iter_mut().for_each(|t| t.set_training_field(on));
+    }
+}
+
+impl<T: ModuleField> ModuleField for Vec<T> {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.as_mut_slice().visit_field(path, f);
+    }
+    fn set_training_field(&mut self, on: bool) {
+        self.as_mut_slice().set_training_field(on);
+    }
+}
+
+impl<T: ModuleField, const N: usize> ModuleField for [T; N] {
+    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.as_mut_slice().visit_field(path, f);
+    }
+    fn set_training_field(&mut self, on: bool) {
+        self.as_mut_slice().set_training_field(on);
+    }
+}

@@ -1,0 +1,246 @@
+//! `#[derive(Module)]` on custom structs: names from fields, `Vec` numbered, `Option` present or
+//! absent, attributes for what the type cannot tell, train/eval passed on, the inherent
+//! `forward` called.
+
+use tapegrad_autograd::{rng, Param, Result, Rng, Tape, Tensor, Var};
+use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Dropout, Linear, ReLU};
+use tapegrad_nn::{Entry, Module, Sequential};
+
+/// y = relu(bn(conv(x))) + x.
+#[derive(Module)]
+struct Residual {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+    #[module(skip)]
+    add_input: bool,
+}
+
+impl Residual {
+    fn new(c: usize, g: &mut Rng) -> Result<Residual> {
+        let o = tapegrad_autograd::Conv2dOptions::default().padding(1);
+        Ok(Residual {
+            conv: Conv2d::new(c, c, 3, o, false, g)?,
+            bn: BatchNorm2d::new(c),
+            add_input: true,
+        })
+    }
+
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.bn.forward(self.conv.forward(x)?)?.relu();
+        if self.add_input {
+            y.add(x)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+#[derive(Module)]
+struct Net {
+    stem: Conv2d,
+    blocks: Vec<Residual>,
+    extra: Option<Residual>,
+    head: Option<Linear>,
+    #[module(rename = "0")]
+    scale: Param,
+    #[module(buffer)]
+    mean: Tensor,
+    #[module(counter)]
+    steps: u64,
+    #[module(training)]
+    training: bool,
+    dropout: Dropout,
+    #[module(skip)]
+    width: usize,
+}
+
+impl Net {
+    fn new(blocks: usize, extra: bool, g: &mut Rng) -> Result<Net> {
+        let o = tapegrad_autograd::Conv2dOptions::default();
+        Ok(Net {
+            stem: Conv2d::new(1, 2, 1, o, true, g)?,
+            blocks: (0..blocks)
+                .map(|_| Residual::new(2, g))
+                .collect::<Result<_>>()?,
+            extra: extra.then(|| Residual::new(2, g)).transpose()?,
+            head: None,
+            scale: Param::new(Tensor::scalar(2.0)),
+            mean: Tensor::zeros([2]),
+            steps: 0,
+            training: true,
+            dropout: Dropout::new(0.5, 7)?,
+            width: 2,
+        })
+    }
+
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let mut y = self.stem.forward(x)?;
+        for b in &mut self.blocks {
+            y = b.forward(y)?;
+        }
+        if self.training {
+            self.steps += 1;
+        }
+        assert_eq!(y.shape().dims()[1], self.width);
+        y.mul(x.tape().param(&self.scale))
+    }
+}
+
+fn entries(m: &mut dyn Module) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    m.visit("", &mut |name, e| {
+        let kind = match e {
+            Entry::Param(_) => "param",
+            Entry::Buffer(_) => "buffer",
+            Entry::Counter(_) => "counter",
+            Entry::Rng(_) => "rng",
+        };
+        out.push((name.to_string(), kind));
+    });
+    out
+}
+
+#[test]
+fn names_come_from_fields_in_order() {
+    let mut g = rng(0);
+    let mut net = Net::new(2, false, &mut g).unwrap();
+    let names: Vec<String> = entries(&mut net)
+        .into_iter()
+        .map(|(n, k)| format!("{n}:{k}"))
+        .collect();
+    let block = |i: usize| {
+        [
+            format!("blocks.{i}.conv.weight:param"),
+            format!("blocks.{i}.bn.weight:param"),
+            format!("blocks.{i}.bn.bias:param"),
+            format!("blocks.{i}.bn.running_mean:buffer"),
+            format!("blocks.{i}.bn.running_var:buffer"),
+            format!("blocks.{i}.bn.num_batches_tracked:counter"),
+        ]
+    };
+    let mut want = vec!["stem.weight:param".to_string(), "stem.bias:param".into()];
+    want.extend(block(0));
+    want.extend(block(1));
+    want.extend([
+        "0:param".to_string(),
+        "mean:buffer".into(),
+        "steps:counter".into(),
+        "dropout.rng_state:rng".into(),
+    ]);
+    assert_eq!(names, want);
+    // 2x1x1x1 + 2 (stem), 2 x (2x2x3x3 + 2 + 2) (blocks), 1 (scale).
+    assert_eq!(net.num_parameters(), 4 + 2 * (36 + 4) + 1);
+}
+
+#[test]
+fn an_option_is_visited_when_present() {
+    let mut g = rng(0);
+    let mut net = Net::new(0, true, &mut g).unwrap();
+    let names: Vec<String> = entries(&mut net).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"extra.conv.weight".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.starts_with("head")), "{names:?}");
+    let mut bare = Net::new(0, false, &mut g).unwrap();
+    assert!(!entries(&mut bare)
+        .iter()
+        .any(|(n, _)| n.starts_with("extra")));
+}
+
+#[test]
+fn train_and_eval_reach_every_child_and_the_flag() {
+    let mut g = rng(0);
+    let mut net = Net::new(1, true, &mut g).unwrap();
+    net.eval();
+    assert!(!net.training);
+    let tape = Tape::new();
+    let x = tape.var(Tensor::rand([1, 1, 3, 3], -1.0, 1.0, &mut g));
+    // Batch norm in evaluation mode uses (and keeps) its running statistics.
+    net.forward(x).unwrap();
+    assert_eq!(net.blocks[0].bn.num_batches_tracked, 0);
+    assert_eq!(net.steps, 0);
+    net.train();
+    assert!(net.training);
+    net.forward(x).unwrap();
+    assert_eq!(net.blocks[0].bn.num_batches_tracked, 1);
+    assert_eq!(net.steps, 1);
+    // `extra` is not run by forward, but it was told the mode.
+    net.forward(x).unwrap();
+    assert_eq!(net.extra.as_ref().unwrap().bn.num_batches_tracked, 0);
+}
+
+#[test]
+fn the_derived_forward_is_the_inherent_one() {
+    let mut g = rng(1);
+    let mut block = Residual::new(2, &mut g).unwrap();
+    block.eval();
+    let tape = Tape::new();
+    let x = tape.var(Tensor::rand([1, 2, 4, 4], -1.0, 1.0, &mut g));
+    let through_trait = Module::forward(&mut block, x).unwrap().value();
+    let by_hand = block
+        .bn
+        .forward(block.conv.forward(x).unwrap())
+        .unwrap()
+        .relu()
+        .add(x)
+        .unwrap()
+        .value();
+    assert_eq!(through_trait.to_vec(), by_hand.to_vec());
+    // And as a boxed module in a Sequential, numbered as PyTorch's.
+    let mut seq = Sequential::new().add(block).add(ReLU);
+    let names: Vec<String> = entries(&mut seq).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names[0], "0.conv.weight");
+    assert_eq!(seq.forward(x).unwrap().shape().dims(), &[1, 2, 4, 4]);
+}
+
+/// A unit struct is a module without entries; arrays are numbered like `Vec`s.
+#[derive(Module)]
+struct Twice;
+
+impl Twice {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        x.add(x)
+    }
+}
+
+#[derive(Module)]
+struct Pair {
+    halves: [Linear; 2],
+    twice: Twice,
+    biases: Vec<Param>,
+}
+
+impl Pair {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let a = self.halves[0].forward(x)?;
+        self.twice.forward(self.halves[1].forward(a)?)
+    }
+}
+
+#[test]
+fn arrays_and_vecs_of_params_are_numbered() {
+    let mut g = rng(2);
+    let mut pair = Pair {
+        halves: [
+            Linear::new(3, 3, false, &mut g),
+            Linear::new(3, 3, true, &mut g),
+        ],
+        twice: Twice,
+        biases: (0..2).map(|_| Param::new(Tensor::zeros([3]))).collect(),
+    };
+    let names: Vec<String> = entries(&mut pair).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "halves.0.weight",
+            "halves.1.weight",
+            "halves.1.bias",
+            "biases.0",
+            "biases.1"
+        ]
+    );
+    let tape = Tape::new();
+    let y = Module::forward(&mut pair, tape.var(Tensor::zeros([1, 3]))).unwrap();
+    assert_eq!(y.shape().dims(), &[1, 3]);
+}

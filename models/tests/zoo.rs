@@ -269,10 +269,7 @@ fn zero_init_residual_starts_every_block_as_the_identity() {
     // them give relu(relu(x)) = relu(x), also in training mode (batch statistics).
     let x = Tensor::randn([2, 4, 6, 6], &mut rng(1));
     let tape = Tape::new();
-    let y = net.layers[0]
-        .forward(tape.input(x.clone()))
-        .unwrap()
-        .value();
+    let y = net.layer1.forward(tape.input(x.clone())).unwrap().value();
     assert_eq!(y.data(), x.map(|v| v.max(0.0)).data());
     // The zeroed scales still learn: their gradient is not zero.
     let y = net

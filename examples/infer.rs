@@ -149,7 +149,7 @@ type Named = (String, Vec<usize>);
 /// weight (its classifier), in registration order.
 fn stem_and_head(model: &mut dyn Module) -> (Option<Named>, Option<Named>) {
     let (mut stem, mut head) = (None, None);
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if let Entry::Param(p) = e {
             let dims = p.value().dims().to_vec();
             match dims.len() {

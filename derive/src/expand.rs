@@ -75,6 +75,7 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let support = quote!(#krate::__derive);
     let mut visits = Vec::new();
+    let mut visits_mut = Vec::new();
     let mut training = Vec::new();
     for s in specs {
         let field = &s.ident;
@@ -86,18 +87,31 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
             Role::Skip => {}
             Role::Child => {
                 visits.push(quote_spanned! {ty_span=>
-                    #support::ModuleField::visit_field(&mut self.#field, #path, f);
+                    #support::ModuleField::visit_field(&self.#field, #path, f);
+                });
+                visits_mut.push(quote_spanned! {ty_span=>
+                    #support::ModuleField::visit_field_mut(&mut self.#field, #path, f);
                 });
                 training.push(quote_spanned! {ty_span=>
                     #support::ModuleField::set_training_field(&mut self.#field, on);
                 });
             }
-            Role::Buffer => visits.push(quote_spanned! {ty_span=>
-                f(#path, #krate::Entry::Buffer(&mut self.#field));
-            }),
-            Role::Counter => visits.push(quote_spanned! {ty_span=>
-                f(#path, #krate::Entry::Counter(&mut self.#field));
-            }),
+            Role::Buffer => {
+                visits.push(quote_spanned! {ty_span=>
+                    f(#path, #krate::EntryRef::Buffer(&self.#field));
+                });
+                visits_mut.push(quote_spanned! {ty_span=>
+                    f(#path, #krate::Entry::Buffer(&mut self.#field));
+                });
+            }
+            Role::Counter => {
+                visits.push(quote_spanned! {ty_span=>
+                    f(#path, #krate::EntryRef::Counter(self.#field));
+                });
+                visits_mut.push(quote_spanned! {ty_span=>
+                    f(#path, #krate::Entry::Counter(&mut self.#field));
+                });
+            }
             Role::Training => training.push(quote_spanned! {ty_span=> self.#field = on; }),
         }
     }
@@ -116,11 +130,20 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
 
             #[allow(unused_variables)]
             fn visit(
+                &self,
+                prefix: &str,
+                f: &mut dyn ::core::ops::FnMut(&str, #krate::EntryRef<'_>),
+            ) {
+                #(#visits)*
+            }
+
+            #[allow(unused_variables)]
+            fn visit_mut(
                 &mut self,
                 prefix: &str,
                 f: &mut dyn ::core::ops::FnMut(&str, #krate::Entry<'_>),
             ) {
-                #(#visits)*
+                #(#visits_mut)*
             }
 
             #[allow(unused_variables)]

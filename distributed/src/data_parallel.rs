@@ -69,7 +69,7 @@ pub struct DataParallel {
 /// collectives over buffers of different lengths would fail or hang.
 fn census(model: &mut dyn Module) -> [f64; 5] {
     let mut c = [0.0; 5];
-    model.visit("", &mut |_, e| match e {
+    model.visit_mut("", &mut |_, e| match e {
         Entry::Param(p) => {
             c[0] += 1.0;
             c[1] += p.value().numel() as f64;
@@ -87,7 +87,7 @@ fn census(model: &mut dyn Module) -> [f64; 5] {
 /// Fails unless every gradient in `grads` of a trainable parameter of `model` has its shape.
 fn check_shapes(model: &mut dyn Module, grads: &GradMap) -> Result<()> {
     let mut bad = None;
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if let (Entry::Param(p), None) = (e, &bad) {
             if let Some(g) = grads.get(name) {
                 if p.requires_grad() && g.dims() != p.value().dims() {
@@ -191,7 +191,7 @@ impl DataParallel {
         let started = Instant::now();
         let mut flat = Vec::new();
         let mut counters = Vec::new();
-        model.visit("", &mut |_, e| match e {
+        model.visit_mut("", &mut |_, e| match e {
             Entry::Param(p) if params => flat.extend_from_slice(p.value().data()),
             Entry::Buffer(b) => flat.extend_from_slice(b.data()),
             Entry::Counter(c) => counters.push(*c as f64),
@@ -203,7 +203,7 @@ impl DataParallel {
         self.comm.broadcast(&mut flat, 0)?;
         self.comm.broadcast_f64(&mut counters, 0)?;
         let (mut at, mut next_counter) = (0, 0);
-        model.visit("", &mut |_, e| match e {
+        model.visit_mut("", &mut |_, e| match e {
             Entry::Param(p) if params => {
                 let n = p.value().numel();
                 p.data_mut().copy_from_slice(&flat[at..at + n]);

@@ -47,7 +47,7 @@
 //! }
 //! ```
 
-use crate::module::{Entry, Module};
+use crate::module::{Entry, EntryRef, Module};
 use tapegrad_autograd::{Param, Rng};
 
 /// A field the derived traversal can walk. `path` is the field's dotted name (`prefix` + the
@@ -60,15 +60,21 @@ use tapegrad_autograd::{Param, Rng};
 )]
 pub trait ModuleField {
     /// Calls `f` for every parameter, buffer, counter and generator the field holds.
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+    fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>));
+
+    /// The same entries, to be changed.
+    fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>));
 
     /// Passes the training mode on to the modules the field holds.
     fn set_training_field(&mut self, on: bool);
 }
 
 impl<M: Module + ?Sized> ModuleField for M {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
         self.visit(&format!("{path}."), f);
+    }
+    fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.visit_mut(&format!("{path}."), f);
     }
     fn set_training_field(&mut self, on: bool) {
         self.set_training(on);
@@ -76,23 +82,34 @@ impl<M: Module + ?Sized> ModuleField for M {
 }
 
 impl ModuleField for Param {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        f(path, EntryRef::Param(self));
+    }
+    fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(path, Entry::Param(self));
     }
     fn set_training_field(&mut self, _on: bool) {}
 }
 
 impl ModuleField for Rng {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        f(path, EntryRef::Rng(self));
+    }
+    fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(path, Entry::Rng(self));
     }
     fn set_training_field(&mut self, _on: bool) {}
 }
 
 impl<T: ModuleField> ModuleField for Option<T> {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
         if let Some(t) = self {
             t.visit_field(path, f);
+        }
+    }
+    fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        if let Some(t) = self {
+            t.visit_field_mut(path, f);
         }
     }
     fn set_training_field(&mut self, on: bool) {
@@ -103,9 +120,14 @@ impl<T: ModuleField> ModuleField for Option<T> {
 }
 
 impl<T: ModuleField> ModuleField for [T] {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        for (i, t) in self.iter_mut().enumerate() {
+    fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        for (i, t) in self.iter().enumerate() {
             t.visit_field(&format!("{path}.{i}"), f);
+        }
+    }
+    fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        for (i, t) in self.iter_mut().enumerate() {
+            t.visit_field_mut(&format!("{path}.{i}"), f);
         }
     }
     fn set_training_field(&mut self, on: bool) {
@@ -113,20 +135,22 @@ impl<T: ModuleField> ModuleField for [T] {
     }
 }
 
-impl<T: ModuleField> ModuleField for Vec<T> {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.as_mut_slice().visit_field(path, f);
-    }
-    fn set_training_field(&mut self, on: bool) {
-        self.as_mut_slice().set_training_field(on);
-    }
+/// Forwards to the slice impl: `Vec`s and arrays are numbered.
+macro_rules! as_slice {
+    ($($t:tt)*) => {
+        $($t)* {
+            fn visit_field(&self, path: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+                self.as_slice().visit_field(path, f);
+            }
+            fn visit_field_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+                self.as_mut_slice().visit_field_mut(path, f);
+            }
+            fn set_training_field(&mut self, on: bool) {
+                self.as_mut_slice().set_training_field(on);
+            }
+        }
+    };
 }
 
-impl<T: ModuleField, const N: usize> ModuleField for [T; N] {
-    fn visit_field(&mut self, path: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.as_mut_slice().visit_field(path, f);
-    }
-    fn set_training_field(&mut self, on: bool) {
-        self.as_mut_slice().set_training_field(on);
-    }
-}
+as_slice!(impl<T: ModuleField> ModuleField for Vec<T>);
+as_slice!(impl<T: ModuleField, const N: usize> ModuleField for [T; N]);

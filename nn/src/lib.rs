@@ -13,7 +13,7 @@ pub mod module;
 pub mod optim;
 pub mod summary;
 
-pub use module::{Entry, LayerInfo, Module, Sequential};
+pub use module::{Entry, EntryRef, LayerInfo, Module, Sequential};
 pub use optim::Optimizer;
 pub use summary::{consumed, forward_child, forward_consuming, summary, Summary, SummaryRow};
 /// `#[derive(Module)]`: see [`tapegrad_derive`](https://docs.rs/tapegrad-derive) and the

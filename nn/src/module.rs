@@ -31,7 +31,7 @@
 //! }
 //! let mut g = rng(0);
 //! let conv = Conv2d::new(4, 4, 3, Conv2dOptions::default().padding(1), false, &mut g)?;
-//! let mut m = Residual { conv, bn: BatchNorm2d::new(4), scale: Param::new(Tensor::scalar(2.0)), channels: 4 };
+//! let m = Residual { conv, bn: BatchNorm2d::new(4), scale: Param::new(Tensor::scalar(2.0)), channels: 4 };
 //! assert_eq!(m.parameter_names(), ["conv.weight", "bn.weight", "bn.bias", "scale"]);
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```
@@ -42,7 +42,7 @@
 //!
 //! ```
 //! use tapegrad_autograd::{Result, Var, Tensor, Param};
-//! use tapegrad_nn::{Entry, Module};
+//! use tapegrad_nn::{Entry, EntryRef, Module};
 //!
 //! /// y = relu(x * scale) + x.
 //! struct Scaled { scale: Param }
@@ -52,19 +52,34 @@
 //!         let s = x.tape().param(&self.scale);
 //!         x.mul(s)?.relu().add(x)
 //!     }
-//!     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+//!     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+//!         f(&format!("{prefix}scale"), EntryRef::Param(&self.scale));
+//!     }
+//!     fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
 //!         f(&format!("{prefix}scale"), Entry::Param(&mut self.scale));
 //!     }
 //! }
-//! let mut m = Scaled { scale: Param::new(Tensor::scalar(2.0)) };
+//! let m = Scaled { scale: Param::new(Tensor::scalar(2.0)) };
 //! assert_eq!(m.num_parameters(), 1);
 //! ```
 
 use tapegrad_autograd::{Param, Result, Rng, Tensor, Var};
 
 /// A parameter (trained), a buffer (state that is saved but not trained, such as batch norm's
-/// running statistics), an integer counter or a random generator, as visited by
-/// [`Module::visit`].
+/// running statistics), an integer counter or a random generator, as read by
+/// [`Module::visit`] (counting, saving, reporting).
+#[derive(Clone, Copy)]
+pub enum EntryRef<'a> {
+    Param(&'a Param),
+    Buffer(&'a Tensor),
+    /// An integer buffer (batch norm's `num_batches_tracked`).
+    Counter(u64),
+    /// A generator the module draws from in training (dropout's masks).
+    Rng(&'a Rng),
+}
+
+/// An entry as [`Module::visit_mut`] hands it out, to be changed (loading, optimising,
+/// initialising); see [`EntryRef`] for each kind.
 pub enum Entry<'a> {
     Param(&'a mut Param),
     Buffer(&'a mut Tensor),
@@ -109,9 +124,12 @@ pub trait Module {
     /// The forward pass; parameters are recorded on `x`'s tape.
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>>;
 
-    /// Calls `f` with the dotted name (`prefix` + own name) of every parameter and buffer, in
-    /// registration order.
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+    /// Calls `f` with the dotted name (`prefix` + own name) of every parameter, buffer,
+    /// counter and generator, in registration order, to read them.
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>));
+
+    /// [`Module::visit`] handing out the entries to be changed, in the same order.
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
 
     /// Training (true) or evaluation mode, for layers that differ (batch norm, dropout).
     /// Containers pass it on to their children.
@@ -131,10 +149,10 @@ pub trait Module {
     }
 
     /// Number of trainable scalars.
-    fn num_parameters(&mut self) -> usize {
+    fn num_parameters(&self) -> usize {
         let mut n = 0;
         self.visit("", &mut |_, e| {
-            if let Entry::Param(p) = e {
+            if let EntryRef::Param(p) = e {
                 n += p.value().numel();
             }
         });
@@ -142,10 +160,10 @@ pub trait Module {
     }
 
     /// Dotted names of the parameters, in order.
-    fn parameter_names(&mut self) -> Vec<String> {
+    fn parameter_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         self.visit("", &mut |name, e| {
-            if let Entry::Param(_) = e {
+            if let EntryRef::Param(_) = e {
                 names.push(name.to_string());
             }
         });
@@ -155,7 +173,7 @@ pub trait Module {
     /// Gives every parameter its dotted name (`layer1.0.conv1.weight`), so traces and graph
     /// exports of a tape show which parameter each leaf is.
     fn name_parameters(&mut self) {
-        self.visit("", &mut |name, e| {
+        self.visit_mut("", &mut |name, e| {
             if let Entry::Param(p) = e {
                 p.set_name(name);
             }
@@ -177,8 +195,11 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         (**self).forward(x)
     }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
         (**self).visit(prefix, f)
+    }
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        (**self).visit_mut(prefix, f)
     }
     fn set_training(&mut self, on: bool) {
         (**self).set_training(on)
@@ -241,9 +262,15 @@ impl Module for Sequential {
         Ok(x)
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        for (i, l) in self.layers.iter_mut().enumerate() {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        for (i, l) in self.layers.iter().enumerate() {
             l.visit(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.visit_mut(&format!("{prefix}{i}."), f);
         }
     }
 

@@ -168,7 +168,7 @@ pub fn forward_child<'t, M: Module + ?Sized>(
     let first_row = RECORDER.with(|r| r.borrow().as_ref().map_or(0, |rec| rec.rows.len()));
     let y = child.forward(x);
     let mut params = 0;
-    child.visit("", &mut |_, e| {
+    child.visit_mut("", &mut |_, e| {
         if let Entry::Param(p) = e {
             params += p.value().numel();
         }

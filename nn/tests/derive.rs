@@ -3,8 +3,9 @@
 //! `forward` called.
 
 use tapegrad_autograd::{rng, Param, Result, Rng, Tape, Tensor, Var};
+use tapegrad_nn::checkpoint::{counters, state_dict};
 use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Dropout, Linear, ReLU};
-use tapegrad_nn::{Entry, Module, Sequential};
+use tapegrad_nn::{Entry, EntryRef, Module, Sequential};
 
 /// y = relu(bn(conv(x))) + x.
 #[derive(Module)]
@@ -85,18 +86,31 @@ impl Net {
         y.mul(x.tape().param(&self.scale))
     }
 }
-
+/// Names and kinds as `visit` reads them (through a shared reference), checked against
+/// `visit_mut`'s, which must list the same entries in the same order.
 fn entries(m: &mut dyn Module) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
-    m.visit("", &mut |name, e| {
+    let shared: &dyn Module = m;
+    shared.visit("", &mut |name, e| {
+        let kind = match e {
+            EntryRef::Param(_) => "param",
+            EntryRef::Buffer(_) => "buffer",
+            EntryRef::Counter(_) => "counter",
+            EntryRef::Rng(_) => "rng",
+        };
+        out.push((name.to_string(), kind));
+    });
+    let mut out_mut = Vec::new();
+    m.visit_mut("", &mut |name, e| {
         let kind = match e {
             Entry::Param(_) => "param",
             Entry::Buffer(_) => "buffer",
             Entry::Counter(_) => "counter",
             Entry::Rng(_) => "rng",
         };
-        out.push((name.to_string(), kind));
+        out_mut.push((name.to_string(), kind));
     });
+    assert_eq!(out, out_mut);
     out
 }
 
@@ -243,4 +257,19 @@ fn arrays_and_vecs_of_params_are_numbered() {
     let tape = Tape::new();
     let y = Module::forward(&mut pair, tape.var(Tensor::zeros([1, 3]))).unwrap();
     assert_eq!(y.shape().dims(), &[1, 3]);
+}
+
+#[test]
+fn reading_needs_only_a_shared_reference() {
+    let mut g = rng(3);
+    let mut net = Net::new(1, false, &mut g).unwrap();
+    net.steps = 5;
+    let net = &net;
+    assert_eq!(net.num_parameters(), 4 + 40 + 1);
+    assert_eq!(net.parameter_names()[..2], ["stem.weight", "stem.bias"]);
+    let sd = state_dict(net);
+    assert_eq!(sd.len(), 2 + 5 + 2);
+    assert_eq!(sd[7].0, "0");
+    assert_eq!(sd[8], ("mean".to_string(), Tensor::zeros([2])));
+    assert!(counters(net).contains(&("steps".to_string(), 5)));
 }

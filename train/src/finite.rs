@@ -48,7 +48,7 @@ fn all_finite(data: &[f32]) -> bool {
 /// The first parameter or buffer of `model` holding a value that is not finite, if any.
 pub(crate) fn first_non_finite(model: &mut dyn Module) -> Option<NonFinite> {
     let mut found = None;
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if found.is_some() {
             return;
         }

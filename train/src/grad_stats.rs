@@ -31,7 +31,7 @@ fn layer_of(param: &str) -> &str {
 pub fn grad_stats(model: &mut dyn Module, grads: &GradMap) -> Vec<LayerGradStats> {
     // (layer, numel, sum of squares, zeros)
     let mut acc: Vec<(String, usize, f64, usize)> = Vec::new();
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         let Entry::Param(_) = e else { return };
         let Some(g) = grads.get(name) else { return };
         let layer = layer_of(name);

@@ -1,7 +1,7 @@
 //! Activations as modules, so they can sit in a `Sequential`. They hold no parameters; each
 //! forwards to the `Var` op of the same name, whose derivative comes from the tape.
 
-use crate::module::{Entry, Module};
+use crate::module::{Entry, EntryRef, Module};
 use tapegrad_autograd::{Result, Var};
 
 /// Declares a parameterless module whose forward is `$body` applied to `x`.
@@ -15,7 +15,8 @@ macro_rules! activation {
             fn forward<'t>(&mut self, $x: Var<'t>) -> Result<Var<'t>> {
                 $body
             }
-            fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+            fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+            fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
         }
     };
 }
@@ -69,7 +70,8 @@ impl Module for LeakyReLU {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         Ok(x.leaky_relu(self.slope))
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// Softmax along an axis (the class axis, 1 for `[N, C]` scores).
@@ -88,7 +90,8 @@ impl Module for Softmax {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.softmax(self.axis)
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// Log-softmax along an axis (feeds [`crate::loss::nll_loss`]).
@@ -107,7 +110,8 @@ impl Module for LogSoftmax {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.log_softmax(self.axis)
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// Flattens axes `start_dim..` into one: `[N, C, H, W] -> [N, C*H*W]` with the default
@@ -133,5 +137,6 @@ impl Module for Flatten {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.flatten(self.start_dim)
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

@@ -1,7 +1,7 @@
 //! `Linear`: `y = x Wᵀ + b`, PyTorch's `nn.Linear` (weight `[out, in]`, bias `[out]`).
 
 use crate::init;
-use crate::module::{Entry, LayerInfo, Module};
+use crate::module::{Entry, EntryRef, LayerInfo, Module};
 use tapegrad_autograd::{Error, Param, Result, Rng, Tensor, Var};
 
 /// A fully connected layer. Parameters are named `weight` and `bias`, as in PyTorch, so a
@@ -90,7 +90,14 @@ impl Module for Linear {
         }
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        f(&format!("{prefix}weight"), EntryRef::Param(&self.weight));
+        if let Some(b) = &self.bias {
+            f(&format!("{prefix}bias"), EntryRef::Param(b));
+        }
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(&format!("{prefix}weight"), Entry::Param(&mut self.weight));
         if let Some(b) = &mut self.bias {
             f(&format!("{prefix}bias"), Entry::Param(b));

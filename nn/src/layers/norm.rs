@@ -1,6 +1,6 @@
 //! `BatchNorm2d` and `LocalResponseNorm`.
 
-use crate::{Entry, Module};
+use crate::{Entry, EntryRef, Module};
 use tapegrad_autograd::{Error, Param, Result, RunningStats, Tensor, Var};
 
 /// `nn.BatchNorm2d` (works for any `[N, C, ...]` input): weight 1, bias 0, running mean 0,
@@ -104,5 +104,7 @@ impl Module for LocalResponseNorm {
         x.local_response_norm(self.size, self.alpha, self.beta, self.k)
     }
 
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

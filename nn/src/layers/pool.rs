@@ -1,6 +1,6 @@
 //! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`.
 
-use crate::module::{Entry, LayerInfo, Module};
+use crate::module::{Entry, EntryRef, LayerInfo, Module};
 use tapegrad_autograd::{Pool2dOptions, Result, Var};
 
 /// `nn.MaxPool2d`. Gradient ties split evenly (see the `pool` ops).
@@ -24,7 +24,8 @@ impl Module for MaxPool2d {
             dilation: self.0.dilation,
         }
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// `nn.AvgPool2d`, counting padding cells in the divisor by default (as PyTorch).
@@ -54,7 +55,8 @@ impl Module for AvgPool2d {
             dilation: o.dilation,
         }
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// `nn.AdaptiveAvgPool2d`: any input size to a fixed output size; (1, 1) is global average
@@ -68,5 +70,6 @@ impl Module for AdaptiveAvgPool2d {
     fn describe(&self) -> LayerInfo {
         LayerInfo::AdaptivePool { output: self.0 }
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

@@ -77,6 +77,9 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
     let mut visits = Vec::new();
     let mut visits_mut = Vec::new();
     let mut training = Vec::new();
+    let mut modules = Vec::new();
+    let mut modes = Vec::new();
+    let mut own_mode = None;
     for s in specs {
         let field = &s.ident;
         let name = &s.name;
@@ -95,6 +98,12 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
                 training.push(quote_spanned! {ty_span=>
                     #support::ModuleField::set_training_field(&mut self.#field, on);
                 });
+                modules.push(quote_spanned! {ty_span=>
+                    #support::ModuleField::visit_modules_field(&self.#field, #path, f);
+                });
+                modes.push(quote_spanned! {ty_span=>
+                    #support::ModuleField::is_training_field(&self.#field)
+                });
             }
             Role::Buffer => {
                 visits.push(quote_spanned! {ty_span=>
@@ -112,9 +121,13 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
                     f(#path, #krate::Entry::Counter(&mut self.#field));
                 });
             }
-            Role::Training => training.push(quote_spanned! {ty_span=> self.#field = on; }),
+            Role::Training => {
+                training.push(quote_spanned! {ty_span=> self.#field = on; });
+                own_mode.get_or_insert(quote_spanned! {ty_span=> Some(self.#field) });
+            }
         }
     }
+    let is_training = own_mode.unwrap_or_else(|| quote!(None #(.or_else(|| #modes))*));
     quote! {
         impl #impl_generics #krate::Module for #ident #ty_generics #where_clause {
             fn forward<'t>(
@@ -125,7 +138,21 @@ fn impl_module(input: &DeriveInput, krate: &Path, specs: &[FieldSpec]) -> TokenS
                 // the call is ambiguous or mistyped, and the error names the missing method.
                 #[allow(unused_imports)]
                 use #support::WriteAnInherentForwardForDerivedModule as _;
-                <Self>::forward(self, x)
+                // Reported to a summary recording x's tape, whoever calls it.
+                #support::scoped(self, x, |m, x| <Self>::forward(m, x))
+            }
+
+            fn is_training(&self) -> ::core::option::Option<bool> {
+                #is_training
+            }
+
+            #[allow(unused_variables)]
+            fn visit_modules(
+                &self,
+                prefix: &str,
+                f: &mut dyn ::core::ops::FnMut(&str, #krate::ModuleId),
+            ) {
+                #(#modules)*
             }
 
             #[allow(unused_variables)]

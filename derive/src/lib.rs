@@ -11,7 +11,11 @@
 //! - `#[module(training)]`: a `bool` that `train`/`eval` set;
 //! - `#[module(rename = "0")]`: another name in the state dict (combines with the others).
 //!
-//! The struct writes `forward` as an inherent method; the derived `Module::forward` calls it.
+//! The struct writes `forward` as an inherent method; the derived `Module::forward` calls it,
+//! reporting the call to a summary that records the tape. Keep that method private: a caller
+//! in another module then reaches it through `Module::forward`, and summaries show the module's
+//! own row; a call from the struct's own module reaches the inherent method, and summaries show
+//! the layers inside it (named as in the state dict) but no row for the module itself.
 //! On the struct, `#[module(crate = "path")]` names the `tapegrad_nn` crate when it is neither
 //! a dependency as `tapegrad-nn` nor re-exported as `tapegrad::nn`.
 //!

@@ -8,7 +8,7 @@ use tapegrad_nn::init::{self, Init};
 use tapegrad_nn::layers::{
     AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU,
 };
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// AlexNet as `features`, `avgpool`, `classifier`.
 #[derive(Module)]
@@ -122,12 +122,12 @@ impl AlexNet {
 }
 
 impl AlexNet {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let mut y = forward_child("features", &mut self.features, x)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let mut y = self.features.forward(x)?;
         if let Some(p) = &mut self.avgpool {
-            y = forward_consuming("avgpool", p, y)?;
+            y = consumed(y, p.forward(y)?);
         }
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("classifier", &mut self.classifier, y)
+        Ok(consumed(y, self.classifier.forward(y)?))
     }
 }

@@ -2,7 +2,7 @@
 
 use tapegrad_autograd::{Conv2dOptions, Result, Rng, Var};
 use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Module};
+use tapegrad_nn::{consumed, Module};
 
 /// A convolution without bias, batch norm, ReLU: torchvision's GoogLeNet `BasicConv2d`
 /// (children `conv`, `bn`).
@@ -33,9 +33,9 @@ impl ConvBnRelu {
 }
 
 impl ConvBnRelu {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv", &mut self.conv, x)?;
-        let y = forward_consuming("bn", &mut self.bn, y)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.conv.forward(x)?;
+        let y = consumed(y, self.bn.forward(y)?);
         Ok(consumed(y, y.relu()))
     }
 }

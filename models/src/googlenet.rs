@@ -2,153 +2,12 @@
 //! torchvision's names (auxiliary classifiers optional, off by default).
 
 use crate::blocks::ConvBnRelu;
-use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Result, Rng, Var};
+use crate::inception::BN_EPS;
+pub use crate::inception::{Inception, InceptionAux, NaiveInception};
+use tapegrad_autograd::{Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, Init};
-use tapegrad_nn::layers::{AdaptiveAvgPool2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU};
-use tapegrad_nn::{forward_child, forward_consuming, Module, Sequential};
-
-/// torchvision's BatchNorm eps in GoogLeNet.
-const BN_EPS: f32 = 1e-3;
-
-/// The naive inception module: 1x1, 3x3 and 5x5 convolutions and a 3x3 max pool side by side,
-/// concatenated on channels (so the pool passes all its input channels through).
-#[derive(Module)]
-pub struct NaiveInception {
-    pub branch1: Sequential,
-    pub branch3: Sequential,
-    pub branch5: Sequential,
-    pub pool: MaxPool2d,
-}
-
-impl NaiveInception {
-    pub fn new(cin: usize, c1: usize, c3: usize, c5: usize, rng: &mut Rng) -> Result<Self> {
-        let conv = |k: usize, c: usize, rng: &mut Rng| -> Result<Sequential> {
-            Ok(Sequential::new()
-                .add(Conv2d::new(
-                    cin,
-                    c,
-                    k,
-                    Conv2dOptions::default().padding(k / 2),
-                    true,
-                    rng,
-                )?)
-                .add(ReLU))
-        };
-        Ok(NaiveInception {
-            branch1: conv(1, c1, rng)?,
-            branch3: conv(3, c3, rng)?,
-            branch5: conv(5, c5, rng)?,
-            pool: MaxPool2d(Pool2dOptions::new(3).stride(1).padding(1)),
-        })
-    }
-}
-
-impl NaiveInception {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let b = [
-            forward_child("branch1", &mut self.branch1, x)?,
-            forward_child("branch3", &mut self.branch3, x)?,
-            forward_child("branch5", &mut self.branch5, x)?,
-            forward_child("pool", &mut self.pool, x)?,
-        ];
-        let y = Var::concat(&b, 1)?;
-        b.iter().for_each(|b| b.release());
-        Ok(y)
-    }
-}
-
-/// The inception module with dimension reductions: 1x1 convolutions before the 3x3 and 5x5
-/// branches and after the pool. torchvision's names (`branch1` .. `branch4`); its "5x5" branch
-/// uses a 3x3 kernel, which `kernel5` reproduces when set to 3 (5 is the paper's).
-#[derive(Module)]
-pub struct Inception {
-    pub branch1: ConvBnRelu,
-    pub branch2: Sequential,
-    pub branch3: Sequential,
-    pub branch4: Sequential,
-}
-
-impl Inception {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cin: usize,
-        c1: usize,
-        c3_reduce: usize,
-        c3: usize,
-        c5_reduce: usize,
-        c5: usize,
-        pool_proj: usize,
-        kernel5: usize,
-        rng: &mut Rng,
-    ) -> Result<Self> {
-        Ok(Inception {
-            branch1: ConvBnRelu::new(cin, c1, 1, 1, 0, BN_EPS, rng)?,
-            branch2: Sequential::new()
-                .add(ConvBnRelu::new(cin, c3_reduce, 1, 1, 0, BN_EPS, rng)?)
-                .add(ConvBnRelu::new(c3_reduce, c3, 3, 1, 1, BN_EPS, rng)?),
-            branch3: Sequential::new()
-                .add(ConvBnRelu::new(cin, c5_reduce, 1, 1, 0, BN_EPS, rng)?)
-                .add(ConvBnRelu::new(
-                    c5_reduce,
-                    c5,
-                    kernel5,
-                    1,
-                    kernel5 / 2,
-                    BN_EPS,
-                    rng,
-                )?),
-            branch4: Sequential::new()
-                .add(MaxPool2d(
-                    Pool2dOptions::new(3).stride(1).padding(1).ceil_mode(true),
-                ))
-                .add(ConvBnRelu::new(cin, pool_proj, 1, 1, 0, BN_EPS, rng)?),
-        })
-    }
-}
-
-impl Inception {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let b = [
-            forward_child("branch1", &mut self.branch1, x)?,
-            forward_child("branch2", &mut self.branch2, x)?,
-            forward_child("branch3", &mut self.branch3, x)?,
-            forward_child("branch4", &mut self.branch4, x)?,
-        ];
-        let y = Var::concat(&b, 1)?;
-        b.iter().for_each(|b| b.release());
-        Ok(y)
-    }
-}
-
-/// An auxiliary classifier (torchvision's `InceptionAux`).
-#[derive(Module)]
-pub struct InceptionAux {
-    pub conv: ConvBnRelu,
-    pub fc1: Linear,
-    pub fc2: Linear,
-    pub dropout: Dropout,
-}
-
-impl InceptionAux {
-    fn new(cin: usize, num_classes: usize, rng: &mut Rng) -> Result<Self> {
-        Ok(InceptionAux {
-            conv: ConvBnRelu::new(cin, 128, 1, 1, 0, BN_EPS, rng)?,
-            fc1: Linear::new(2048, 1024, true, rng),
-            fc2: Linear::new(1024, num_classes, true, rng),
-            dropout: Dropout::new(0.7, 3)?,
-        })
-    }
-}
-
-impl InceptionAux {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = x.adaptive_avg_pool2d((4, 4))?;
-        let y = forward_child("conv", &mut self.conv, y)?.flatten(1)?;
-        let y = forward_child("fc1", &mut self.fc1, y)?.relu();
-        let y = forward_child("dropout", &mut self.dropout, y)?;
-        forward_child("fc2", &mut self.fc2, y)
-    }
-}
+use tapegrad_nn::layers::{AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d};
+use tapegrad_nn::{consumed, Module};
 
 /// GoogLeNet (torchvision's layout and names: 6,624,904 parameters at 1000 classes without the
 /// auxiliary heads).
@@ -229,38 +88,38 @@ impl GoogLeNet {
     /// 4d).
     pub fn forward_with_aux<'t>(&mut self, x: Var<'t>) -> Result<(Var<'t>, Vec<Var<'t>>)> {
         let mut aux_out = Vec::new();
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("maxpool1", &mut self.maxpool1, y)?;
-        let y = forward_consuming("conv2", &mut self.conv2, y)?;
-        let y = forward_consuming("conv3", &mut self.conv3, y)?;
-        let y = forward_consuming("maxpool2", &mut self.maxpool2, y)?;
-        let y = forward_consuming("inception3a", &mut self.inception3a, y)?;
-        let y = forward_consuming("inception3b", &mut self.inception3b, y)?;
-        let y = forward_consuming("maxpool3", &mut self.maxpool3, y)?;
-        let y = forward_consuming("inception4a", &mut self.inception4a, y)?;
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.maxpool1.forward(y)?);
+        let y = consumed(y, self.conv2.forward(y)?);
+        let y = consumed(y, self.conv3.forward(y)?);
+        let y = consumed(y, self.maxpool2.forward(y)?);
+        let y = consumed(y, self.inception3a.forward(y)?);
+        let y = consumed(y, self.inception3b.forward(y)?);
+        let y = consumed(y, self.maxpool3.forward(y)?);
+        let y = consumed(y, self.inception4a.forward(y)?);
         let training = self.training;
         if let (true, Some(aux)) = (training, &mut self.aux1) {
-            aux_out.push(forward_child("aux1", aux, y)?);
+            aux_out.push(aux.forward(y)?);
         }
-        let y = forward_consuming("inception4b", &mut self.inception4b, y)?;
-        let y = forward_consuming("inception4c", &mut self.inception4c, y)?;
-        let y = forward_consuming("inception4d", &mut self.inception4d, y)?;
+        let y = consumed(y, self.inception4b.forward(y)?);
+        let y = consumed(y, self.inception4c.forward(y)?);
+        let y = consumed(y, self.inception4d.forward(y)?);
         if let (true, Some(aux)) = (training, &mut self.aux2) {
-            aux_out.push(forward_child("aux2", aux, y)?);
+            aux_out.push(aux.forward(y)?);
         }
-        let y = forward_consuming("inception4e", &mut self.inception4e, y)?;
-        let y = forward_consuming("maxpool4", &mut self.maxpool4, y)?;
-        let y = forward_consuming("inception5a", &mut self.inception5a, y)?;
-        let y = forward_consuming("inception5b", &mut self.inception5b, y)?;
-        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
-        let y = tapegrad_nn::consumed(y, y.flatten(1)?);
-        let y = forward_consuming("dropout", &mut self.dropout, y)?;
-        Ok((forward_consuming("fc", &mut self.fc, y)?, aux_out))
+        let y = consumed(y, self.inception4e.forward(y)?);
+        let y = consumed(y, self.maxpool4.forward(y)?);
+        let y = consumed(y, self.inception5a.forward(y)?);
+        let y = consumed(y, self.inception5b.forward(y)?);
+        let y = consumed(y, self.avgpool.forward(y)?);
+        let y = consumed(y, y.flatten(1)?);
+        let y = consumed(y, self.dropout.forward(y)?);
+        Ok((consumed(y, self.fc.forward(y)?), aux_out))
     }
 }
 
 impl GoogLeNet {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         Ok(self.forward_with_aux(x)?.0)
     }
 }

@@ -3,7 +3,7 @@
 
 use tapegrad_autograd::{Conv2dOptions, Error, Result, Rng, Var};
 use tapegrad_nn::layers::{AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU, Tanh};
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// How LeNet-5 is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,9 +98,9 @@ impl LeNet5 {
 }
 
 impl LeNet5 {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("features", &mut self.features, x)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.features.forward(x)?;
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("classifier", &mut self.classifier, y)
+        Ok(consumed(y, self.classifier.forward(y)?))
     }
 }

@@ -6,7 +6,7 @@
 use tapegrad_autograd::{Conv2dOptions, Error, Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d};
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// How a ResNet is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +150,7 @@ fn join<'t>(
         return Ok(consumed(f, f.relu()));
     }
     let identity = match ds {
-        Some(d) => forward_child("downsample", d, x)?,
+        Some(d) => d.forward(x)?,
         None => x,
     };
     let sum = consumed(f, f.add(identity)?);
@@ -161,26 +161,26 @@ fn join<'t>(
 }
 
 impl BasicBlock {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.bn1.forward(y)?);
         let y = consumed(y, y.relu());
-        let y = forward_consuming("conv2", &mut self.conv2, y)?;
-        let y = forward_consuming("bn2", &mut self.bn2, y)?;
+        let y = consumed(y, self.conv2.forward(y)?);
+        let y = consumed(y, self.bn2.forward(y)?);
         join(y, x, &mut self.downsample, self.shortcut)
     }
 }
 
 impl Bottleneck {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.bn1.forward(y)?);
         let y = consumed(y, y.relu());
-        let y = forward_consuming("conv2", &mut self.conv2, y)?;
-        let y = forward_consuming("bn2", &mut self.bn2, y)?;
+        let y = consumed(y, self.conv2.forward(y)?);
+        let y = consumed(y, self.bn2.forward(y)?);
         let y = consumed(y, y.relu());
-        let y = forward_consuming("conv3", &mut self.conv3, y)?;
-        let y = forward_consuming("bn3", &mut self.bn3, y)?;
+        let y = consumed(y, self.conv3.forward(y)?);
+        let y = consumed(y, self.bn3.forward(y)?);
         join(y, x, &mut self.downsample, self.shortcut)
     }
 }
@@ -270,19 +270,19 @@ impl ResNet {
 }
 
 impl ResNet {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.bn1.forward(y)?);
         let mut y = consumed(y, y.relu());
         if let Some(p) = &mut self.maxpool {
-            y = forward_consuming("maxpool", p, y)?;
+            y = consumed(y, p.forward(y)?);
         }
-        y = forward_consuming("layer1", &mut self.layer1, y)?;
-        y = forward_consuming("layer2", &mut self.layer2, y)?;
-        y = forward_consuming("layer3", &mut self.layer3, y)?;
-        y = forward_consuming("layer4", &mut self.layer4, y)?;
-        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+        y = consumed(y, self.layer1.forward(y)?);
+        y = consumed(y, self.layer2.forward(y)?);
+        y = consumed(y, self.layer3.forward(y)?);
+        y = consumed(y, self.layer4.forward(y)?);
+        let y = consumed(y, self.avgpool.forward(y)?);
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("fc", &mut self.fc, y)
+        Ok(consumed(y, self.fc.forward(y)?))
     }
 }

@@ -6,7 +6,7 @@ use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 };
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// Channels per layer; 0 is a 2x2 max pool.
 fn config(depth: usize) -> Option<&'static [usize]> {
@@ -100,10 +100,10 @@ impl Vgg {
 }
 
 impl Vgg {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("features", &mut self.features, x)?;
-        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = self.features.forward(x)?;
+        let y = consumed(y, self.avgpool.forward(y)?);
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("classifier", &mut self.classifier, y)
+        Ok(consumed(y, self.classifier.forward(y)?))
     }
 }

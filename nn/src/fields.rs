@@ -47,7 +47,7 @@
 //! }
 //! ```
 
-use crate::module::{Entry, EntryRef, Module};
+use crate::module::{Entry, EntryRef, Module, ModuleId};
 use tapegrad_autograd::{Param, Rng};
 
 /// A field the derived traversal can walk. `path` is the field's dotted name (`prefix` + the
@@ -67,6 +67,14 @@ pub trait ModuleField {
 
     /// Passes the training mode on to the modules the field holds.
     fn set_training_field(&mut self, on: bool);
+
+    /// The mode of the first module the field holds that keeps one.
+    fn is_training_field(&self) -> Option<bool> {
+        None
+    }
+
+    /// Calls `f` for every module the field holds, and theirs (see `Module::visit_modules`).
+    fn visit_modules_field(&self, _path: &str, _f: &mut dyn FnMut(&str, ModuleId)) {}
 }
 
 impl<M: Module + ?Sized> ModuleField for M {
@@ -78,6 +86,13 @@ impl<M: Module + ?Sized> ModuleField for M {
     }
     fn set_training_field(&mut self, on: bool) {
         self.set_training(on);
+    }
+    fn is_training_field(&self) -> Option<bool> {
+        self.is_training()
+    }
+    fn visit_modules_field(&self, path: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        f(path, self.module_id());
+        self.visit_modules(&format!("{path}."), f);
     }
 }
 
@@ -117,6 +132,14 @@ impl<T: ModuleField> ModuleField for Option<T> {
             t.set_training_field(on);
         }
     }
+    fn is_training_field(&self) -> Option<bool> {
+        self.as_ref().and_then(T::is_training_field)
+    }
+    fn visit_modules_field(&self, path: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        if let Some(t) = self {
+            t.visit_modules_field(path, f);
+        }
+    }
 }
 
 impl<T: ModuleField> ModuleField for [T] {
@@ -133,6 +156,14 @@ impl<T: ModuleField> ModuleField for [T] {
     fn set_training_field(&mut self, on: bool) {
         self.iter_mut().for_each(|t| t.set_training_field(on));
     }
+    fn is_training_field(&self) -> Option<bool> {
+        self.iter().find_map(T::is_training_field)
+    }
+    fn visit_modules_field(&self, path: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        for (i, t) in self.iter().enumerate() {
+            t.visit_modules_field(&format!("{path}.{i}"), f);
+        }
+    }
 }
 
 /// Forwards to the slice impl: `Vec`s and arrays are numbered.
@@ -147,6 +178,12 @@ macro_rules! as_slice {
             }
             fn set_training_field(&mut self, on: bool) {
                 self.as_mut_slice().set_training_field(on);
+            }
+            fn is_training_field(&self) -> Option<bool> {
+                self.as_slice().is_training_field()
+            }
+            fn visit_modules_field(&self, path: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+                self.as_slice().visit_modules_field(path, f);
             }
         }
     };

@@ -13,7 +13,7 @@ pub mod module;
 pub mod optim;
 pub mod summary;
 
-pub use module::{Entry, EntryRef, LayerInfo, Module, Sequential};
+pub use module::{Entry, EntryRef, LayerInfo, Module, ModuleId, Sequential};
 pub use optim::Optimizer;
 pub use summary::{consumed, forward_child, forward_consuming, summary, Summary, SummaryRow};
 /// `#[derive(Module)]`: see [`tapegrad_derive`](https://docs.rs/tapegrad-derive) and the
@@ -24,6 +24,7 @@ pub use tapegrad_derive::Module;
 #[doc(hidden)]
 pub mod __derive {
     pub use crate::fields::ModuleField;
+    pub use crate::summary::scope::scoped;
     pub use tapegrad_autograd::{Result, Var};
 
     /// In scope in the derived `forward`: when the struct has no inherent `forward`, the

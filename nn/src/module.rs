@@ -63,6 +63,7 @@
 //! assert_eq!(m.num_parameters(), 1);
 //! ```
 
+pub use crate::summary::scope::ModuleId;
 use tapegrad_autograd::{Param, Result, Rng, Tensor, Var};
 
 /// A parameter (trained), a buffer (state that is saved but not trained, such as batch norm's
@@ -121,7 +122,8 @@ pub enum LayerInfo {
 
 /// A layer or a network.
 pub trait Module {
-    /// The forward pass; parameters are recorded on `x`'s tape.
+    /// The forward pass; parameters are recorded on `x`'s tape. A hand-written layer runs its
+    /// body through [`crate::summary::scope::scoped`] so that summaries see it.
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>>;
 
     /// Calls `f` with the dotted name (`prefix` + own name) of every parameter, buffer,
@@ -134,6 +136,23 @@ pub trait Module {
     /// Training (true) or evaluation mode, for layers that differ (batch norm, dropout).
     /// Containers pass it on to their children.
     fn set_training(&mut self, _on: bool) {}
+
+    /// The mode last set, for a module that keeps one (a layer that differs, or a container
+    /// holding one: its first such child's); `None` when nothing in it depends on the mode.
+    fn is_training(&self) -> Option<bool> {
+        None
+    }
+
+    /// Calls `f` with the dotted name (`prefix` + own name) and identity of every module
+    /// inside this one, parents before children (summaries name the modules they see run
+    /// from it). A leaf keeps the default, which lists none.
+    fn visit_modules(&self, _prefix: &str, _f: &mut dyn FnMut(&str, ModuleId)) {}
+
+    /// This module's identity while a summary runs (its address and type); a wrapper such
+    /// as `Box` gives the wrapped module's.
+    fn module_id(&self) -> ModuleId {
+        ModuleId::of(self)
+    }
 
     /// What the layer computes, for summaries (MACs, receptive field). Containers and custom
     /// modules keep the default.
@@ -204,6 +223,15 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn set_training(&mut self, on: bool) {
         (**self).set_training(on)
     }
+    fn is_training(&self) -> Option<bool> {
+        (**self).is_training()
+    }
+    fn visit_modules(&self, prefix: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        (**self).visit_modules(prefix, f)
+    }
+    fn module_id(&self) -> ModuleId {
+        (**self).module_id()
+    }
     fn type_name(&self) -> &'static str {
         (**self).type_name()
     }
@@ -250,16 +278,26 @@ impl Sequential {
 impl Module for Sequential {
     /// Each layer's output is released once the next layer has read it (see `Var::release`):
     /// the tape keeps only what backward needs, and an inference pass only the layer at work.
-    fn forward<'t>(&mut self, mut x: Var<'t>) -> Result<Var<'t>> {
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let name = i.to_string();
-            x = if i == 0 {
-                crate::summary::forward_child(&name, l, x)?
-            } else {
-                crate::summary::forward_consuming(&name, l, x)?
-            };
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        crate::summary::scope::scoped(self, x, |s, mut x| {
+            for (i, l) in s.layers.iter_mut().enumerate() {
+                let y = l.forward(x)?;
+                x = if i == 0 { y } else { crate::consumed(x, y) };
+            }
+            Ok(x)
+        })
+    }
+
+    fn is_training(&self) -> Option<bool> {
+        self.layers.iter().find_map(|l| l.is_training())
+    }
+
+    fn visit_modules(&self, prefix: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        for (i, l) in self.layers.iter().enumerate() {
+            let name = format!("{prefix}{i}");
+            f(&name, l.module_id());
+            l.visit_modules(&format!("{name}."), f);
         }
-        Ok(x)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {

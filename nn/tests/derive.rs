@@ -273,3 +273,119 @@ fn reading_needs_only_a_shared_reference() {
     assert_eq!(sd[8], ("mean".to_string(), Tensor::zeros([2])));
     assert!(counters(net).contains(&("steps".to_string(), 5)));
 }
+
+mod parts {
+    use tapegrad_autograd::{Result, Rng, Var};
+    use tapegrad_nn::layers::{BatchNorm2d, Conv2d, ReLU};
+    use tapegrad_nn::{Module, Sequential};
+
+    /// conv, bn, relu; its inherent forward is private, so callers outside this module reach
+    /// it through `Module::forward`, which summaries see.
+    #[derive(Module)]
+    pub struct Block {
+        conv: Conv2d,
+        bn: BatchNorm2d,
+        act: Sequential,
+    }
+
+    impl Block {
+        pub fn new(c: usize, g: &mut Rng) -> Result<Block> {
+            let o = tapegrad_autograd::Conv2dOptions::default().padding(1);
+            Ok(Block {
+                conv: Conv2d::new(c, c, 3, o, false, g)?,
+                bn: BatchNorm2d::new(c),
+                act: Sequential::new().add(ReLU).add(ReLU),
+            })
+        }
+
+        fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+            self.act.forward(self.bn.forward(self.conv.forward(x)?)?)
+        }
+    }
+}
+
+#[derive(Module)]
+struct Stack {
+    first: parts::Block,
+    rest: Vec<parts::Block>,
+    head: Linear,
+}
+
+impl Stack {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let mut y = self.first.forward(x)?;
+        for b in &mut self.rest {
+            y = b.forward(y)?;
+        }
+        self.head.forward(y.mean(&[2, 3], false)?)
+    }
+}
+
+#[test]
+fn summaries_see_children_called_directly_and_keep_the_mode() {
+    let mut g = rng(4);
+    let mut m = Stack {
+        first: parts::Block::new(2, &mut g).unwrap(),
+        rest: vec![parts::Block::new(2, &mut g).unwrap()],
+        head: Linear::new(2, 3, true, &mut g),
+    };
+    m.eval();
+    let s = tapegrad_nn::summary(&mut m, &[1, 2, 5, 5]).unwrap();
+    let leaves: Vec<(&str, &str)> = s.layers().map(|r| (&*r.name, r.type_name)).collect();
+    let block = |p: &str| {
+        [
+            (format!("{p}.conv"), "Conv2d"),
+            (format!("{p}.bn"), "BatchNorm2d"),
+            (format!("{p}.act.0"), "ReLU"),
+            (format!("{p}.act.1"), "ReLU"),
+        ]
+    };
+    let mut want: Vec<(String, &str)> = block("first").into();
+    want.extend(block("rest.0"));
+    want.push(("head".into(), "Linear"));
+    let want: Vec<(&str, &str)> = want.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    assert_eq!(leaves, want);
+    // The blocks and their Sequentials have rows of their own, with their outputs.
+    let row = s
+        .row("rest.0")
+        .expect("the block called directly has a row");
+    assert_eq!((row.type_name, row.leaf), ("Block", false));
+    assert_eq!(row.output_shape.dims(), &[1, 2, 5, 5]);
+    assert_eq!(s.row("first.act").unwrap().type_name, "Sequential");
+    assert_eq!(s.total_params, m.num_parameters());
+    // Taken in evaluation mode, the model stays there; in training mode, it returns to it.
+    assert_eq!(m.is_training(), Some(false));
+    m.train();
+    tapegrad_nn::summary(&mut m, &[1, 2, 5, 5]).unwrap();
+    assert_eq!(m.is_training(), Some(true));
+    // Batch norm ran in evaluation mode: its statistics were not updated.
+    assert_eq!(counters(&m).iter().map(|c| c.1).sum::<u64>(), 0);
+}
+
+#[test]
+fn a_forward_on_another_tape_is_not_recorded() {
+    /// Runs a second model on its own tape inside its forward.
+    #[derive(Module)]
+    struct Nested {
+        inner: Linear,
+        #[module(skip)]
+        other: Option<Box<Linear>>,
+    }
+    impl Nested {
+        fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+            if let Some(o) = &mut self.other {
+                let tape = Tape::new();
+                o.forward(tape.var(Tensor::zeros([1, 2])))?;
+            }
+            self.inner.forward(x)
+        }
+    }
+    let mut g = rng(5);
+    let mut m = Nested {
+        inner: Linear::new(2, 2, true, &mut g),
+        other: Some(Box::new(Linear::new(2, 2, true, &mut g))),
+    };
+    let s = tapegrad_nn::summary(&mut m, &[1, 2]).unwrap();
+    let names: Vec<&str> = s.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["inner"]);
+}

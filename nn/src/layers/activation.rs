@@ -13,7 +13,7 @@ macro_rules! activation {
 
         impl Module for $name {
             fn forward<'t>(&mut self, $x: Var<'t>) -> Result<Var<'t>> {
-                $body
+                crate::summary::scope::scoped(self, $x, |_, $x| $body)
             }
             fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
             fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
@@ -68,7 +68,7 @@ impl Default for LeakyReLU {
 
 impl Module for LeakyReLU {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        Ok(x.leaky_relu(self.slope))
+        crate::summary::scope::scoped(self, x, |m, x| Ok(x.leaky_relu(m.slope)))
     }
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
     fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
@@ -88,7 +88,7 @@ impl Softmax {
 
 impl Module for Softmax {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.softmax(self.axis)
+        crate::summary::scope::scoped(self, x, |m, x| x.softmax(m.axis))
     }
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
     fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
@@ -108,7 +108,7 @@ impl LogSoftmax {
 
 impl Module for LogSoftmax {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.log_softmax(self.axis)
+        crate::summary::scope::scoped(self, x, |m, x| x.log_softmax(m.axis))
     }
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
     fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
@@ -135,7 +135,7 @@ impl Default for Flatten {
 
 impl Module for Flatten {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.flatten(self.start_dim)
+        crate::summary::scope::scoped(self, x, |m, x| x.flatten(m.start_dim))
     }
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
     fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}

@@ -86,9 +86,11 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let tape = x.tape();
-        let b = self.bias.as_ref().map(|b| tape.param(b));
-        x.conv2d(tape.param(&self.weight), b, self.options)
+        crate::summary::scope::scoped(self, x, |m, x| {
+            let tape = x.tape();
+            let b = m.bias.as_ref().map(|b| tape.param(b));
+            x.conv2d(tape.param(&m.weight), b, m.options)
+        })
     }
 
     fn describe(&self) -> LayerInfo {

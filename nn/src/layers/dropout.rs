@@ -42,7 +42,7 @@ impl Dropout {
 }
 
 impl Dropout {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.dropout(self.p, self.training, self.mode, &mut self.rng)
     }
 }

@@ -78,10 +78,12 @@ impl Linear {
 impl Module for Linear {
     /// `x` of shape `[..., in]` to `[..., out]`.
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let tape = x.tape();
-        let w = tape.param(&self.weight);
-        let b = self.bias.as_ref().map(|b| tape.param(b));
-        x.linear(w, b)
+        crate::summary::scope::scoped(self, x, |m, x| {
+            let tape = x.tape();
+            let w = tape.param(&m.weight);
+            let b = m.bias.as_ref().map(|b| tape.param(b));
+            x.linear(w, b)
+        })
     }
 
     fn describe(&self) -> LayerInfo {

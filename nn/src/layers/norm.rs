@@ -49,7 +49,7 @@ impl BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    pub fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let tape = x.tape();
         let w = self.weight.as_ref().map(|p| tape.param(p));
         let b = self.bias.as_ref().map(|p| tape.param(p));
@@ -101,7 +101,9 @@ impl LocalResponseNorm {
 
 impl Module for LocalResponseNorm {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.local_response_norm(self.size, self.alpha, self.beta, self.k)
+        crate::summary::scope::scoped(self, x, |m, x| {
+            x.local_response_norm(m.size, m.alpha, m.beta, m.k)
+        })
     }
 
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}

@@ -15,7 +15,7 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.max_pool2d(self.0)
+        crate::summary::scope::scoped(self, x, |m, x| x.max_pool2d(m.0))
     }
     fn describe(&self) -> LayerInfo {
         LayerInfo::Pool {
@@ -45,7 +45,7 @@ impl AvgPool2d {
 
 impl Module for AvgPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.avg_pool2d(self.options, self.count_include_pad)
+        crate::summary::scope::scoped(self, x, |m, x| x.avg_pool2d(m.options, m.count_include_pad))
     }
     fn describe(&self) -> LayerInfo {
         let o = self.options;
@@ -65,7 +65,7 @@ pub struct AdaptiveAvgPool2d(pub (usize, usize));
 
 impl Module for AdaptiveAvgPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.adaptive_avg_pool2d(self.0)
+        crate::summary::scope::scoped(self, x, |m, x| x.adaptive_avg_pool2d(m.0))
     }
     fn describe(&self) -> LayerInfo {
         LayerInfo::AdaptivePool { output: self.0 }

@@ -389,3 +389,52 @@ fn a_forward_on_another_tape_is_not_recorded() {
     let names: Vec<&str> = s.rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["inner"]);
 }
+
+/// Generic over its body; boxed children and optional lists of them are walked too.
+#[derive(Module)]
+struct Wrapper<M: Module> {
+    body: M,
+    extras: Option<Vec<Box<dyn Module>>>,
+}
+
+impl<M: Module> Wrapper<M> {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let mut y = self.body.forward(x)?;
+        for e in self.extras.iter_mut().flatten() {
+            y = e.forward(y)?;
+        }
+        Ok(y)
+    }
+}
+
+#[test]
+fn generic_boxed_and_nested_fields_are_walked() {
+    let mut g = rng(6);
+    let extras: Vec<Box<dyn Module>> = vec![
+        Box::new(Linear::new(3, 3, false, &mut g)),
+        Box::new(Dropout::new(0.5, 1).unwrap()),
+    ];
+    let mut w = Wrapper {
+        body: Linear::new(3, 3, true, &mut g),
+        extras: Some(extras),
+    };
+    let names: Vec<String> = entries(&mut w).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "body.weight",
+            "body.bias",
+            "extras.0.weight",
+            "extras.1.rng_state"
+        ]
+    );
+    // The dropout inside the boxed list keeps a mode, so the wrapper reports one.
+    w.eval();
+    assert_eq!(w.is_training(), Some(false));
+    let mut modules = Vec::new();
+    w.visit_modules("", &mut |name, _| modules.push(name.to_string()));
+    assert_eq!(modules, ["body", "extras.0", "extras.1"]);
+    let tape = Tape::new();
+    let y = Module::forward(&mut w, tape.var(Tensor::ones([2, 3]))).unwrap();
+    assert_eq!(y.shape().dims(), &[2, 3]);
+}

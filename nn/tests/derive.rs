@@ -438,3 +438,49 @@ fn generic_boxed_and_nested_fields_are_walked() {
     let y = Module::forward(&mut w, tape.var(Tensor::ones([2, 3]))).unwrap();
     assert_eq!(y.shape().dims(), &[2, 3]);
 }
+
+/// A hand-written container that lists no children to summaries, around a hand-written leaf
+/// that does not report itself: `forward_child` still names and records both.
+struct Old {
+    leaf: Doubling,
+    fc: Linear,
+}
+
+struct Doubling;
+
+impl Module for Doubling {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        x.add(x)
+    }
+    fn visit(&self, _: &str, _: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _: &str, _: &mut dyn FnMut(&str, Entry<'_>)) {}
+}
+
+impl Module for Old {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        let y = tapegrad_nn::forward_child("double", &mut self.leaf, x)?;
+        tapegrad_nn::forward_child("out", &mut self.fc, y)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        self.fc.visit(&format!("{prefix}out."), f);
+    }
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.fc.visit_mut(&format!("{prefix}out."), f);
+    }
+}
+
+#[test]
+fn forward_child_names_what_the_walk_does_not() {
+    let mut m = Old {
+        leaf: Doubling,
+        fc: Linear::new(2, 4, true, &mut rng(7)),
+    };
+    let s = tapegrad_nn::summary(&mut m, &[3, 2]).unwrap();
+    let rows: Vec<(&str, &str, usize)> = s
+        .rows
+        .iter()
+        .map(|r| (r.name.as_str(), r.type_name, r.params))
+        .collect();
+    assert_eq!(rows, [("double", "Doubling", 0), ("out", "Linear", 12)]);
+    assert_eq!(s.total_macs, 3 * 4 * 2);
+}

@@ -3,7 +3,9 @@
 //! the recorder of the tape it runs on, if a summary is recording that tape. A module is known
 //! by its address and type ([`ModuleId`]); the summary names it from a walk over the model
 //! ([`Module::visit_modules`]), so a child called directly (`self.conv1.forward(x)`) is seen
-//! and named as in the state dict.
+//! and named as in the state dict. (A derived module whose inherent `forward` is called from
+//! its own Rust module bypasses the derived `Module::forward`: its layers are still seen and
+//! named, but it has no row of its own; keeping the inherent method private avoids that.)
 //!
 //! The recorders live in a process-wide list keyed by tape, not in a thread-local: a forward
 //! on another tape (another thread's, or a nested one) is not recorded into a summary, and one

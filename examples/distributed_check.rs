@@ -36,7 +36,7 @@ fn fail(msg: impl Into<String>) -> Error {
 
 fn params(model: &mut dyn Module) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if let Entry::Param(p) = e {
             out.push((name.to_string(), p.value().to_vec()));
         }

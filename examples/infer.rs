@@ -147,10 +147,10 @@ type Named = (String, Vec<usize>);
 
 /// The names and shapes of the model's first 4-D weight (its stem convolution) and last 2-D
 /// weight (its classifier), in registration order.
-fn stem_and_head(model: &mut dyn Module) -> (Option<Named>, Option<Named>) {
+fn stem_and_head(model: &dyn Module) -> (Option<Named>, Option<Named>) {
     let (mut stem, mut head) = (None, None);
     model.visit("", &mut |name, e| {
-        if let Entry::Param(p) = e {
+        if let EntryRef::Param(p) = e {
             let dims = p.value().dims().to_vec();
             match dims.len() {
                 4 if stem.is_none() => stem = Some((name.to_string(), dims)),

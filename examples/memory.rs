@@ -50,10 +50,7 @@ fn main() -> Result<()> {
             let loss = model
                 .forward(tape.input(x.clone()))?
                 .cross_entropy(&labels)?;
-            (
-                loss.item()?,
-                GradMap::from_grads(&mut model, &loss.backward()?),
-            )
+            (loss.item()?, GradMap::from_grads(&model, &loss.backward()?))
         };
         opt.step_with(&mut model, &grads)?;
         if step == 1_000.min(steps) || step == steps {

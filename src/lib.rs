@@ -29,7 +29,7 @@ pub mod prelude {
         Adam, AdamConfig, AdamW, CosineAnnealingLR, GradMap, LrScheduler, MultiStepLR, Optimizer,
         RmsProp, RmsPropConfig, Sgd, SgdConfig, StepLR,
     };
-    pub use tapegrad_nn::{summary, Entry, Module, Sequential};
+    pub use tapegrad_nn::{summary, Entry, EntryRef, Module, Sequential};
 }
 
 /// The README's examples, compiled and run as doctests of this crate.

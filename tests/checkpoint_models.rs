@@ -49,7 +49,7 @@ fn resnet18_round_trips_under_torchvisions_names() {
     a.forward(tape.input(Tensor::randn([4, 3, 8, 8], &mut rng(2))))
         .unwrap();
     drop(tape);
-    checkpoint::save(&mut a, &path).unwrap();
+    checkpoint::save(&a, &path).unwrap();
 
     // torchvision's resnet18().state_dict() has 122 entries: 20 convolutions (stem, 16 in the
     // blocks, 3 downsample projections) with one weight each, 20 batch norms with 5 entries
@@ -84,7 +84,7 @@ fn resnet18_round_trips_under_torchvisions_names() {
     assert_ne!(eval_out(&mut a, &x), eval_out(&mut b, &x));
     assert!(checkpoint::load(&mut b, &path, true).unwrap().is_clean());
     assert_eq!(eval_out(&mut a, &x), eval_out(&mut b, &x));
-    let counts = counters(&mut b);
+    let counts = counters(&b);
     assert_eq!(counts.len(), 20);
     assert!(counts
         .iter()
@@ -125,7 +125,7 @@ fn a_file_without_num_batches_tracked_loads_strictly_as_pytorch_allows() {
     a.forward(tape.input(Tensor::randn([4, 3, 8, 8], &mut rng(2))))
         .unwrap();
     drop(tape);
-    let floats = state_dict(&mut a);
+    let floats = state_dict(&a);
     assert!(floats.iter().all(|(n, _)| !n.contains("num_batches")));
 
     let without = dir.join("without.safetensors");
@@ -136,25 +136,25 @@ fn a_file_without_num_batches_tracked_loads_strictly_as_pytorch_allows() {
     // The same logits as the model the tensors came from, bit for bit; fresh counters stay 0.
     let x = Tensor::randn([2, 3, 8, 8], &mut rng(4));
     assert_eq!(eval_out(&mut a, &x), eval_out(&mut b, &x));
-    assert!(counters(&mut b).iter().all(|(_, c)| *c == 0));
+    assert!(counters(&b).iter().all(|(_, c)| *c == 0));
 
     // With the counters, past f32's last exact integer (2^24 + 1 = 16,777,217): kept exactly.
     let with = dir.join("with.safetensors");
-    let names: Vec<String> = counters(&mut a).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = counters(&a).into_iter().map(|(n, _)| n).collect();
     let ints: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 16_777_217)).collect();
     torch_style_file(&with, &floats, &ints);
     let mut c = resnet(5);
     assert!(checkpoint::load(&mut c, &with, true).unwrap().is_clean());
     assert_eq!(eval_out(&mut a, &x), eval_out(&mut c, &x));
-    assert!(counters(&mut c).iter().all(|(_, n)| *n == 16_777_217));
+    assert!(counters(&c).iter().all(|(_, n)| *n == 16_777_217));
     // ... and saved again as the same integers.
     let again = dir.join("again.safetensors");
-    checkpoint::save(&mut c, &again).unwrap();
+    checkpoint::save(&c, &again).unwrap();
     let h = header(&again);
     assert_eq!(h["bn1.num_batches_tracked"]["dtype"], "I64");
     let mut d = resnet(6);
     checkpoint::load(&mut d, &again, true).unwrap();
-    assert_eq!(counters(&mut d), counters(&mut c));
+    assert_eq!(counters(&d), counters(&c));
 
     // Any other missing key is still refused, by name, and the model is left as it was.
     let missing = dir.join("missing.safetensors");
@@ -189,7 +189,7 @@ fn a_resnet_checkpoint_does_not_fit_the_plain_network() {
     // plain-18 has no shortcut projections: a strict load names each downsample key.
     let dir = scratch("plain18");
     let path = dir.join("resnet18.safetensors");
-    checkpoint::save(&mut resnet(1), &path).unwrap();
+    checkpoint::save(&resnet(1), &path).unwrap();
     let c = ResNetConfig {
         width: 4,
         small_stem: true,
@@ -216,7 +216,7 @@ fn lenet_from_the_zoo_round_trips() {
     let dir = scratch("lenet");
     let path = dir.join("lenet.safetensors");
     let mut a = by_name("lenet5", 10, 1, 1).unwrap();
-    checkpoint::save(&mut a, &path).unwrap();
+    checkpoint::save(&a, &path).unwrap();
     let mut b = by_name("lenet5", 10, 1, 2).unwrap();
     let x = Tensor::randn([2, 1, 28, 28], &mut rng(5));
     assert_ne!(eval_out(&mut a, &x), eval_out(&mut b, &x));

@@ -282,6 +282,7 @@ const GOOGLENET_EPS: f64 = 1e-3;
 
 /// torchvision's GoogLeNet cut down to its stem convolution, first max pool, one inception
 /// module and the head, with torchvision's child names.
+#[derive(Module)]
 struct TinyGoogLeNet {
     conv1: ConvBnRelu,
     maxpool1: MaxPool2d,
@@ -308,22 +309,13 @@ impl TinyGoogLeNet {
     }
 }
 
-impl Module for TinyGoogLeNet {
+impl TinyGoogLeNet {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let y = forward_child("conv1", &mut self.conv1, x)?;
         let y = forward_child("maxpool1", &mut self.maxpool1, y)?;
         let y = forward_child("inception3a", &mut self.inception3a, y)?;
         let y = forward_child("avgpool", &mut self.avgpool, y)?.flatten(1)?;
         forward_child("fc", &mut self.fc, y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv1.visit(&format!("{prefix}conv1."), f);
-        self.inception3a.visit(&format!("{prefix}inception3a."), f);
-        self.fc.visit(&format!("{prefix}fc."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.conv1.set_training(on);
-        self.inception3a.set_training(on);
     }
 }
 

@@ -56,7 +56,7 @@ impl Buckets {
         blocking: bool,
     ) -> Buckets {
         let mut params = Vec::new();
-        model.visit("", &mut |name, e| {
+        model.visit_mut("", &mut |name, e| {
             if let Entry::Param(p) = e {
                 if p.requires_grad() {
                     params.push((name.to_string(), p.id(), p.value().dims().to_vec()));

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::Instant;
 use tapegrad_autograd::{Error, Result, Tape};
 use tapegrad_nn::optim::GradMap;
-use tapegrad_nn::{Entry, Module};
+use tapegrad_nn::{Entry, EntryRef, Module};
 
 /// PyTorch DDP's default bucket size, 25 MiB of gradients.
 pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
@@ -67,28 +67,28 @@ pub struct DataParallel {
 
 /// What a rank's model holds: compared across ranks before anything is exchanged, since
 /// collectives over buffers of different lengths would fail or hang.
-fn census(model: &mut dyn Module) -> [f64; 5] {
+fn census(model: &dyn Module) -> [f64; 5] {
     let mut c = [0.0; 5];
     model.visit("", &mut |_, e| match e {
-        Entry::Param(p) => {
+        EntryRef::Param(p) => {
             c[0] += 1.0;
             c[1] += p.value().numel() as f64;
         }
-        Entry::Buffer(b) => {
+        EntryRef::Buffer(b) => {
             c[2] += 1.0;
             c[3] += b.numel() as f64;
         }
-        Entry::Counter(_) => c[4] += 1.0,
-        Entry::Rng(_) => {}
+        EntryRef::Counter(_) => c[4] += 1.0,
+        EntryRef::Rng(_) => {}
     });
     c
 }
 
 /// Fails unless every gradient in `grads` of a trainable parameter of `model` has its shape.
-fn check_shapes(model: &mut dyn Module, grads: &GradMap) -> Result<()> {
+fn check_shapes(model: &dyn Module, grads: &GradMap) -> Result<()> {
     let mut bad = None;
     model.visit("", &mut |name, e| {
-        if let (Entry::Param(p), None) = (e, &bad) {
+        if let (EntryRef::Param(p), None) = (e, &bad) {
             if let Some(g) = grads.get(name) {
                 if p.requires_grad() && g.dims() != p.value().dims() {
                     bad = Some(Error::shape(
@@ -191,7 +191,7 @@ impl DataParallel {
         let started = Instant::now();
         let mut flat = Vec::new();
         let mut counters = Vec::new();
-        model.visit("", &mut |_, e| match e {
+        model.visit_mut("", &mut |_, e| match e {
             Entry::Param(p) if params => flat.extend_from_slice(p.value().data()),
             Entry::Buffer(b) => flat.extend_from_slice(b.data()),
             Entry::Counter(c) => counters.push(*c as f64),
@@ -203,7 +203,7 @@ impl DataParallel {
         self.comm.broadcast(&mut flat, 0)?;
         self.comm.broadcast_f64(&mut counters, 0)?;
         let (mut at, mut next_counter) = (0, 0);
-        model.visit("", &mut |_, e| match e {
+        model.visit_mut("", &mut |_, e| match e {
             Entry::Param(p) if params => {
                 let n = p.value().numel();
                 p.data_mut().copy_from_slice(&flat[at..at + n]);

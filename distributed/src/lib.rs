@@ -19,7 +19,7 @@
 //! let mut grads = {
 //!     let tape = Tape::new();
 //!     let y = model.forward(tape.input(Tensor::ones([4, 3]))).unwrap();
-//!     GradMap::from_grads(&mut model, &y.sum(&[], false).unwrap().backward().unwrap())
+//!     GradMap::from_grads(&model, &y.sum(&[], false).unwrap().backward().unwrap())
 //! };
 //! ddp.average_gradients(&mut model, &mut grads).unwrap();
 //! assert_eq!(grads.len(), 2);

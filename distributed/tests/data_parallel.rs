@@ -157,7 +157,7 @@ fn broadcast_brings_rank_zeros_state() {
     let mut ddp = DataParallel::new(Rc::new(comm));
     ddp.broadcast_model(&mut model).unwrap();
     let mut seen = 0;
-    model.visit("", &mut |name, e| match e {
+    model.visit_mut("", &mut |name, e| match e {
         Entry::Param(p) => {
             assert!(p.value().data().iter().all(|&v| v == 0.25), "{name}");
             seen += 1;
@@ -174,7 +174,7 @@ fn sync_buffers_leaves_the_parameters() {
     let mut model = net(1);
     let before: Vec<f32> = {
         let mut v = Vec::new();
-        model.visit("", &mut |_, e| {
+        model.visit_mut("", &mut |_, e| {
             if let Entry::Param(p) = e {
                 v.extend_from_slice(p.value().data());
             }
@@ -188,7 +188,7 @@ fn sync_buffers_leaves_the_parameters() {
     let mut ddp = DataParallel::new(Rc::new(comm));
     ddp.sync_buffers(&mut model).unwrap();
     let mut after = Vec::new();
-    model.visit("", &mut |name, e| match e {
+    model.visit_mut("", &mut |name, e| match e {
         Entry::Param(p) => after.extend_from_slice(p.value().data()),
         Entry::Buffer(b) => assert!(b.data().iter().all(|&v| v == -1.0), "{name}"),
         _ => {}
@@ -237,7 +237,7 @@ fn attached_to_the_tape_buckets_start_during_backward_with_the_same_result() {
         let g = y.square().sum(&[], false).unwrap().backward().unwrap();
         // Both buckets (the linear layer's, then the rest) started before backward returned.
         assert_eq!(*reduced.borrow(), vec![303, 48, 303, 48]);
-        GradMap::from_grads(&mut model, &g)
+        GradMap::from_grads(&model, &g)
     };
     ddp.average_gradients(&mut model, &mut grads).unwrap();
     assert_eq!(grads, expected);

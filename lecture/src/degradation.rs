@@ -152,7 +152,7 @@ pub fn load_data(opts: &DegradationOptions) -> Result<(Dataset, Dataset, &'stati
 /// sees each point as it comes. The cosine schedule, when on, is stepped after every batch
 /// (the trainer's own schedules step per epoch).
 pub fn train_curve(
-    mut model: Box<dyn Module>,
+    model: Box<dyn Module>,
     (depth, residual): (usize, bool),
     train: &Arc<Dataset>,
     test: &Dataset,

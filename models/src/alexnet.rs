@@ -8,9 +8,10 @@ use tapegrad_nn::init::{self, Init};
 use tapegrad_nn::layers::{
     AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU,
 };
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// AlexNet as `features`, `avgpool`, `classifier`.
+#[derive(Module)]
 pub struct AlexNet {
     pub features: Sequential,
     pub avgpool: Option<AdaptiveAvgPool2d>,
@@ -120,21 +121,13 @@ impl AlexNet {
     }
 }
 
-impl Module for AlexNet {
+impl AlexNet {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let mut y = forward_child("features", &mut self.features, x)?;
+        let mut y = self.features.forward(x)?;
         if let Some(p) = &mut self.avgpool {
-            y = forward_consuming("avgpool", p, y)?;
+            y = consumed(y, p.forward(y)?);
         }
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("classifier", &mut self.classifier, y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.features.visit(&format!("{prefix}features."), f);
-        self.classifier.visit(&format!("{prefix}classifier."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.features.set_training(on);
-        self.classifier.set_training(on);
+        Ok(consumed(y, self.classifier.forward(y)?))
     }
 }

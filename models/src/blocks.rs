@@ -2,10 +2,11 @@
 
 use tapegrad_autograd::{Conv2dOptions, Result, Rng, Var};
 use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module};
+use tapegrad_nn::{consumed, Module};
 
 /// A convolution without bias, batch norm, ReLU: torchvision's GoogLeNet `BasicConv2d`
 /// (children `conv`, `bn`).
+#[derive(Module)]
 pub struct ConvBnRelu {
     pub conv: Conv2d,
     pub bn: BatchNorm2d,
@@ -31,17 +32,10 @@ impl ConvBnRelu {
     }
 }
 
-impl Module for ConvBnRelu {
+impl ConvBnRelu {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv", &mut self.conv, x)?;
-        let y = forward_consuming("bn", &mut self.bn, y)?;
+        let y = self.conv.forward(x)?;
+        let y = consumed(y, self.bn.forward(y)?);
         Ok(consumed(y, y.relu()))
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv.visit(&format!("{prefix}conv."), f);
-        self.bn.visit(&format!("{prefix}bn."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.bn.set_training(on);
     }
 }

@@ -2,208 +2,44 @@
 //! torchvision's names (auxiliary classifiers optional, off by default).
 
 use crate::blocks::ConvBnRelu;
-use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Result, Rng, Var};
+use crate::inception::BN_EPS;
+pub use crate::inception::{Inception, InceptionAux, NaiveInception};
+use tapegrad_autograd::{Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, Init};
-use tapegrad_nn::layers::{AdaptiveAvgPool2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU};
-use tapegrad_nn::{forward_child, forward_consuming, Entry, Module, Sequential};
-
-/// torchvision's BatchNorm eps in GoogLeNet.
-const BN_EPS: f32 = 1e-3;
-
-/// The naive inception module: 1x1, 3x3 and 5x5 convolutions and a 3x3 max pool side by side,
-/// concatenated on channels (so the pool passes all its input channels through).
-pub struct NaiveInception {
-    pub branch1: Sequential,
-    pub branch3: Sequential,
-    pub branch5: Sequential,
-    pub pool: MaxPool2d,
-}
-
-impl NaiveInception {
-    pub fn new(cin: usize, c1: usize, c3: usize, c5: usize, rng: &mut Rng) -> Result<Self> {
-        let conv = |k: usize, c: usize, rng: &mut Rng| -> Result<Sequential> {
-            Ok(Sequential::new()
-                .add(Conv2d::new(
-                    cin,
-                    c,
-                    k,
-                    Conv2dOptions::default().padding(k / 2),
-                    true,
-                    rng,
-                )?)
-                .add(ReLU))
-        };
-        Ok(NaiveInception {
-            branch1: conv(1, c1, rng)?,
-            branch3: conv(3, c3, rng)?,
-            branch5: conv(5, c5, rng)?,
-            pool: MaxPool2d(Pool2dOptions::new(3).stride(1).padding(1)),
-        })
-    }
-}
-
-impl Module for NaiveInception {
-    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let b = [
-            forward_child("branch1", &mut self.branch1, x)?,
-            forward_child("branch3", &mut self.branch3, x)?,
-            forward_child("branch5", &mut self.branch5, x)?,
-            forward_child("pool", &mut self.pool, x)?,
-        ];
-        let y = Var::concat(&b, 1)?;
-        b.iter().for_each(|b| b.release());
-        Ok(y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.branch1.visit(&format!("{prefix}branch1."), f);
-        self.branch3.visit(&format!("{prefix}branch3."), f);
-        self.branch5.visit(&format!("{prefix}branch5."), f);
-    }
-}
-
-/// The inception module with dimension reductions: 1x1 convolutions before the 3x3 and 5x5
-/// branches and after the pool. torchvision's names (`branch1` .. `branch4`); its "5x5" branch
-/// uses a 3x3 kernel, which `kernel5` reproduces when set to 3 (5 is the paper's).
-pub struct Inception {
-    pub branch1: ConvBnRelu,
-    pub branch2: Sequential,
-    pub branch3: Sequential,
-    pub branch4: Sequential,
-}
-
-impl Inception {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cin: usize,
-        c1: usize,
-        c3_reduce: usize,
-        c3: usize,
-        c5_reduce: usize,
-        c5: usize,
-        pool_proj: usize,
-        kernel5: usize,
-        rng: &mut Rng,
-    ) -> Result<Self> {
-        Ok(Inception {
-            branch1: ConvBnRelu::new(cin, c1, 1, 1, 0, BN_EPS, rng)?,
-            branch2: Sequential::new()
-                .add(ConvBnRelu::new(cin, c3_reduce, 1, 1, 0, BN_EPS, rng)?)
-                .add(ConvBnRelu::new(c3_reduce, c3, 3, 1, 1, BN_EPS, rng)?),
-            branch3: Sequential::new()
-                .add(ConvBnRelu::new(cin, c5_reduce, 1, 1, 0, BN_EPS, rng)?)
-                .add(ConvBnRelu::new(
-                    c5_reduce,
-                    c5,
-                    kernel5,
-                    1,
-                    kernel5 / 2,
-                    BN_EPS,
-                    rng,
-                )?),
-            branch4: Sequential::new()
-                .add(MaxPool2d(
-                    Pool2dOptions::new(3).stride(1).padding(1).ceil_mode(true),
-                ))
-                .add(ConvBnRelu::new(cin, pool_proj, 1, 1, 0, BN_EPS, rng)?),
-        })
-    }
-}
-
-impl Module for Inception {
-    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let b = [
-            forward_child("branch1", &mut self.branch1, x)?,
-            forward_child("branch2", &mut self.branch2, x)?,
-            forward_child("branch3", &mut self.branch3, x)?,
-            forward_child("branch4", &mut self.branch4, x)?,
-        ];
-        let y = Var::concat(&b, 1)?;
-        b.iter().for_each(|b| b.release());
-        Ok(y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.branch1.visit(&format!("{prefix}branch1."), f);
-        self.branch2.visit(&format!("{prefix}branch2."), f);
-        self.branch3.visit(&format!("{prefix}branch3."), f);
-        self.branch4.visit(&format!("{prefix}branch4."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.branch1.set_training(on);
-        self.branch2.set_training(on);
-        self.branch3.set_training(on);
-        self.branch4.set_training(on);
-    }
-}
-
-/// An auxiliary classifier (torchvision's `InceptionAux`).
-pub struct InceptionAux {
-    pub conv: ConvBnRelu,
-    pub fc1: Linear,
-    pub fc2: Linear,
-    pub dropout: Dropout,
-}
-
-impl InceptionAux {
-    fn new(cin: usize, num_classes: usize, rng: &mut Rng) -> Result<Self> {
-        Ok(InceptionAux {
-            conv: ConvBnRelu::new(cin, 128, 1, 1, 0, BN_EPS, rng)?,
-            fc1: Linear::new(2048, 1024, true, rng),
-            fc2: Linear::new(1024, num_classes, true, rng),
-            dropout: Dropout::new(0.7, 3)?,
-        })
-    }
-}
-
-impl Module for InceptionAux {
-    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = x.adaptive_avg_pool2d((4, 4))?;
-        let y = forward_child("conv", &mut self.conv, y)?.flatten(1)?;
-        let y = forward_child("fc1", &mut self.fc1, y)?.relu();
-        let y = forward_child("dropout", &mut self.dropout, y)?;
-        forward_child("fc2", &mut self.fc2, y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv.visit(&format!("{prefix}conv."), f);
-        self.fc1.visit(&format!("{prefix}fc1."), f);
-        self.fc2.visit(&format!("{prefix}fc2."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.conv.set_training(on);
-        self.dropout.set_training(on);
-    }
-}
+use tapegrad_nn::layers::{AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d};
+use tapegrad_nn::{consumed, Module};
 
 /// GoogLeNet (torchvision's layout and names: 6,624,904 parameters at 1000 classes without the
 /// auxiliary heads).
+#[derive(Module)]
 pub struct GoogLeNet {
     pub conv1: ConvBnRelu,
     pub maxpool1: MaxPool2d,
     pub conv2: ConvBnRelu,
     pub conv3: ConvBnRelu,
     pub maxpool2: MaxPool2d,
-    pub inception3: [Inception; 2],
+    pub inception3a: Inception,
+    pub inception3b: Inception,
     pub maxpool3: MaxPool2d,
-    pub inception4: [Inception; 5],
+    pub inception4a: Inception,
+    pub inception4b: Inception,
+    pub inception4c: Inception,
+    pub inception4d: Inception,
+    pub inception4e: Inception,
     pub maxpool4: MaxPool2d,
-    pub inception5: [Inception; 2],
-    pub aux: Option<[InceptionAux; 2]>,
+    pub inception5a: Inception,
+    pub inception5b: Inception,
+    /// The auxiliary heads (after 4a and 4d), present or not together.
+    pub aux1: Option<InceptionAux>,
+    pub aux2: Option<InceptionAux>,
     pub avgpool: AdaptiveAvgPool2d,
     pub dropout: Dropout,
     pub fc: Linear,
     /// Outputs of the auxiliary heads from the last training forward pass are not kept: use
     /// [`GoogLeNet::forward_with_aux`] to get them.
+    #[module(training)]
     training: bool,
 }
-
-const NAMES3: [&str; 2] = ["inception3a", "inception3b"];
-const NAMES4: [&str; 5] = [
-    "inception4a",
-    "inception4b",
-    "inception4c",
-    "inception4d",
-    "inception4e",
-];
-const NAMES5: [&str; 2] = ["inception5a", "inception5b"];
 
 impl GoogLeNet {
     pub fn new(num_classes: usize, aux_logits: bool, rng: &mut Rng) -> Result<GoogLeNet> {
@@ -215,31 +51,23 @@ impl GoogLeNet {
             conv2: ConvBnRelu::new(64, 64, 1, 1, 0, BN_EPS, rng)?,
             conv3: ConvBnRelu::new(64, 192, 3, 1, 1, BN_EPS, rng)?,
             maxpool2: pool(3, 2),
-            inception3: [
-                inc(192, 64, 96, 128, 16, 32, 32, rng)?,
-                inc(256, 128, 128, 192, 32, 96, 64, rng)?,
-            ],
+            inception3a: inc(192, 64, 96, 128, 16, 32, 32, rng)?,
+            inception3b: inc(256, 128, 128, 192, 32, 96, 64, rng)?,
             maxpool3: pool(3, 2),
-            inception4: [
-                inc(480, 192, 96, 208, 16, 48, 64, rng)?,
-                inc(512, 160, 112, 224, 24, 64, 64, rng)?,
-                inc(512, 128, 128, 256, 24, 64, 64, rng)?,
-                inc(512, 112, 144, 288, 32, 64, 64, rng)?,
-                inc(528, 256, 160, 320, 32, 128, 128, rng)?,
-            ],
+            inception4a: inc(480, 192, 96, 208, 16, 48, 64, rng)?,
+            inception4b: inc(512, 160, 112, 224, 24, 64, 64, rng)?,
+            inception4c: inc(512, 128, 128, 256, 24, 64, 64, rng)?,
+            inception4d: inc(512, 112, 144, 288, 32, 64, 64, rng)?,
+            inception4e: inc(528, 256, 160, 320, 32, 128, 128, rng)?,
             maxpool4: pool(2, 2),
-            inception5: [
-                inc(832, 256, 160, 320, 32, 128, 128, rng)?,
-                inc(832, 384, 192, 384, 48, 128, 128, rng)?,
-            ],
-            aux: if aux_logits {
-                Some([
-                    InceptionAux::new(512, num_classes, rng)?,
-                    InceptionAux::new(528, num_classes, rng)?,
-                ])
-            } else {
-                None
-            },
+            inception5a: inc(832, 256, 160, 320, 32, 128, 128, rng)?,
+            inception5b: inc(832, 384, 192, 384, 48, 128, 128, rng)?,
+            aux1: aux_logits
+                .then(|| InceptionAux::new(512, num_classes, rng))
+                .transpose()?,
+            aux2: aux_logits
+                .then(|| InceptionAux::new(528, num_classes, rng))
+                .transpose()?,
             avgpool: AdaptiveAvgPool2d((1, 1)),
             dropout: Dropout::new(0.2, 4)?,
             fc: Linear::new(1024, num_classes, true, rng),
@@ -260,70 +88,38 @@ impl GoogLeNet {
     /// 4d).
     pub fn forward_with_aux<'t>(&mut self, x: Var<'t>) -> Result<(Var<'t>, Vec<Var<'t>>)> {
         let mut aux_out = Vec::new();
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("maxpool1", &mut self.maxpool1, y)?;
-        let y = forward_consuming("conv2", &mut self.conv2, y)?;
-        let y = forward_consuming("conv3", &mut self.conv3, y)?;
-        let mut y = forward_consuming("maxpool2", &mut self.maxpool2, y)?;
-        for (m, n) in self.inception3.iter_mut().zip(NAMES3) {
-            y = forward_consuming(n, m, y)?;
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.maxpool1.forward(y)?);
+        let y = consumed(y, self.conv2.forward(y)?);
+        let y = consumed(y, self.conv3.forward(y)?);
+        let y = consumed(y, self.maxpool2.forward(y)?);
+        let y = consumed(y, self.inception3a.forward(y)?);
+        let y = consumed(y, self.inception3b.forward(y)?);
+        let y = consumed(y, self.maxpool3.forward(y)?);
+        let y = consumed(y, self.inception4a.forward(y)?);
+        let training = self.training;
+        if let (true, Some(aux)) = (training, &mut self.aux1) {
+            aux_out.push(aux.forward(y)?);
         }
-        y = forward_consuming("maxpool3", &mut self.maxpool3, y)?;
-        for (i, (m, n)) in self.inception4.iter_mut().zip(NAMES4).enumerate() {
-            y = forward_consuming(n, m, y)?;
-            if let (true, Some(aux)) = (self.training, self.aux.as_mut()) {
-                match i {
-                    0 => aux_out.push(forward_child("aux1", &mut aux[0], y)?),
-                    3 => aux_out.push(forward_child("aux2", &mut aux[1], y)?),
-                    _ => {}
-                }
-            }
+        let y = consumed(y, self.inception4b.forward(y)?);
+        let y = consumed(y, self.inception4c.forward(y)?);
+        let y = consumed(y, self.inception4d.forward(y)?);
+        if let (true, Some(aux)) = (training, &mut self.aux2) {
+            aux_out.push(aux.forward(y)?);
         }
-        y = forward_consuming("maxpool4", &mut self.maxpool4, y)?;
-        for (m, n) in self.inception5.iter_mut().zip(NAMES5) {
-            y = forward_consuming(n, m, y)?;
-        }
-        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
-        let y = tapegrad_nn::consumed(y, y.flatten(1)?);
-        let y = forward_consuming("dropout", &mut self.dropout, y)?;
-        Ok((forward_consuming("fc", &mut self.fc, y)?, aux_out))
+        let y = consumed(y, self.inception4e.forward(y)?);
+        let y = consumed(y, self.maxpool4.forward(y)?);
+        let y = consumed(y, self.inception5a.forward(y)?);
+        let y = consumed(y, self.inception5b.forward(y)?);
+        let y = consumed(y, self.avgpool.forward(y)?);
+        let y = consumed(y, y.flatten(1)?);
+        let y = consumed(y, self.dropout.forward(y)?);
+        Ok((consumed(y, self.fc.forward(y)?), aux_out))
     }
 }
 
-impl Module for GoogLeNet {
+impl GoogLeNet {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         Ok(self.forward_with_aux(x)?.0)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv1.visit(&format!("{prefix}conv1."), f);
-        self.conv2.visit(&format!("{prefix}conv2."), f);
-        self.conv3.visit(&format!("{prefix}conv3."), f);
-        for (m, n) in self.inception3.iter_mut().zip(NAMES3) {
-            m.visit(&format!("{prefix}{n}."), f);
-        }
-        for (m, n) in self.inception4.iter_mut().zip(NAMES4) {
-            m.visit(&format!("{prefix}{n}."), f);
-        }
-        for (m, n) in self.inception5.iter_mut().zip(NAMES5) {
-            m.visit(&format!("{prefix}{n}."), f);
-        }
-        if let Some([a1, a2]) = &mut self.aux {
-            a1.visit(&format!("{prefix}aux1."), f);
-            a2.visit(&format!("{prefix}aux2."), f);
-        }
-        self.fc.visit(&format!("{prefix}fc."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.training = on;
-        self.conv1.set_training(on);
-        self.conv2.set_training(on);
-        self.conv3.set_training(on);
-        self.inception3.iter_mut().for_each(|m| m.set_training(on));
-        self.inception4.iter_mut().for_each(|m| m.set_training(on));
-        self.inception5.iter_mut().for_each(|m| m.set_training(on));
-        if let Some(aux) = &mut self.aux {
-            aux.iter_mut().for_each(|m| m.set_training(on));
-        }
-        self.dropout.set_training(on);
     }
 }

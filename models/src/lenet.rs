@@ -3,7 +3,7 @@
 
 use tapegrad_autograd::{Conv2dOptions, Error, Result, Rng, Var};
 use tapegrad_nn::layers::{AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU, Tanh};
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// How LeNet-5 is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,7 @@ impl LeNetConfig {
 }
 
 /// LeNet-5 as `features` (the convolutions) and `classifier` (the fully connected layers).
+#[derive(Module)]
 pub struct LeNet5 {
     pub features: Sequential,
     pub classifier: Sequential,
@@ -96,18 +97,10 @@ impl LeNet5 {
     }
 }
 
-impl Module for LeNet5 {
+impl LeNet5 {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("features", &mut self.features, x)?;
+        let y = self.features.forward(x)?;
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("classifier", &mut self.classifier, y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.features.visit(&format!("{prefix}features."), f);
-        self.classifier.visit(&format!("{prefix}classifier."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.features.set_training(on);
-        self.classifier.set_training(on);
+        Ok(consumed(y, self.classifier.forward(y)?))
     }
 }

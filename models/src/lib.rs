@@ -5,6 +5,7 @@ pub mod alexnet;
 pub mod blocks;
 mod footprint;
 pub mod googlenet;
+mod inception;
 pub mod lenet;
 pub mod resnet;
 pub mod vgg;

@@ -6,7 +6,7 @@
 use tapegrad_autograd::{Conv2dOptions, Error, Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d};
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// How a ResNet is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,12 +78,14 @@ fn downsample(cin: usize, cout: usize, stride: usize, rng: &mut Rng) -> Result<S
 }
 
 /// Two 3x3 convolutions: `y = relu(F(x) + x)`.
+#[derive(Module)]
 pub struct BasicBlock {
     pub conv1: Conv2d,
     pub bn1: BatchNorm2d,
     pub conv2: Conv2d,
     pub bn2: BatchNorm2d,
     pub downsample: Option<Sequential>,
+    #[module(skip)]
     pub shortcut: bool,
 }
 
@@ -103,6 +105,7 @@ impl BasicBlock {
 }
 
 /// 1x1 reduce, 3x3, 1x1 expand (x4): `y = relu(F(x) + x)`.
+#[derive(Module)]
 pub struct Bottleneck {
     pub conv1: Conv2d,
     pub bn1: BatchNorm2d,
@@ -111,6 +114,7 @@ pub struct Bottleneck {
     pub conv3: Conv2d,
     pub bn3: BatchNorm2d,
     pub downsample: Option<Sequential>,
+    #[module(skip)]
     pub shortcut: bool,
 }
 
@@ -146,7 +150,7 @@ fn join<'t>(
         return Ok(consumed(f, f.relu()));
     }
     let identity = match ds {
-        Some(d) => forward_child("downsample", d, x)?,
+        Some(d) => d.forward(x)?,
         None => x,
     };
     let sum = consumed(f, f.add(identity)?);
@@ -156,79 +160,47 @@ fn join<'t>(
     Ok(consumed(sum, sum.relu()))
 }
 
-impl Module for BasicBlock {
+impl BasicBlock {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.bn1.forward(y)?);
         let y = consumed(y, y.relu());
-        let y = forward_consuming("conv2", &mut self.conv2, y)?;
-        let y = forward_consuming("bn2", &mut self.bn2, y)?;
+        let y = consumed(y, self.conv2.forward(y)?);
+        let y = consumed(y, self.bn2.forward(y)?);
         join(y, x, &mut self.downsample, self.shortcut)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv1.visit(&format!("{prefix}conv1."), f);
-        self.bn1.visit(&format!("{prefix}bn1."), f);
-        self.conv2.visit(&format!("{prefix}conv2."), f);
-        self.bn2.visit(&format!("{prefix}bn2."), f);
-        if let Some(d) = &mut self.downsample {
-            d.visit(&format!("{prefix}downsample."), f);
-        }
-    }
-    fn set_training(&mut self, on: bool) {
-        self.bn1.set_training(on);
-        self.bn2.set_training(on);
-        if let Some(d) = &mut self.downsample {
-            d.set_training(on);
-        }
     }
 }
 
-impl Module for Bottleneck {
+impl Bottleneck {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.bn1.forward(y)?);
         let y = consumed(y, y.relu());
-        let y = forward_consuming("conv2", &mut self.conv2, y)?;
-        let y = forward_consuming("bn2", &mut self.bn2, y)?;
+        let y = consumed(y, self.conv2.forward(y)?);
+        let y = consumed(y, self.bn2.forward(y)?);
         let y = consumed(y, y.relu());
-        let y = forward_consuming("conv3", &mut self.conv3, y)?;
-        let y = forward_consuming("bn3", &mut self.bn3, y)?;
+        let y = consumed(y, self.conv3.forward(y)?);
+        let y = consumed(y, self.bn3.forward(y)?);
         join(y, x, &mut self.downsample, self.shortcut)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv1.visit(&format!("{prefix}conv1."), f);
-        self.bn1.visit(&format!("{prefix}bn1."), f);
-        self.conv2.visit(&format!("{prefix}conv2."), f);
-        self.bn2.visit(&format!("{prefix}bn2."), f);
-        self.conv3.visit(&format!("{prefix}conv3."), f);
-        self.bn3.visit(&format!("{prefix}bn3."), f);
-        if let Some(d) = &mut self.downsample {
-            d.visit(&format!("{prefix}downsample."), f);
-        }
-    }
-    fn set_training(&mut self, on: bool) {
-        self.bn1.set_training(on);
-        self.bn2.set_training(on);
-        self.bn3.set_training(on);
-        if let Some(d) = &mut self.downsample {
-            d.set_training(on);
-        }
     }
 }
 
 /// A ResNet (or plain network): stem, four stages (`layer1` .. `layer4`), global average pool,
 /// `fc`.
+#[derive(Module)]
 pub struct ResNet {
     pub conv1: Conv2d,
     pub bn1: BatchNorm2d,
     pub maxpool: Option<MaxPool2d>,
-    pub layers: [Sequential; 4],
+    pub layer1: Sequential,
+    pub layer2: Sequential,
+    pub layer3: Sequential,
+    pub layer4: Sequential,
     pub avgpool: AdaptiveAvgPool2d,
     pub fc: Linear,
+    #[module(skip)]
     pub config: ResNetConfig,
 }
-
-const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
 
 impl ResNet {
     pub fn new(c: ResNetConfig, rng: &mut Rng) -> Result<ResNet> {
@@ -266,17 +238,14 @@ impl ResNet {
             }
             Ok(s)
         };
-        let layers = [
-            stage(0, rng)?,
-            stage(1, rng)?,
-            stage(2, rng)?,
-            stage(3, rng)?,
-        ];
         let mut net = ResNet {
             conv1,
             bn1: BatchNorm2d::new(w),
             maxpool,
-            layers,
+            layer1: stage(0, rng)?,
+            layer2: stage(1, rng)?,
+            layer3: stage(2, rng)?,
+            layer4: stage(3, rng)?,
             avgpool: AdaptiveAvgPool2d((1, 1)),
             fc: Linear::new(8 * w * expansion, c.num_classes, true, rng),
             config: c,
@@ -300,31 +269,20 @@ impl ResNet {
     }
 }
 
-impl Module for ResNet {
+impl ResNet {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("conv1", &mut self.conv1, x)?;
-        let y = forward_consuming("bn1", &mut self.bn1, y)?;
+        let y = self.conv1.forward(x)?;
+        let y = consumed(y, self.bn1.forward(y)?);
         let mut y = consumed(y, y.relu());
         if let Some(p) = &mut self.maxpool {
-            y = forward_consuming("maxpool", p, y)?;
+            y = consumed(y, p.forward(y)?);
         }
-        for (l, n) in self.layers.iter_mut().zip(STAGES) {
-            y = forward_consuming(n, l, y)?;
-        }
-        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+        y = consumed(y, self.layer1.forward(y)?);
+        y = consumed(y, self.layer2.forward(y)?);
+        y = consumed(y, self.layer3.forward(y)?);
+        y = consumed(y, self.layer4.forward(y)?);
+        let y = consumed(y, self.avgpool.forward(y)?);
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("fc", &mut self.fc, y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.conv1.visit(&format!("{prefix}conv1."), f);
-        self.bn1.visit(&format!("{prefix}bn1."), f);
-        for (l, n) in self.layers.iter_mut().zip(STAGES) {
-            l.visit(&format!("{prefix}{n}."), f);
-        }
-        self.fc.visit(&format!("{prefix}fc."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.bn1.set_training(on);
-        self.layers.iter_mut().for_each(|l| l.set_training(on));
+        Ok(consumed(y, self.fc.forward(y)?))
     }
 }

@@ -6,7 +6,7 @@ use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 };
-use tapegrad_nn::{consumed, forward_child, forward_consuming, Entry, Module, Sequential};
+use tapegrad_nn::{consumed, Module, Sequential};
 
 /// Channels per layer; 0 is a 2x2 max pool.
 fn config(depth: usize) -> Option<&'static [usize]> {
@@ -30,6 +30,7 @@ fn config(depth: usize) -> Option<&'static [usize]> {
 }
 
 /// VGG as `features`, `avgpool` (adaptive, 7x7), `classifier`.
+#[derive(Module)]
 pub struct Vgg {
     pub features: Sequential,
     pub avgpool: AdaptiveAvgPool2d,
@@ -98,19 +99,11 @@ impl Vgg {
     }
 }
 
-impl Module for Vgg {
+impl Vgg {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let y = forward_child("features", &mut self.features, x)?;
-        let y = forward_consuming("avgpool", &mut self.avgpool, y)?;
+        let y = self.features.forward(x)?;
+        let y = consumed(y, self.avgpool.forward(y)?);
         let y = consumed(y, y.flatten(1)?);
-        forward_consuming("classifier", &mut self.classifier, y)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.features.visit(&format!("{prefix}features."), f);
-        self.classifier.visit(&format!("{prefix}classifier."), f);
-    }
-    fn set_training(&mut self, on: bool) {
-        self.features.set_training(on);
-        self.classifier.set_training(on);
+        Ok(consumed(y, self.classifier.forward(y)?))
     }
 }

@@ -20,7 +20,7 @@ fn parameter_counts_equal_torchvision() {
         ("resnet101", 44_549_160),
         ("resnet152", 60_192_808),
     ] {
-        let mut m = by_name(name, 1000, 3, 0).unwrap();
+        let m = by_name(name, 1000, 3, 0).unwrap();
         assert_eq!(m.num_parameters(), want, "{name}");
     }
 }
@@ -36,8 +36,8 @@ fn every_name_builds_and_unknown_names_are_errors() {
         );
     }
     // A narrower ResNet: every width divided by 4, so about 1/16 of the parameters.
-    let mut narrow = by_name("resnet18-small-w16", 10, 1, 0).unwrap();
-    let mut full = by_name("resnet18-small", 10, 1, 0).unwrap();
+    let narrow = by_name("resnet18-small-w16", 10, 1, 0).unwrap();
+    let full = by_name("resnet18-small", 10, 1, 0).unwrap();
     let ratio = full.num_parameters() as f64 / narrow.num_parameters() as f64;
     assert!((14.0..17.0).contains(&ratio), "{ratio}");
     assert!(by_name("resnet18-small-wx", 10, 3, 0).is_err());
@@ -59,7 +59,7 @@ fn rgb_only_models_refuse_other_channel_counts_instead_of_ignoring_them() {
         let mut m = by_name(name, 10, 1, 0).unwrap();
         let first = m.parameter_names()[0].clone();
         let mut dims = Vec::new();
-        m.visit("", &mut |n, e| {
+        m.visit_mut("", &mut |n, e| {
             if let (true, Entry::Param(p)) = (n == first, e) {
                 dims = p.value().dims().to_vec();
             }
@@ -186,7 +186,7 @@ fn check_backward(name: &str, input: [usize; 4]) {
     assert_eq!(y.dims(), vec![input[0], 10], "{name}");
     let loss = y.cross_entropy(&[3, 7]).unwrap();
     let grads = loss.backward().unwrap();
-    m.visit("", &mut |pname, e| {
+    m.visit_mut("", &mut |pname, e| {
         if let Entry::Param(p) = e {
             let g = grads
                 .param(p)
@@ -253,7 +253,7 @@ fn zero_init_residual_starts_every_block_as_the_identity() {
     };
     let mut net = ResNet::new(config(false), &mut rng(0)).unwrap();
     let mut zeroed = 0;
-    net.visit("", &mut |name, e| {
+    net.visit_mut("", &mut |name, e| {
         if let Entry::Param(p) = e {
             let v = p.value();
             if name.starts_with("layer") && name.ends_with(".bn2.weight") {
@@ -269,10 +269,7 @@ fn zero_init_residual_starts_every_block_as_the_identity() {
     // them give relu(relu(x)) = relu(x), also in training mode (batch statistics).
     let x = Tensor::randn([2, 4, 6, 6], &mut rng(1));
     let tape = Tape::new();
-    let y = net.layers[0]
-        .forward(tape.input(x.clone()))
-        .unwrap()
-        .value();
+    let y = net.layer1.forward(tape.input(x.clone())).unwrap().value();
     assert_eq!(y.data(), x.map(|v| v.max(0.0)).data());
     // The zeroed scales still learn: their gradient is not zero.
     let y = net
@@ -280,7 +277,7 @@ fn zero_init_residual_starts_every_block_as_the_identity() {
         .unwrap();
     let grads = y.cross_entropy(&[3, 7]).unwrap().backward().unwrap();
     let mut learning = 0;
-    net.visit("", &mut |name, e| {
+    net.visit_mut("", &mut |name, e| {
         if let (Entry::Param(p), true) = (e, name.ends_with(".bn2.weight")) {
             let g = grads.param(p).unwrap();
             learning += usize::from(g.data().iter().any(|&v| v != 0.0));
@@ -289,7 +286,7 @@ fn zero_init_residual_starts_every_block_as_the_identity() {
     assert_eq!(learning, 8);
     // A plain network has no shortcut to carry the signal: its scales stay 1.
     let mut plain = ResNet::new(config(true), &mut rng(0)).unwrap();
-    plain.visit("", &mut |name, e| {
+    plain.visit_mut("", &mut |name, e| {
         if let (Entry::Param(p), true) = (e, name.ends_with("bn2.weight")) {
             assert!(p.value().data().iter().all(|&g| g == 1.0), "{name}");
         }

@@ -10,7 +10,7 @@
 //! use tapegrad_autograd::rng;
 //! use tapegrad_nn::{checkpoint, layers::Linear};
 //! let mut model = Linear::new(4, 3, true, &mut rng(0));
-//! checkpoint::save(&mut model, "w.safetensors")?;
+//! checkpoint::save(&model, "w.safetensors")?;
 //! let report = checkpoint::load(&mut model, "w.safetensors", true)?;
 //! assert!(report.is_clean());
 //! # Ok::<(), tapegrad_autograd::Error>(())
@@ -50,7 +50,7 @@ pub use report::{LoadReport, ShapeMismatch};
 pub use rng::{RngState, RNG_PREFIX};
 pub use training::{load_checkpoint, save_checkpoint, Checkpoint};
 
-use crate::module::{Entry, Module};
+use crate::module::{Entry, EntryRef, Module};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tapegrad_autograd::{Error, Result, Shape, Tensor};
@@ -84,13 +84,13 @@ const HAS_OPTIMIZER_KEY: &str = "tapegrad.optimizer";
 /// The parameters and buffers of `model` by dotted name, in registration order. The tensors
 /// share storage with the model (no copy). Counters and generators are not tensors: see
 /// [`counters`] and [`rng_states`].
-pub fn state_dict(model: &mut dyn Module) -> Vec<(String, Tensor)> {
+pub fn state_dict(model: &dyn Module) -> Vec<(String, Tensor)> {
     let mut out = Vec::new();
     model.visit("", &mut |name, e| {
         let t = match e {
-            Entry::Param(p) => p.value().clone(),
-            Entry::Buffer(b) => b.clone(),
-            Entry::Counter(_) | Entry::Rng(_) => return,
+            EntryRef::Param(p) => p.value().clone(),
+            EntryRef::Buffer(b) => b.clone(),
+            EntryRef::Counter(_) | EntryRef::Rng(_) => return,
         };
         out.push((name.to_string(), t));
     });
@@ -99,21 +99,21 @@ pub fn state_dict(model: &mut dyn Module) -> Vec<(String, Tensor)> {
 
 /// The integer counters of `model` (batch norm's `num_batches_tracked`) by dotted name, in
 /// registration order.
-pub fn counters(model: &mut dyn Module) -> Vec<(String, u64)> {
+pub fn counters(model: &dyn Module) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     model.visit("", &mut |name, e| {
-        if let Entry::Counter(c) = e {
-            out.push((name.to_string(), *c));
+        if let EntryRef::Counter(c) = e {
+            out.push((name.to_string(), c));
         }
     });
     out
 }
 
 /// The states of the generators of `model` (dropout's) by dotted name, in registration order.
-pub fn rng_states(model: &mut dyn Module) -> Vec<(String, RngState)> {
+pub fn rng_states(model: &dyn Module) -> Vec<(String, RngState)> {
     let mut out = Vec::new();
     model.visit("", &mut |name, e| {
-        if let Entry::Rng(r) = e {
+        if let EntryRef::Rng(r) = e {
             out.push((name.to_string(), RngState::of(r)));
         }
     });
@@ -181,7 +181,7 @@ fn apply(
     let mut report = LoadReport::default();
     let mut known: HashSet<String> = HashSet::new();
     let mut known_rngs: HashSet<String> = HashSet::new();
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         let shape = match e {
             Entry::Param(p) => p.value().shape().clone(),
             Entry::Buffer(b) => b.shape().clone(),
@@ -245,7 +245,7 @@ fn apply(
     }
     // ... then assign what matches.
     let mut result = Ok(());
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if let Entry::Rng(r) = e {
             if let Some(st) = saved_rngs.get(name) {
                 *r = st.to_rng();
@@ -280,7 +280,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// Saves the parameters and buffers of `model` to a safetensors file, atomically. PyTorch
 /// loads it with `model.load_state_dict(safetensors.torch.load_file(path))`.
-pub fn save(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
+pub fn save(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     Checkpoint::new(model).save(path)
 }
 

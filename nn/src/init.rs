@@ -258,7 +258,7 @@ pub fn apply(
     mut choose: impl FnMut(&str, &[usize]) -> Option<Init>,
 ) -> Result<()> {
     let mut result = Ok(());
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         let Entry::Param(p) = e else { return };
         if result.is_err() {
             return;

@@ -3,35 +3,84 @@
 //! Names are dotted paths, as PyTorch's `state_dict`: `features.0.weight`,
 //! `layer1.0.bn1.running_mean`. A container passes `prefix + child_name + "."` to each child.
 //!
-//! A custom module is a struct holding its layers, a `forward` that composes them, and a
-//! `visit` that names them (a module that draws random numbers in `forward` also visits its
-//! generator as an [`Entry::Rng`], so that checkpoints resume it exactly):
+//! A custom module is a struct holding its layers with `#[derive(Module)]`, and a `forward`
+//! written as an inherent method: the derive names every parameter, buffer and child after its
+//! field, numbers `Vec`s, skips `None`s, and passes train/eval on (see [`crate::fields`] for
+//! what a field may hold, and the attributes for what its type cannot tell):
+//!
+//! ```
+//! use tapegrad_autograd::{rng, Conv2dOptions, Param, Result, Tensor, Var};
+//! use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
+//! use tapegrad_nn::Module;
+//!
+//! /// y = relu(bn(conv(x)) * scale) + x: a residual join, whose gradient sums both paths.
+//! #[derive(Module)]
+//! struct Residual {
+//!     conv: Conv2d,
+//!     bn: BatchNorm2d,
+//!     scale: Param,
+//!     #[module(skip)]
+//!     channels: usize,
+//! }
+//!
+//! impl Residual {
+//!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+//!         let s = x.tape().param(&self.scale);
+//!         self.bn.forward(self.conv.forward(x)?)?.mul(s)?.relu().add(x)
+//!     }
+//! }
+//! let mut g = rng(0);
+//! let conv = Conv2d::new(4, 4, 3, Conv2dOptions::default().padding(1), false, &mut g)?;
+//! let m = Residual { conv, bn: BatchNorm2d::new(4), scale: Param::new(Tensor::scalar(2.0)), channels: 4 };
+//! assert_eq!(m.parameter_names(), ["conv.weight", "bn.weight", "bn.bias", "scale"]);
+//! # Ok::<(), tapegrad_autograd::Error>(())
+//! ```
+//!
+//! A leaf with its own arithmetic may implement the trait by hand (a module that draws random
+//! numbers in `forward` also visits its generator as an [`Entry::Rng`], so that checkpoints
+//! resume it exactly):
 //!
 //! ```
 //! use tapegrad_autograd::{Result, Var, Tensor, Param};
-//! use tapegrad_nn::{Entry, Module};
+//! use tapegrad_nn::{Entry, EntryRef, Module};
 //!
-//! /// y = relu(x * scale) + x: a residual join, whose gradient sums both paths.
-//! struct Residual { scale: Param }
+//! /// y = relu(x * scale) + x.
+//! struct Scaled { scale: Param }
 //!
-//! impl Module for Residual {
+//! impl Module for Scaled {
 //!     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
 //!         let s = x.tape().param(&self.scale);
 //!         x.mul(s)?.relu().add(x)
 //!     }
-//!     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+//!     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+//!         f(&format!("{prefix}scale"), EntryRef::Param(&self.scale));
+//!     }
+//!     fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
 //!         f(&format!("{prefix}scale"), Entry::Param(&mut self.scale));
 //!     }
 //! }
-//! let mut m = Residual { scale: Param::new(Tensor::scalar(2.0)) };
+//! let m = Scaled { scale: Param::new(Tensor::scalar(2.0)) };
 //! assert_eq!(m.num_parameters(), 1);
 //! ```
 
+pub use crate::summary::scope::ModuleId;
 use tapegrad_autograd::{Param, Result, Rng, Tensor, Var};
 
 /// A parameter (trained), a buffer (state that is saved but not trained, such as batch norm's
-/// running statistics), an integer counter or a random generator, as visited by
-/// [`Module::visit`].
+/// running statistics), an integer counter or a random generator, as read by
+/// [`Module::visit`] (counting, saving, reporting).
+#[derive(Clone, Copy)]
+pub enum EntryRef<'a> {
+    Param(&'a Param),
+    Buffer(&'a Tensor),
+    /// An integer buffer (batch norm's `num_batches_tracked`).
+    Counter(u64),
+    /// A generator the module draws from in training (dropout's masks).
+    Rng(&'a Rng),
+}
+
+/// An entry as [`Module::visit_mut`] hands it out, to be changed (loading, optimising,
+/// initialising); see [`EntryRef`] for each kind.
 pub enum Entry<'a> {
     Param(&'a mut Param),
     Buffer(&'a mut Tensor),
@@ -73,16 +122,37 @@ pub enum LayerInfo {
 
 /// A layer or a network.
 pub trait Module {
-    /// The forward pass; parameters are recorded on `x`'s tape.
+    /// The forward pass; parameters are recorded on `x`'s tape. A hand-written layer runs its
+    /// body through [`crate::summary::scope::scoped`] so that summaries see it.
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>>;
 
-    /// Calls `f` with the dotted name (`prefix` + own name) of every parameter and buffer, in
-    /// registration order.
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+    /// Calls `f` with the dotted name (`prefix` + own name) of every parameter, buffer,
+    /// counter and generator, in registration order, to read them.
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>));
+
+    /// [`Module::visit`] handing out the entries to be changed, in the same order.
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
 
     /// Training (true) or evaluation mode, for layers that differ (batch norm, dropout).
     /// Containers pass it on to their children.
     fn set_training(&mut self, _on: bool) {}
+
+    /// The mode last set, for a module that keeps one (a layer that differs, or a container
+    /// holding one: its first such child's); `None` when nothing in it depends on the mode.
+    fn is_training(&self) -> Option<bool> {
+        None
+    }
+
+    /// Calls `f` with the dotted name (`prefix` + own name) and identity of every module
+    /// inside this one, parents before children (summaries name the modules they see run
+    /// from it). A leaf keeps the default, which lists none.
+    fn visit_modules(&self, _prefix: &str, _f: &mut dyn FnMut(&str, ModuleId)) {}
+
+    /// This module's identity while a summary runs (its address and type); a wrapper such
+    /// as `Box` gives the wrapped module's.
+    fn module_id(&self) -> ModuleId {
+        ModuleId::of(self)
+    }
 
     /// What the layer computes, for summaries (MACs, receptive field). Containers and custom
     /// modules keep the default.
@@ -98,10 +168,10 @@ pub trait Module {
     }
 
     /// Number of trainable scalars.
-    fn num_parameters(&mut self) -> usize {
+    fn num_parameters(&self) -> usize {
         let mut n = 0;
         self.visit("", &mut |_, e| {
-            if let Entry::Param(p) = e {
+            if let EntryRef::Param(p) = e {
                 n += p.value().numel();
             }
         });
@@ -109,10 +179,10 @@ pub trait Module {
     }
 
     /// Dotted names of the parameters, in order.
-    fn parameter_names(&mut self) -> Vec<String> {
+    fn parameter_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         self.visit("", &mut |name, e| {
-            if let Entry::Param(_) = e {
+            if let EntryRef::Param(_) = e {
                 names.push(name.to_string());
             }
         });
@@ -122,7 +192,7 @@ pub trait Module {
     /// Gives every parameter its dotted name (`layer1.0.conv1.weight`), so traces and graph
     /// exports of a tape show which parameter each leaf is.
     fn name_parameters(&mut self) {
-        self.visit("", &mut |name, e| {
+        self.visit_mut("", &mut |name, e| {
             if let Entry::Param(p) = e {
                 p.set_name(name);
             }
@@ -144,11 +214,23 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         (**self).forward(x)
     }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
         (**self).visit(prefix, f)
+    }
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        (**self).visit_mut(prefix, f)
     }
     fn set_training(&mut self, on: bool) {
         (**self).set_training(on)
+    }
+    fn is_training(&self) -> Option<bool> {
+        (**self).is_training()
+    }
+    fn visit_modules(&self, prefix: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        (**self).visit_modules(prefix, f)
+    }
+    fn module_id(&self) -> ModuleId {
+        (**self).module_id()
     }
     fn type_name(&self) -> &'static str {
         (**self).type_name()
@@ -196,21 +278,37 @@ impl Sequential {
 impl Module for Sequential {
     /// Each layer's output is released once the next layer has read it (see `Var::release`):
     /// the tape keeps only what backward needs, and an inference pass only the layer at work.
-    fn forward<'t>(&mut self, mut x: Var<'t>) -> Result<Var<'t>> {
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let name = i.to_string();
-            x = if i == 0 {
-                crate::summary::forward_child(&name, l, x)?
-            } else {
-                crate::summary::forward_consuming(&name, l, x)?
-            };
-        }
-        Ok(x)
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        crate::summary::scope::scoped(self, x, |s, mut x| {
+            for (i, l) in s.layers.iter_mut().enumerate() {
+                let y = l.forward(x)?;
+                x = if i == 0 { y } else { crate::consumed(x, y) };
+            }
+            Ok(x)
+        })
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        for (i, l) in self.layers.iter_mut().enumerate() {
+    fn is_training(&self) -> Option<bool> {
+        self.layers.iter().find_map(|l| l.is_training())
+    }
+
+    fn visit_modules(&self, prefix: &str, f: &mut dyn FnMut(&str, ModuleId)) {
+        for (i, l) in self.layers.iter().enumerate() {
+            let name = format!("{prefix}{i}");
+            f(&name, l.module_id());
+            l.visit_modules(&format!("{name}."), f);
+        }
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        for (i, l) in self.layers.iter().enumerate() {
             l.visit(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.visit_mut(&format!("{prefix}{i}."), f);
         }
     }
 

@@ -1,8 +1,9 @@
 //! `summary(model, input_shape)`: one row per layer with its output shape, parameters,
 //! multiply-accumulates, receptive field and effective stride (the lecture's design figures).
 //!
-//! Containers run their children through [`forward_child`], which names them (dotted, as the
-//! state_dict) and, while a summary is being taken, records each call. The receptive field is
+//! Every module's forward reports its entry and exit to the recorder of its tape (see
+//! [`scope`]); the summary names each module it sees run (dotted, as the state dict) from a
+//! walk over the model, so a child called directly is seen as well. The receptive field is
 //! followed through the tape, per axis, as (field, jump, extent): a windowed layer grows the
 //! field by `(k - 1) * dilation * jump` and multiplies the jump (the effective stride) by its
 //! stride; adaptive pooling does the same with its largest window (global pooling: the whole
@@ -13,8 +14,10 @@
 //! they may exceed the input; from global pooling or a fully connected layer on, they cover at
 //! least the whole input.
 
-use crate::module::{Entry, LayerInfo, Module};
-use std::cell::RefCell;
+pub mod scope;
+
+use crate::module::{LayerInfo, Module};
+use scope::{scoped_as, ModuleId, Recording};
 use std::collections::HashMap;
 use std::fmt;
 use tapegrad_autograd::{NodeId, Result, Shape, Tape, Tensor, Var};
@@ -36,7 +39,7 @@ pub struct SummaryRow {
     pub receptive_field: (usize, usize),
     /// Input pixels between neighbouring output elements.
     pub effective_stride: (usize, usize),
-    /// Whether the module ran no child through `forward_child`.
+    /// Whether no other module ran inside this one.
     pub leaf: bool,
 }
 
@@ -63,12 +66,145 @@ impl Summary {
     }
 }
 
+/// A summary being taken: the model's modules by name, the modules running, the rows of those
+/// that have returned.
 #[derive(Default)]
 struct Recorder {
-    path: Vec<String>,
+    /// Every module of the model and its dotted name, in the walk's order; and whether a call
+    /// has been named after it.
+    names: Vec<(String, ModuleId, bool)>,
+    frames: Vec<Frame>,
     rows: Vec<SummaryRow>,
     /// Receptive field, jump and spatial extent per node, per axis.
     field: HashMap<NodeId, [Field; 2]>,
+}
+
+/// A module that is running.
+struct Frame {
+    id: ModuleId,
+    name: String,
+    type_name: &'static str,
+    first_row: usize,
+}
+
+impl Recorder {
+    /// Opens a frame for module `id`, unless it is the one running (a container's
+    /// `forward_child` opened it, and now its own forward reports).
+    fn enter(&mut self, id: ModuleId, hint: Option<&str>, type_name: &'static str) -> bool {
+        let parent = match self.frames.last() {
+            Some(f) if f.id == id => return false,
+            Some(f) => f.name.clone(),
+            None => String::new(),
+        };
+        let name = self.name_of(id, &parent).unwrap_or_else(|| {
+            let own = hint.map_or_else(|| type_name.to_string(), str::to_string);
+            if parent.is_empty() {
+                own
+            } else {
+                format!("{parent}.{own}")
+            }
+        });
+        self.frames.push(Frame {
+            id,
+            name,
+            type_name,
+            first_row: self.rows.len(),
+        });
+        true
+    }
+
+    /// The name of module `id` running inside `parent`: among the modules of that identity
+    /// below `parent`, the shallowest not yet named, first in the walk's order (modules that
+    /// share an identity, zero-sized layers, run in order); else any of that identity.
+    fn name_of(&mut self, id: ModuleId, parent: &str) -> Option<String> {
+        let below = |n: &str| parent.is_empty() || n.starts_with(&format!("{parent}."));
+        let pick = self
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, i, used))| *i == id && !used && below(n))
+            .min_by_key(|(k, (n, _, _))| (n.matches('.').count(), *k))
+            .map(|(k, _)| k)
+            .or_else(|| self.names.iter().position(|(_, i, _)| *i == id))?;
+        self.names[pick].2 = true;
+        Some(self.names[pick].0.clone())
+    }
+
+    /// Closes the running module's frame: its row, from `x` to `y` (none if it failed).
+    fn exit<'t>(&mut self, x: Var<'t>, y: Option<Var<'t>>, params: usize, info: LayerInfo) {
+        let Some(frame) = self.frames.pop() else {
+            return;
+        };
+        let Some(y) = y else { return };
+        let leaf = self.rows.len() == frame.first_row;
+        let row = self.row(frame, x, y, params, info, leaf);
+        self.rows.push(row);
+    }
+
+    fn row<'t>(
+        &mut self,
+        frame: Frame,
+        x: Var<'t>,
+        y: Var<'t>,
+        params: usize,
+        info: LayerInfo,
+        leaf: bool,
+    ) -> SummaryRow {
+        let rec = self;
+        let fin = field_of(rec, x.tape(), x.id());
+        let out_extent = spatial(&y.shape());
+        let extent = |a: usize| out_extent.map_or(1, |e| e[a]);
+        let fout = match info {
+            LayerInfo::Conv {
+                kernel,
+                stride,
+                dilation,
+                ..
+            }
+            | LayerInfo::Pool {
+                kernel,
+                stride,
+                dilation,
+            } => [
+                fin[0].window(kernel.0, stride.0, dilation.0, extent(0)),
+                fin[1].window(kernel.1, stride.1, dilation.1, extent(1)),
+            ],
+            LayerInfo::AdaptivePool { output } => {
+                let n = spatial(&x.shape()).unwrap_or([1, 1]);
+                let (k0, s0) = adaptive_window(n[0], output.0);
+                let (k1, s1) = adaptive_window(n[1], output.1);
+                [
+                    fin[0].window(k0, s0, 1, extent(0)),
+                    fin[1].window(k1, s1, 1, extent(1)),
+                ]
+            }
+            LayerInfo::Linear { .. } => [fin[0].union(), fin[1].union()],
+            _ => field_of(rec, x.tape(), y.id()),
+        };
+        rec.field.insert(y.id(), fout);
+        let out_shape = y.shape();
+        let macs = match info {
+            LayerInfo::Conv {
+                in_per_group,
+                kernel,
+                ..
+            } => out_shape.numel() as u64 * (in_per_group * kernel.0 * kernel.1) as u64,
+            LayerInfo::Linear { in_features } => out_shape.numel() as u64 * in_features as u64,
+            _ => 0,
+        };
+        SummaryRow {
+            depth: frame.name.matches('.').count(),
+            name: frame.name,
+            type_name: frame.type_name,
+            input_shape: x.shape(),
+            output_shape: out_shape,
+            params,
+            macs,
+            receptive_field: (fout[0].rf, fout[1].rf),
+            effective_stride: (fout[0].jump, fout[1].jump),
+            leaf,
+        }
+    }
 }
 
 /// Along one axis: the input pixels one element sees, the input pixels between neighbouring
@@ -121,10 +257,6 @@ fn spatial(shape: &Shape) -> Option<[usize; 2]> {
     }
 }
 
-thread_local! {
-    static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
-}
-
 /// [`forward_child`] for an input the caller reads no more (an intermediate it computed
 /// itself): once the child has read `x`, it is released (see `Var::release`), so the tape frees
 /// it now if backward needs it not, or once backward has passed it.
@@ -138,7 +270,8 @@ pub fn forward_consuming<'t, M: Module + ?Sized>(
 }
 
 /// `y`, computed from `x`, after releasing `x` (unless `y` is `x`): for the ops between layers
-/// (`bn(x).relu()`) what [`forward_consuming`] is for layers.
+/// (`bn(x).relu()`) and after a layer whose input is read no more
+/// (`consumed(y, self.bn.forward(y)?)`).
 pub fn consumed<'t>(x: Var<'t>, y: Var<'t>) -> Var<'t> {
     if x.id() != y.id() {
         x.release();
@@ -146,97 +279,16 @@ pub fn consumed<'t>(x: Var<'t>, y: Var<'t>) -> Var<'t> {
     y
 }
 
-/// Runs `child.forward(x)` as the child named `name` of the current module.
+/// Runs `child.forward(x)` as the child named `name` of the running module. A derived module
+/// calls its children directly and needs none of this; a hand-written container whose
+/// `visit_modules` lists no children names them with it in summaries, and a hand-written leaf
+/// that does not report itself (through [`scope::scoped`]) is seen with it.
 pub fn forward_child<'t, M: Module + ?Sized>(
     name: &str,
     child: &mut M,
     x: Var<'t>,
 ) -> Result<Var<'t>> {
-    let active = RECORDER.with(|r| {
-        let mut r = r.borrow_mut();
-        match r.as_mut() {
-            Some(rec) => {
-                rec.path.push(name.to_string());
-                true
-            }
-            None => false,
-        }
-    });
-    if !active {
-        return child.forward(x);
-    }
-    let first_row = RECORDER.with(|r| r.borrow().as_ref().map_or(0, |rec| rec.rows.len()));
-    let y = child.forward(x);
-    let mut params = 0;
-    child.visit("", &mut |_, e| {
-        if let Entry::Param(p) = e {
-            params += p.value().numel();
-        }
-    });
-    let info = child.describe();
-    let type_name = child.type_name();
-    RECORDER.with(|r| {
-        let mut r = r.borrow_mut();
-        let rec = r.as_mut().expect("the recorder is active");
-        let name = rec.path.join(".");
-        rec.path.pop();
-        let Ok(y) = &y else { return };
-        let leaf = rec.rows.len() == first_row;
-        let fin = field_of(rec, x.tape(), x.id());
-        let out_extent = spatial(&y.shape());
-        let extent = |a: usize| out_extent.map_or(1, |e| e[a]);
-        let fout = match info {
-            LayerInfo::Conv {
-                kernel,
-                stride,
-                dilation,
-                ..
-            }
-            | LayerInfo::Pool {
-                kernel,
-                stride,
-                dilation,
-            } => [
-                fin[0].window(kernel.0, stride.0, dilation.0, extent(0)),
-                fin[1].window(kernel.1, stride.1, dilation.1, extent(1)),
-            ],
-            LayerInfo::AdaptivePool { output } => {
-                let n = spatial(&x.shape()).unwrap_or([1, 1]);
-                let (k0, s0) = adaptive_window(n[0], output.0);
-                let (k1, s1) = adaptive_window(n[1], output.1);
-                [
-                    fin[0].window(k0, s0, 1, extent(0)),
-                    fin[1].window(k1, s1, 1, extent(1)),
-                ]
-            }
-            LayerInfo::Linear { .. } => [fin[0].union(), fin[1].union()],
-            _ => field_of(rec, x.tape(), y.id()),
-        };
-        rec.field.insert(y.id(), fout);
-        let out_shape = y.shape();
-        let macs = match info {
-            LayerInfo::Conv {
-                in_per_group,
-                kernel,
-                ..
-            } => out_shape.numel() as u64 * (in_per_group * kernel.0 * kernel.1) as u64,
-            LayerInfo::Linear { in_features } => out_shape.numel() as u64 * in_features as u64,
-            _ => 0,
-        };
-        rec.rows.push(SummaryRow {
-            depth: name.matches('.').count(),
-            name,
-            type_name,
-            input_shape: x.shape(),
-            output_shape: out_shape,
-            params,
-            macs,
-            receptive_field: (fout[0].rf, fout[1].rf),
-            effective_stride: (fout[0].jump, fout[1].jump),
-            leaf,
-        });
-    });
-    y
+    scoped_as(Some(name), child, x, |c, x| c.forward(x))
 }
 
 /// The field of a node: recorded, or the largest among its inputs (1 at the input), with the
@@ -270,26 +322,31 @@ fn field_of(rec: &mut Recorder, tape: &Tape, id: NodeId) -> [Field; 2] {
     best
 }
 
-/// Runs `model` once on zeros of `input_shape` (in evaluation mode, then restores training
-/// mode) and summarises every layer it ran through `forward_child`.
+/// Runs `model` once on zeros of `input_shape`, in evaluation mode (so that batch norm's
+/// statistics and dropout's generators are left as they were), and summarises every module that
+/// ran. The model is left in the mode it had: in evaluation mode if [`Module::is_training`]
+/// says so, else in training mode.
 pub fn summary(model: &mut dyn Module, input_shape: &[usize]) -> Result<Summary> {
-    RECORDER.with(|r| *r.borrow_mut() = Some(Recorder::default()));
+    let mut rec = Recorder::default();
+    model.visit_modules("", &mut |name, id| {
+        rec.names.push((name.to_string(), id, false))
+    });
+    let was_training = model.is_training() != Some(false);
     model.eval();
     // A recording tape keeps each op's inputs, which the receptive field follows.
     let tape = Tape::new();
+    let recording = Recording::start(&tape, rec);
     let x = tape.var(Tensor::zeros(input_shape));
-    let y = crate::summary::forward_child("", model, x);
-    model.train();
-    let rec = RECORDER
-        .with(|r| r.borrow_mut().take())
-        .expect("the recorder was installed");
+    let y = scoped_as(Some(""), model, x, |m, x| m.forward(x));
+    let rec = recording.finish();
+    if was_training {
+        model.train();
+    }
     let y = y?;
     let mut rows = rec.rows;
     // The outermost call is the model itself: keep it out of the table.
-    rows.pop();
-    for r in &mut rows {
-        r.name = r.name.trim_start_matches('.').to_string();
-        r.depth = r.depth.saturating_sub(1);
+    if rows.last().is_some_and(|r| r.name.is_empty()) {
+        rows.pop();
     }
     let total_macs = rows.iter().filter(|r| r.leaf).map(|r| r.macs).sum();
     Ok(Summary {

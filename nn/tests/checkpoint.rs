@@ -14,7 +14,7 @@ fn round_trip_gives_bit_identical_state_and_outputs() {
     let dir = scratch("round-trip");
     let path = dir.join("w.safetensors");
     let mut a = trained_net(1);
-    checkpoint::save(&mut a, &path).unwrap();
+    checkpoint::save(&a, &path).unwrap();
 
     let mut b = net(2);
     let x = input();
@@ -22,7 +22,7 @@ fn round_trip_gives_bit_identical_state_and_outputs() {
     assert_ne!(eval_out(&mut a, &x), eval_out(&mut b, &x));
     let report = checkpoint::load(&mut b, &path, true).unwrap();
     assert!(report.is_clean(), "{report}");
-    assert!(same_bits(&state_dict(&mut a), &state_dict(&mut b)));
+    assert!(same_bits(&state_dict(&a), &state_dict(&b)));
     let (ya, yb) = (eval_out(&mut a, &x), eval_out(&mut b, &x));
     assert!(ya
         .data()
@@ -30,7 +30,7 @@ fn round_trip_gives_bit_identical_state_and_outputs() {
         .zip(yb.data())
         .all(|(p, q)| p.to_bits() == q.to_bits()));
     // Two training-mode passes were counted, and the count came back.
-    assert_eq!(counters(&mut b), [("1.num_batches_tracked".to_string(), 2)]);
+    assert_eq!(counters(&b), [("1.num_batches_tracked".to_string(), 2)]);
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn special_values_survive_bit_for_bit() {
     a.weight_mut()
         .set(Tensor::from_vec(special.to_vec(), [2, 2]).unwrap())
         .unwrap();
-    let bytes = Checkpoint::new(&mut a).to_bytes().unwrap();
+    let bytes = Checkpoint::new(&a).to_bytes().unwrap();
     let mut b = Linear::new(2, 2, true, &mut rng(1));
     Checkpoint::from_bytes(&bytes)
         .unwrap()
@@ -170,7 +170,7 @@ fn pytorch_file_loads_and_matches_a_hand_computed_forward() {
             "tapegrad {got} vs reference {want}"
         );
     }
-    assert_eq!(counters(&mut m), [("1.num_batches_tracked".to_string(), 7)]);
+    assert_eq!(counters(&m), [("1.num_batches_tracked".to_string(), 7)]);
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn saved_file_has_pytorchs_keys_dtypes_and_bytes() {
     std::fs::write(&src, &original).unwrap();
     let mut m = net(4);
     checkpoint::load(&mut m, &src, true).unwrap();
-    checkpoint::save(&mut m, &out).unwrap();
+    checkpoint::save(&m, &out).unwrap();
 
     // What PyTorch's `load_state_dict(load_file(out))` sees: the same keys, shapes, dtypes and
     // bytes as the file PyTorch wrote, so the strict load succeeds and gives the same network.
@@ -278,35 +278,35 @@ fn half_bfloat_double_and_integer_tensors_are_read_as_f32() {
 fn save_leaves_no_temporary_file_and_overwrites() {
     let dir = scratch("atomic");
     let path = dir.join("w.safetensors");
-    let mut first = trained_net(5);
-    checkpoint::save(&mut first, &path).unwrap();
+    let first = trained_net(5);
+    checkpoint::save(&first, &path).unwrap();
     assert_eq!(listing(&dir), ["w.safetensors"]);
 
-    let mut second = net(6);
-    checkpoint::save(&mut second, &path).unwrap();
+    let second = net(6);
+    checkpoint::save(&second, &path).unwrap();
     assert_eq!(listing(&dir), ["w.safetensors"]);
     let mut third = net(7);
     checkpoint::load(&mut third, &path, true).unwrap();
-    assert!(same_bits(&state_dict(&mut second), &state_dict(&mut third)));
-    assert!(!same_bits(&state_dict(&mut first), &state_dict(&mut third)));
+    assert!(same_bits(&state_dict(&second), &state_dict(&third)));
+    assert!(!same_bits(&state_dict(&first), &state_dict(&third)));
 }
 
 #[test]
 fn a_failed_save_keeps_the_old_file_and_cleans_up() {
     let dir = scratch("atomic-fail");
     let path = dir.join("w.safetensors");
-    let mut good = net(8);
-    checkpoint::save(&mut good, &path).unwrap();
+    let good = net(8);
+    checkpoint::save(&good, &path).unwrap();
     let before = std::fs::read(&path).unwrap();
 
     // A count beyond int64 cannot be written as PyTorch's torch.long: refused, named.
     let mut broken = net(9);
-    broken.visit("", &mut |name, e| {
+    broken.visit_mut("", &mut |name, e| {
         if let (Entry::Counter(c), true) = (e, name == "1.num_batches_tracked") {
             *c = u64::MAX;
         }
     });
-    let err = checkpoint::save(&mut broken, &path).unwrap_err();
+    let err = checkpoint::save(&broken, &path).unwrap_err();
     assert!(err.to_string().contains("1.num_batches_tracked"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(listing(&dir), ["w.safetensors"]);
@@ -314,7 +314,7 @@ fn a_failed_save_keeps_the_old_file_and_cleans_up() {
     // The rename fails when the target is a directory: the temporary file is removed.
     let blocked = dir.join("d.safetensors");
     std::fs::create_dir(&blocked).unwrap();
-    let err = checkpoint::save(&mut good, &blocked).unwrap_err();
+    let err = checkpoint::save(&good, &blocked).unwrap_err();
     assert!(
         matches!(err, Error::Io { ref path, .. } if path.contains("d.safetensors")),
         "{err}"
@@ -322,7 +322,7 @@ fn a_failed_save_keeps_the_old_file_and_cleans_up() {
     assert_eq!(listing(&dir), ["d.safetensors", "w.safetensors"]);
 
     // A directory that does not exist.
-    let err = checkpoint::save(&mut good, dir.join("nope").join("w.safetensors")).unwrap_err();
+    let err = checkpoint::save(&good, dir.join("nope").join("w.safetensors")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
 
@@ -349,7 +349,7 @@ fn a_save_removes_temporary_files_of_dead_processes_only() {
         std::fs::write(dir.join(name), name.as_bytes()).unwrap();
     }
 
-    checkpoint::save(&mut net(1), &path).unwrap();
+    checkpoint::save(&net(1), &path).unwrap();
     let mut want: Vec<String> = live.iter().chain([&other]).cloned().collect();
     want.push("w.safetensors".into());
     // Elsewhere than on Linux liveness cannot be told, so nothing is removed.
@@ -368,10 +368,10 @@ fn a_save_removes_temporary_files_of_dead_processes_only() {
 #[test]
 fn a_param_keeps_its_identity_across_a_load() {
     // Optimiser state and gradients are keyed by name and by id: a load replaces values only.
-    let mut a = Linear::new(3, 2, true, &mut rng(0));
+    let a = Linear::new(3, 2, true, &mut rng(0));
     let mut b = Linear::new(3, 2, true, &mut rng(1));
     let id = b.weight().id();
-    let bytes = Checkpoint::new(&mut a).to_bytes().unwrap();
+    let bytes = Checkpoint::new(&a).to_bytes().unwrap();
     Checkpoint::from_bytes(&bytes)
         .unwrap()
         .restore_model(&mut b, true)

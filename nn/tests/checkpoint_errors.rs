@@ -11,7 +11,7 @@ use tapegrad_nn::layers::Linear;
 
 /// A valid file of `net(1)` after training-mode passes.
 fn valid() -> Vec<u8> {
-    Checkpoint::new(&mut trained_net(1)).to_bytes().unwrap()
+    Checkpoint::new(&trained_net(1)).to_bytes().unwrap()
 }
 
 /// Loads `bytes` into a fresh network; returns the error message and checks that the
@@ -24,7 +24,7 @@ fn failed_load(bytes: &[u8], strict: bool) -> String {
         .expect_err("the load should fail");
     assert!(matches!(err, Error::Format { .. }), "{err:?}");
     assert!(
-        same_bits(&before, &state_dict(&mut m)),
+        same_bits(&before, &state_dict(&m)),
         "a failed load changed the model"
     );
     err.to_string()
@@ -134,7 +134,7 @@ fn a_header_that_lies_about_offsets_or_dtypes_is_named() {
 
 /// The file of `net` with its entries changed by `edit`.
 fn edited(edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> Vec<u8> {
-    let mut ckpt = Checkpoint::new(&mut net(1));
+    let mut ckpt = Checkpoint::new(&net(1));
     edit(&mut ckpt.model);
     ckpt.to_bytes().unwrap()
 }
@@ -186,8 +186,8 @@ fn missing_and_unexpected_keys_are_named() {
 
 #[test]
 fn non_strict_loads_what_matches_and_reports_the_rest() {
-    let mut source = trained_net(1);
-    let mut tensors = state_dict(&mut source);
+    let source = trained_net(1);
+    let mut tensors = state_dict(&source);
     tensors.retain(|(n, _)| n != "0.bias");
     tensors.push(("classifier.weight".into(), Tensor::zeros([1])));
     tensors.iter_mut().find(|(n, _)| n == "1.weight").unwrap().1 = Tensor::zeros([4]);
@@ -206,7 +206,7 @@ fn non_strict_loads_what_matches_and_reports_the_rest() {
         }]
     );
     // Loaded: everything else; kept: the missing and the mis-shaped keys.
-    let (src, after) = (state_dict(&mut source), state_dict(&mut m));
+    let (src, after) = (state_dict(&source), state_dict(&m));
     for ((name, got), ((_, old), (_, new))) in after.iter().zip(before.iter().zip(&src)) {
         let want = if name == "0.bias" || name == "1.weight" {
             old
@@ -238,7 +238,7 @@ fn a_missing_file_is_an_io_error_naming_the_path() {
 fn strict_load_failure_from_a_file_names_the_file() {
     let dir = scratch("named-file");
     let path = dir.join("small.safetensors");
-    checkpoint::save(&mut Linear::new(3, 2, true, &mut rng(0)), &path).unwrap();
+    checkpoint::save(&Linear::new(3, 2, true, &mut rng(0)), &path).unwrap();
     let err = checkpoint::load(&mut net(1), &path, true).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");

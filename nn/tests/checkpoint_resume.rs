@@ -90,7 +90,7 @@ fn first_half(kind: &str, path: &Path) -> Vec<f32> {
         losses.push(step(&mut model, opt.as_mut(), &x, &y));
         sched.step(opt.as_mut()).unwrap();
     }
-    let ckpt = Checkpoint::new(&mut model)
+    let ckpt = Checkpoint::new(&model)
         .with_optimizer(opt.as_ref())
         .with_scheduler(&sched.state_dict())
         .with_metadata("step", SAVE_AT)
@@ -197,8 +197,8 @@ fn a_model_with_an_optimizer_submodule_loads_from_a_plain_file() {
 
 #[test]
 fn metadata_errors_name_the_key() {
-    let mut m = mlp(1);
-    let ckpt = Checkpoint::new(&mut m).with_metadata("epoch", "three");
+    let m = mlp(1);
+    let ckpt = Checkpoint::new(&m).with_metadata("epoch", "three");
     let err = ckpt.metadata_value::<usize>("epoch").unwrap_err();
     assert!(
         matches!(err, Error::Format { .. }) && err.to_string().contains("epoch = \"three\""),
@@ -335,25 +335,25 @@ fn generator_states_are_optional_on_load() {
     // A PyTorch file (tensors only) loads strictly; the generator keeps its state.
     let torch = dir.join("torch.safetensors");
     let plain = Checkpoint {
-        model: state_dict(&mut source),
+        model: state_dict(&source),
         ..Default::default()
     };
     plain.save(&torch).unwrap();
     let mut m = dropout_mlp(4);
-    let before = rng_states(&mut m);
+    let before = rng_states(&m);
     let report = checkpoint::load(&mut m, &torch, true).unwrap();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.rng_missing, ["1.rng_state"]);
-    assert_eq!(rng_states(&mut m), before);
-    assert_eq!(state_dict(&mut m), state_dict(&mut source));
+    assert_eq!(rng_states(&m), before);
+    assert_eq!(state_dict(&m), state_dict(&source));
 
     // A file with the state restores it, through `load` as well.
     let full = dir.join("full.safetensors");
-    checkpoint::save(&mut source, &full).unwrap();
+    checkpoint::save(&source, &full).unwrap();
     let report = checkpoint::load(&mut m, &full, true).unwrap();
     assert!(report.restored_every_rng(), "{report}");
-    assert_eq!(rng_states(&mut m), rng_states(&mut source));
-    assert_ne!(rng_states(&mut m), before);
+    assert_eq!(rng_states(&m), rng_states(&source));
+    assert_ne!(rng_states(&m), before);
 
     // Into a network without the generator (same tensor keys): loads strictly, the state is
     // reported as unused.

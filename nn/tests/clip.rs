@@ -84,7 +84,7 @@ fn the_optimiser_uses_the_clipped_gradients() {
     let tape = Tape::new();
     let y = model.forward(tape.input(Tensor::ones([4, 3]))).unwrap();
     let grads = y.sum(&[], false).unwrap().backward().unwrap();
-    let mut map = GradMap::from_grads(&mut model, &grads);
+    let mut map = GradMap::from_grads(&model, &grads);
     assert_eq!(map.len(), 2);
     assert_eq!(map.get("bias").unwrap().to_vec(), vec![4.0, 4.0]);
     // 8 elements of 4: norm sqrt(8 * 16) = 8 * sqrt(2); clip every value to 1 instead.

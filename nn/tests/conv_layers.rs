@@ -51,7 +51,7 @@ fn batch_norm_trains_on_batches_and_evaluates_on_running_stats() {
     let _ = bn.forward(tape.input(x)).unwrap();
     assert_eq!(bn.running_mean, before);
     let mut names = Vec::new();
-    bn.visit("bn1.", &mut |n, _| names.push(n.to_string()));
+    bn.visit_mut("bn1.", &mut |n, _| names.push(n.to_string()));
     assert_eq!(
         names,
         [

@@ -6,11 +6,14 @@ use tapegrad_nn::optim::{
     Adam, AdamConfig, AdamW, GradMap, Optimizer, OptimizerState, ParamGroup, RmsProp,
     RmsPropConfig, Sgd, SgdConfig,
 };
-use tapegrad_nn::{Entry, Module};
+use tapegrad_nn::Module;
 
 /// Two named parameters, `fc.weight` and `fc.bias`, with no forward of interest.
+#[derive(Module)]
 struct Two {
+    #[module(rename = "fc.weight")]
     w: Param,
+    #[module(rename = "fc.bias")]
     b: Param,
 }
 
@@ -23,16 +26,12 @@ impl Two {
     }
 }
 
-impl Module for Two {
+impl Two {
     fn forward<'t>(
         &mut self,
         x: tapegrad_autograd::Var<'t>,
     ) -> tapegrad_autograd::Result<tapegrad_autograd::Var<'t>> {
         Ok(x)
-    }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&format!("{prefix}fc.weight"), Entry::Param(&mut self.w));
-        f(&format!("{prefix}fc.bias"), Entry::Param(&mut self.b));
     }
 }
 

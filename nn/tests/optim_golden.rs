@@ -9,7 +9,7 @@ use tapegrad_autograd::{Param, Result, Tensor, Var};
 use tapegrad_nn::optim::{
     Adam, AdamConfig, AdamW, GradMap, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
-use tapegrad_nn::{Entry, Module};
+use tapegrad_nn::{Entry, EntryRef, Module};
 
 fn f(params: &Value, key: &str) -> f32 {
     params[key]
@@ -111,7 +111,10 @@ impl Module for One {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.mul(x.tape().param(&self.0))
     }
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        f(&format!("{prefix}p"), EntryRef::Param(&self.0));
+    }
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(&format!("{prefix}p"), Entry::Param(&mut self.0));
     }
 }

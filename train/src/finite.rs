@@ -3,7 +3,7 @@
 //! run with the parameter's name, before the next step spreads it and before a checkpoint holds
 //! it. The check is one vectorised pass over the parameters and buffers.
 
-use tapegrad_nn::module::{Entry, Module};
+use tapegrad_nn::module::{EntryRef, Module};
 
 /// The first parameter or buffer of a model, in registration order, that holds a value that is
 /// not finite.
@@ -46,16 +46,16 @@ fn all_finite(data: &[f32]) -> bool {
 }
 
 /// The first parameter or buffer of `model` holding a value that is not finite, if any.
-pub(crate) fn first_non_finite(model: &mut dyn Module) -> Option<NonFinite> {
+pub(crate) fn first_non_finite(model: &dyn Module) -> Option<NonFinite> {
     let mut found = None;
     model.visit("", &mut |name, e| {
         if found.is_some() {
             return;
         }
         let (kind, data) = match &e {
-            Entry::Param(p) => ("parameter", p.value().data()),
-            Entry::Buffer(b) => ("buffer", b.data()),
-            Entry::Counter(_) | Entry::Rng(_) => return,
+            EntryRef::Param(p) => ("parameter", p.value().data()),
+            EntryRef::Buffer(b) => ("buffer", b.data()),
+            EntryRef::Counter(_) | EntryRef::Rng(_) => return,
         };
         if all_finite(data) {
             return;

@@ -7,7 +7,7 @@
 //! `(root)`.
 
 use std::fmt::Write as _;
-use tapegrad_nn::module::{Entry, Module};
+use tapegrad_nn::module::{EntryRef, Module};
 use tapegrad_nn::optim::GradMap;
 
 /// The gradients of one layer's parameters, taken together.
@@ -28,11 +28,11 @@ fn layer_of(param: &str) -> &str {
 
 /// The statistics of every layer of `model` that has gradients in `grads`, in the model's
 /// parameter order.
-pub fn grad_stats(model: &mut dyn Module, grads: &GradMap) -> Vec<LayerGradStats> {
+pub fn grad_stats(model: &dyn Module, grads: &GradMap) -> Vec<LayerGradStats> {
     // (layer, numel, sum of squares, zeros)
     let mut acc: Vec<(String, usize, f64, usize)> = Vec::new();
     model.visit("", &mut |name, e| {
-        let Entry::Param(_) = e else { return };
+        let EntryRef::Param(_) = e else { return };
         let Some(g) = grads.get(name) else { return };
         let layer = layer_of(name);
         if acc.last().is_none_or(|l| l.0 != layer) {
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn norm_and_zeros_per_layer() {
-        let mut m = Linear::new(2, 2, true, &mut rng(0));
+        let m = Linear::new(2, 2, true, &mut rng(0));
         let mut g = GradMap::new();
         // weight gradient [[3, 0], [0, 4]]: norm sqrt(9 + 16) = 5 with the bias [0, 0]; 4 of
         // the 6 scalars are zero.
@@ -144,7 +144,7 @@ mod tests {
             Tensor::from_vec(vec![3.0, 0.0, 0.0, 4.0], [2, 2]).unwrap(),
         );
         g.insert("bias", Tensor::zeros([2]));
-        let s = grad_stats(&mut m, &g);
+        let s = grad_stats(&m, &g);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].layer, "(root)");
         assert_eq!(s[0].numel, 6);

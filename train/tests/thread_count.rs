@@ -22,7 +22,7 @@ fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 /// Every parameter and buffer of `model`, by name, as bits.
 fn state_bits(model: &mut dyn Module) -> Vec<(String, Vec<u32>)> {
     let mut out = Vec::new();
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         let t: &Tensor = match e {
             Entry::Param(p) => p.value(),
             Entry::Buffer(b) => b,
@@ -70,7 +70,7 @@ fn train(images: &Tensor, labels: &[usize]) -> (Vec<u32>, Vec<(String, Vec<u32>)
                 .cross_entropy(labels)
                 .unwrap();
             losses.push(loss.value().item().unwrap().to_bits());
-            GradMap::from_grads(&mut model, &loss.backward().unwrap())
+            GradMap::from_grads(&model, &loss.backward().unwrap())
         };
         clip_grad_norm(&mut grads, 5.0).unwrap();
         opt.step_with(&mut model, &grads).unwrap();

@@ -157,7 +157,7 @@ fn every_optimiser_reduces_the_loss() {
 /// The parameters of a model, by name.
 fn snapshot(m: &mut dyn Module) -> Vec<(String, Tensor)> {
     let mut out = vec![];
-    m.visit("", &mut |name, e| {
+    m.visit_mut("", &mut |name, e| {
         if let Entry::Param(p) = e {
             out.push((name.to_string(), p.value().clone()));
         }
@@ -166,7 +166,7 @@ fn snapshot(m: &mut dyn Module) -> Vec<(String, Tensor)> {
 }
 
 fn restore(m: &mut dyn Module, saved: &[(String, Tensor)]) {
-    m.visit("", &mut |name, e| {
+    m.visit_mut("", &mut |name, e| {
         if let Entry::Param(p) = e {
             let (_, t) = saved.iter().find(|(n, _)| n == name).unwrap();
             p.set(t.clone()).unwrap();
@@ -209,7 +209,7 @@ fn frozen_parameters_stay_put_and_clipped_steps_still_learn() {
     let mut model = mlp(4);
     let mut frozen = Tensor::scalar(0.0);
     if let Some(first) = model.layers_mut().first_mut() {
-        first.visit("", &mut |name, e| {
+        first.visit_mut("", &mut |name, e| {
             if let (Entry::Param(p), "bias") = (e, name) {
                 p.set_requires_grad(false);
                 frozen = p.value().clone();
@@ -228,7 +228,7 @@ fn frozen_parameters_stay_put_and_clipped_steps_still_learn() {
             let l = loss::cross_entropy(model.forward(tape.input(x.clone())).unwrap(), &y).unwrap();
             losses.push(l.item().unwrap());
             let g = l.backward().unwrap();
-            GradMap::from_grads(&mut model, &g)
+            GradMap::from_grads(&model, &g)
         };
         let mut map = map;
         assert!(

@@ -30,7 +30,7 @@ fn trainer(lr: f32) -> Trainer {
 
 /// Sets every value of parameter `name` to `v`.
 fn poison(t: &mut Trainer, name: &str, v: f32) {
-    t.model.visit("", &mut |n, e| {
+    t.model.visit_mut("", &mut |n, e| {
         if let Entry::Param(p) = e {
             if n == name {
                 let dims = p.value().dims().to_vec();

@@ -23,7 +23,7 @@ use tapegrad_autograd::{Error, Result, Tensor};
 /// use tapegrad_nn::optim::{Optimizer, Sgd, SgdConfig};
 /// let mut model = Linear::new(2, 2, true, &mut rng(0));
 /// let opt = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }).unwrap();
-/// let ckpt = Checkpoint::new(&mut model).with_optimizer(&opt).with_metadata("epoch", 3);
+/// let ckpt = Checkpoint::new(&model).with_optimizer(&opt).with_metadata("epoch", 3);
 /// let back = Checkpoint::from_bytes(&ckpt.to_bytes().unwrap()).unwrap();
 /// assert_eq!(back.metadata_value::<u32>("epoch").unwrap(), 3);
 /// ```
@@ -45,7 +45,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The model's current parameters, buffers and generator states, with no optimiser state
     /// or metadata.
-    pub fn new(model: &mut dyn Module) -> Checkpoint {
+    pub fn new(model: &dyn Module) -> Checkpoint {
         Checkpoint {
             model: state_dict(model),
             counters: counters(model),

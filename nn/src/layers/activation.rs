@@ -1,7 +1,7 @@
 //! Activations as modules, so they can sit in a `Sequential`. They hold no parameters; each
 //! forwards to the `Var` op of the same name, whose derivative comes from the tape.
 
-use crate::module::{Entry, Module};
+use crate::module::{Entry, EntryRef, Module};
 use tapegrad_autograd::{Result, Var};
 
 /// Declares a parameterless module whose forward is `$body` applied to `x`.
@@ -13,9 +13,10 @@ macro_rules! activation {
 
         impl Module for $name {
             fn forward<'t>(&mut self, $x: Var<'t>) -> Result<Var<'t>> {
-                $body
+                crate::summary::scope::scoped(self, $x, |_, $x| $body)
             }
-            fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+            fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+            fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
         }
     };
 }
@@ -67,9 +68,10 @@ impl Default for LeakyReLU {
 
 impl Module for LeakyReLU {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        Ok(x.leaky_relu(self.slope))
+        crate::summary::scope::scoped(self, x, |m, x| Ok(x.leaky_relu(m.slope)))
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// Softmax along an axis (the class axis, 1 for `[N, C]` scores).
@@ -86,9 +88,10 @@ impl Softmax {
 
 impl Module for Softmax {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.softmax(self.axis)
+        crate::summary::scope::scoped(self, x, |m, x| x.softmax(m.axis))
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// Log-softmax along an axis (feeds [`crate::loss::nll_loss`]).
@@ -105,9 +108,10 @@ impl LogSoftmax {
 
 impl Module for LogSoftmax {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.log_softmax(self.axis)
+        crate::summary::scope::scoped(self, x, |m, x| x.log_softmax(m.axis))
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// Flattens axes `start_dim..` into one: `[N, C, H, W] -> [N, C*H*W]` with the default
@@ -131,7 +135,8 @@ impl Default for Flatten {
 
 impl Module for Flatten {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.flatten(self.start_dim)
+        crate::summary::scope::scoped(self, x, |m, x| x.flatten(m.start_dim))
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

@@ -1,6 +1,6 @@
 //! `Conv2d`: a 2-d convolution layer holding its weights, PyTorch's layout and initialisation.
 
-use crate::module::{Entry, LayerInfo, Module};
+use crate::module::{Entry, EntryRef, LayerInfo, Module};
 use tapegrad_autograd::{Conv2dOptions, Error, Param, Result, Rng, Tensor, Var};
 
 /// `nn.Conv2d`: weight `[out, in/groups, kh, kw]`, optional bias `[out]`, both initialised as
@@ -86,9 +86,11 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let tape = x.tape();
-        let b = self.bias.as_ref().map(|b| tape.param(b));
-        x.conv2d(tape.param(&self.weight), b, self.options)
+        crate::summary::scope::scoped(self, x, |m, x| {
+            let tape = x.tape();
+            let b = m.bias.as_ref().map(|b| tape.param(b));
+            x.conv2d(tape.param(&m.weight), b, m.options)
+        })
     }
 
     fn describe(&self) -> LayerInfo {
@@ -101,7 +103,14 @@ impl Module for Conv2d {
         }
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        f(&format!("{prefix}weight"), EntryRef::Param(&self.weight));
+        if let Some(b) = &self.bias {
+            f(&format!("{prefix}bias"), EntryRef::Param(b));
+        }
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(&format!("{prefix}weight"), Entry::Param(&mut self.weight));
         if let Some(b) = &mut self.bias {
             f(&format!("{prefix}bias"), Entry::Param(b));

@@ -1,15 +1,22 @@
 //! `Dropout`, with the inverted (PyTorch) or the classic (lecture) scaling.
 
-use crate::module::{Entry, Module};
+use crate::Module;
 use tapegrad_autograd::{rng, DropoutMode, Error, Result, Rng, Var};
 
 /// `nn.Dropout`: drops each element with probability `p` in training mode, with its own seeded
 /// generator so runs repeat. Checkpoints save the generator's state (`<name>.rng_state`), so a
 /// resumed run draws the same masks.
+#[derive(Module)]
 pub struct Dropout {
+    #[module(skip)]
     pub p: f32,
+    #[module(skip)]
     pub mode: DropoutMode,
+    /// Visited, so that a checkpoint saves where it stands and a resumed run draws the masks
+    /// the uninterrupted one would.
+    #[module(rename = "rng_state")]
     rng: Rng,
+    #[module(training)]
     training: bool,
 }
 
@@ -34,16 +41,8 @@ impl Dropout {
     }
 }
 
-impl Module for Dropout {
+impl Dropout {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         x.dropout(self.p, self.training, self.mode, &mut self.rng)
-    }
-    /// The generator, so that a checkpoint saves where it stands and a resumed run draws the
-    /// masks the uninterrupted one would.
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&format!("{prefix}rng_state"), Entry::Rng(&mut self.rng));
-    }
-    fn set_training(&mut self, on: bool) {
-        self.training = on;
     }
 }

@@ -1,7 +1,7 @@
 //! `Linear`: `y = x Wᵀ + b`, PyTorch's `nn.Linear` (weight `[out, in]`, bias `[out]`).
 
 use crate::init;
-use crate::module::{Entry, LayerInfo, Module};
+use crate::module::{Entry, EntryRef, LayerInfo, Module};
 use tapegrad_autograd::{Error, Param, Result, Rng, Tensor, Var};
 
 /// A fully connected layer. Parameters are named `weight` and `bias`, as in PyTorch, so a
@@ -78,10 +78,12 @@ impl Linear {
 impl Module for Linear {
     /// `x` of shape `[..., in]` to `[..., out]`.
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        let tape = x.tape();
-        let w = tape.param(&self.weight);
-        let b = self.bias.as_ref().map(|b| tape.param(b));
-        x.linear(w, b)
+        crate::summary::scope::scoped(self, x, |m, x| {
+            let tape = x.tape();
+            let w = tape.param(&m.weight);
+            let b = m.bias.as_ref().map(|b| tape.param(b));
+            x.linear(w, b)
+        })
     }
 
     fn describe(&self) -> LayerInfo {
@@ -90,7 +92,14 @@ impl Module for Linear {
         }
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, EntryRef<'_>)) {
+        f(&format!("{prefix}weight"), EntryRef::Param(&self.weight));
+        if let Some(b) = &self.bias {
+            f(&format!("{prefix}bias"), EntryRef::Param(b));
+        }
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(&format!("{prefix}weight"), Entry::Param(&mut self.weight));
         if let Some(b) = &mut self.bias {
             f(&format!("{prefix}bias"), Entry::Param(b));

@@ -1,19 +1,26 @@
 //! `BatchNorm2d` and `LocalResponseNorm`.
 
-use crate::module::{Entry, Module};
+use crate::{Entry, EntryRef, Module};
 use tapegrad_autograd::{Error, Param, Result, RunningStats, Tensor, Var};
 
 /// `nn.BatchNorm2d` (works for any `[N, C, ...]` input): weight 1, bias 0, running mean 0,
 /// running variance 1, momentum 0.1, eps 1e-5. Its state also holds `num_batches_tracked`,
 /// the number of training batches seen, as PyTorch's (an integer).
+#[derive(Module)]
 pub struct BatchNorm2d {
     pub weight: Option<Param>,
     pub bias: Option<Param>,
+    #[module(buffer)]
     pub running_mean: Tensor,
+    #[module(buffer)]
     pub running_var: Tensor,
+    #[module(counter)]
     pub num_batches_tracked: u64,
+    #[module(skip)]
     pub momentum: f32,
+    #[module(skip)]
     pub eps: f32,
+    #[module(training)]
     training: bool,
 }
 
@@ -41,7 +48,7 @@ impl BatchNorm2d {
     }
 }
 
-impl Module for BatchNorm2d {
+impl BatchNorm2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
         let tape = x.tape();
         let w = self.weight.as_ref().map(|p| tape.param(p));
@@ -56,31 +63,6 @@ impl Module for BatchNorm2d {
             self.num_batches_tracked = self.num_batches_tracked.saturating_add(1);
         }
         Ok(y)
-    }
-
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        if let Some(w) = &mut self.weight {
-            f(&format!("{prefix}weight"), Entry::Param(w));
-        }
-        if let Some(b) = &mut self.bias {
-            f(&format!("{prefix}bias"), Entry::Param(b));
-        }
-        f(
-            &format!("{prefix}running_mean"),
-            Entry::Buffer(&mut self.running_mean),
-        );
-        f(
-            &format!("{prefix}running_var"),
-            Entry::Buffer(&mut self.running_var),
-        );
-        f(
-            &format!("{prefix}num_batches_tracked"),
-            Entry::Counter(&mut self.num_batches_tracked),
-        );
-    }
-
-    fn set_training(&mut self, on: bool) {
-        self.training = on;
     }
 }
 
@@ -119,8 +101,12 @@ impl LocalResponseNorm {
 
 impl Module for LocalResponseNorm {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.local_response_norm(self.size, self.alpha, self.beta, self.k)
+        crate::summary::scope::scoped(self, x, |m, x| {
+            x.local_response_norm(m.size, m.alpha, m.beta, m.k)
+        })
     }
 
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

@@ -1,6 +1,6 @@
 //! Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`.
 
-use crate::module::{Entry, LayerInfo, Module};
+use crate::module::{Entry, EntryRef, LayerInfo, Module};
 use tapegrad_autograd::{Pool2dOptions, Result, Var};
 
 /// `nn.MaxPool2d`. Gradient ties split evenly (see the `pool` ops).
@@ -15,7 +15,7 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.max_pool2d(self.0)
+        crate::summary::scope::scoped(self, x, |m, x| x.max_pool2d(m.0))
     }
     fn describe(&self) -> LayerInfo {
         LayerInfo::Pool {
@@ -24,7 +24,8 @@ impl Module for MaxPool2d {
             dilation: self.0.dilation,
         }
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// `nn.AvgPool2d`, counting padding cells in the divisor by default (as PyTorch).
@@ -44,7 +45,7 @@ impl AvgPool2d {
 
 impl Module for AvgPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.avg_pool2d(self.options, self.count_include_pad)
+        crate::summary::scope::scoped(self, x, |m, x| x.avg_pool2d(m.options, m.count_include_pad))
     }
     fn describe(&self) -> LayerInfo {
         let o = self.options;
@@ -54,7 +55,8 @@ impl Module for AvgPool2d {
             dilation: o.dilation,
         }
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }
 
 /// `nn.AdaptiveAvgPool2d`: any input size to a fixed output size; (1, 1) is global average
@@ -63,10 +65,11 @@ pub struct AdaptiveAvgPool2d(pub (usize, usize));
 
 impl Module for AdaptiveAvgPool2d {
     fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
-        x.adaptive_avg_pool2d(self.0)
+        crate::summary::scope::scoped(self, x, |m, x| x.adaptive_avg_pool2d(m.0))
     }
     fn describe(&self) -> LayerInfo {
         LayerInfo::AdaptivePool { output: self.0 }
     }
-    fn visit(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, EntryRef<'_>)) {}
+    fn visit_mut(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 }

@@ -14,7 +14,7 @@
 //!     let tape = Tape::new();
 //!     let y = model.forward(tape.input(Tensor::ones([4, 3]))).unwrap();
 //!     let g = y.square().sum(&[], false).unwrap().backward().unwrap();
-//!     GradMap::from_grads(&mut model, &g)
+//!     GradMap::from_grads(&model, &g)
 //! }; // the tape is gone: the update below writes into the parameters without copying them
 //! let norm = clip_grad_norm(&mut grads, 1.0).unwrap();
 //! assert!(grads.total_norm(2.0).unwrap() <= 1.0 + 1e-5 && norm >= 0.0);
@@ -23,7 +23,7 @@
 //!
 //! [`Optimizer::step_with`]: super::Optimizer::step_with
 
-use crate::module::{Entry, Module};
+use crate::module::{EntryRef, Module};
 use std::collections::BTreeMap;
 use tapegrad_autograd::{Error, Grads, Result, Tensor};
 
@@ -40,10 +40,10 @@ impl GradMap {
 
     /// The gradient of every parameter of `model` that `grads` holds one for. The tensors share
     /// storage with `grads` (no copy).
-    pub fn from_grads(model: &mut dyn Module, grads: &Grads<'_>) -> GradMap {
+    pub fn from_grads(model: &dyn Module, grads: &Grads<'_>) -> GradMap {
         let mut map = GradMap::new();
         model.visit("", &mut |name, e| {
-            if let Entry::Param(p) = e {
+            if let EntryRef::Param(p) = e {
                 if let Some(g) = grads.param(p) {
                     map.grads.insert(name.to_string(), g);
                 }

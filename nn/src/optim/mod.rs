@@ -124,7 +124,7 @@ fn step_all<O: Optimizer + ?Sized>(
     grad_of: impl Fn(&str, &Param) -> Option<Tensor>,
 ) -> Result<()> {
     let mut checked = Ok(());
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if let (Entry::Param(p), true) = (e, checked.is_ok()) {
             if let Some(g) = grad_of(name, p) {
                 checked = opt.core().check(name, p.value(), &g);
@@ -133,7 +133,7 @@ fn step_all<O: Optimizer + ?Sized>(
     });
     checked?;
     let mut result = Ok(());
-    model.visit("", &mut |name, e| {
+    model.visit_mut("", &mut |name, e| {
         if let (Entry::Param(p), true) = (e, result.is_ok()) {
             if let Some(g) = grad_of(name, p) {
                 result = opt.step_param(name, p, &g);

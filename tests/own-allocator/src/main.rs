@@ -53,3 +53,29 @@ fn tapegrad_allocates_through_the_applications_allocator() {
     let counted = ALLOCATED.load(Ordering::Relaxed) - before;
     assert!(counted >= (64 * 256 + 2 * 10 * 256) * 4, "{counted} bytes");
 }
+
+/// A module derived in a crate that depends on the facade alone (the derive finds
+/// `tapegrad::nn` from this package's manifest).
+#[cfg(test)]
+#[derive(Module)]
+struct Classifier {
+    fc: Linear,
+}
+
+#[cfg(test)]
+impl Classifier {
+    fn forward<'t>(&mut self, x: Var<'t>) -> Result<Var<'t>> {
+        self.fc.forward(x)
+    }
+}
+
+#[test]
+fn a_module_derives_through_the_facade() {
+    let mut m = Classifier {
+        fc: Linear::new(4, 2, true, &mut rng(0)),
+    };
+    assert_eq!(m.parameter_names(), ["fc.weight", "fc.bias"]);
+    let tape = Tape::new();
+    let y = Module::forward(&mut m, tape.input(Tensor::zeros([3, 4]))).unwrap();
+    assert_eq!(y.shape().dims(), &[3, 2]);
+}

@@ -3,13 +3,15 @@
 
 use super::GradcheckOptions;
 use crate::error::{Error, Result};
-use crate::tape::{Tape, Var};
+use crate::tape::{BackwardOptions, Tape, Var};
 use crate::tensor::Tensor;
 
 /// `L(xs) = sum(f(xs) * r)` in f64, and what rounding noise to expect in it.
 pub(super) struct Loss<'a, F> {
     pub(super) f: &'a F,
     pub(super) r: &'a Tensor,
+    /// Per output element, the magnitude of the terms it is built from ([`output_terms`]).
+    pub(super) terms: &'a [f64],
 }
 
 impl<F> Loss<'_, F>
@@ -37,14 +39,18 @@ where
 
     /// `(L(x+) - L(x-), noise)`: the difference of the projections, summed in f64 over the
     /// elements that changed (the others are equal bit for bit and cancel), and the rounding
-    /// noise expected in it. When no output changed at all, the difference is 0 up to the
-    /// outputs' resolution: half a unit in the last place of each.
+    /// noise expected in it. An output's rounding is that of the largest values met on the way
+    /// to it: its own, or the terms it was summed from when they cancel (a mean of values of
+    /// both signs is small, its partial sums are not). When no output changed at all, the
+    /// difference is 0 up to the outputs' resolution: half a unit in the last place of each.
     fn difference(&self, plus: &Tensor, minus: &Tensor) -> (f64, f64) {
         let (mut diff, mut magnitude) = (0.0f64, 0.0f64);
-        for ((&a, &b), &r) in plus.data().iter().zip(minus.data()).zip(self.r.data()) {
+        let outputs = plus.data().iter().zip(minus.data());
+        for (((&a, &b), &r), &terms) in outputs.zip(self.r.data()).zip(self.terms) {
             if a.to_bits() != b.to_bits() {
                 diff += (a as f64 - b as f64) * r as f64;
-                magnitude += (a.abs() as f64 + b.abs() as f64) * r.abs() as f64;
+                let own = a.abs() as f64 + b.abs() as f64;
+                magnitude += own.max(2.0 * terms) * r.abs() as f64;
             }
         }
         if magnitude > 0.0 {
@@ -58,6 +64,53 @@ where
             .sum();
         (diff, resolution)
     }
+}
+
+/// Per output element `y_o`, the magnitude of the terms it was computed from: the largest, over
+/// the ops on the way to it and each of their inputs `v`, of `sum_e |dy_o/dop * dop/dv_e| |v_e|`
+/// (from one backward pass per output element, with the trace of what each rule sent to each
+/// input). For a sum that is the sum of its terms' magnitudes (so a mean of values of both signs
+/// that cancel still carries the rounding of its partial sums), for a product the product's own
+/// magnitude. Each op counts with its own inputs, not the whole chain back to `x`: a batch norm
+/// is invariant to its input's scale, and the leaves' `|dy/dx| |x|` would overstate it.
+pub(super) fn output_terms<F>(f: &F, inputs: &[Tensor]) -> Result<Vec<f64>>
+where
+    F: for<'t> Fn(&'t Tape, &[Var<'t>]) -> Result<Var<'t>>,
+{
+    let tape = Tape::new();
+    let vars: Vec<Var> = inputs.iter().map(|t| tape.var(t.clone())).collect();
+    let out = f(&tape, &vars)?;
+    let (shape, m) = (out.shape(), out.shape().numel());
+    let traced = BackwardOptions {
+        retain_graph: true,
+        trace: true,
+        ..Default::default()
+    };
+    let mut terms = vec![0.0f64; m];
+    let mut seed = vec![0.0f32; m];
+    for (o, t) in terms.iter_mut().enumerate() {
+        seed[o] = 1.0;
+        let grads =
+            out.backward_with_options(Tensor::from_vec(seed.clone(), shape.clone())?, traced)?;
+        seed[o] = 0.0;
+        let Some(trace) = grads.trace() else { continue };
+        let nodes = tape.nodes.borrow();
+        for step in &trace.steps {
+            for (input, sent) in step.inputs.iter().zip(&step.sent) {
+                let (Some(g), Some(v)) = (sent, &nodes[input.index()].value) else {
+                    continue;
+                };
+                let size: f64 = g
+                    .data()
+                    .iter()
+                    .zip(v.data())
+                    .map(|(&g, &v)| (g as f64 * v as f64).abs())
+                    .sum();
+                *t = t.max(size);
+            }
+        }
+    }
+    Ok(terms)
 }
 
 /// Rounding error assumed per output element that changed, in units of f32's epsilon relative

@@ -9,25 +9,43 @@
 //!
 //! Three things make the f32 check sharp:
 //! - Central differences at steps `h`, `h/2`, `h/4`, extrapolated (Richardson): the error falls
-//!   from `O(h^2)` to `O(h^6)`, so the step can be large (a tenth of each input's scale), which
-//!   keeps the rounding noise of `L(x + h d) - L(x - h d)` small.
+//!   from `O(h^2)` to `O(h^6)`, so the step can be large (a tenth of each element's scale:
+//!   its magnitude, the input's root mean square where that is larger, and at least 0.5),
+//!   which keeps the rounding noise of `L(x + h d) - L(x - h d)` small.
 //! - The steps actually taken: `x + h d` is rounded to f32, so the analytic prediction is
 //!   `g . (x+ - x-)` for the perturbed inputs as stored, not `2 h g . d`.
 //! - A tolerance from the estimated error of each derivative rather than a fixed one: the
 //!   difference between the last two extrapolations, plus the rounding noise the differences
-//!   carry (f32's epsilon times the magnitude of the output elements that changed, over the
-//!   step). An output's magnitude here is the larger of its own and that of the terms it was
-//!   computed from, each op's inputs weighted by the output's gradient with respect to them
-//!   (one traced backward pass per output element): a mean of values of both signs is small,
-//!   but carries the rounding of its partial sums. An estimate counts once a step 8 times smaller agrees with it: where they disagree
-//!   (a kink of `relu` or `max` within the step, a step leaving the function's domain), the
-//!   smaller one is compared with the next.
+//!   carry (4 units of f32's epsilon times the magnitude of the output elements that changed,
+//!   over the step). An output's magnitude is the larger of its own and that of the terms it
+//!   was computed from: for each op on the way to it, its inputs weighted by the output's
+//!   gradient with respect to them (one traced backward pass per output element), so a mean of
+//!   values of both signs, small itself, still carries the rounding of its partial sums.
+//!   An estimate counts once a step 8 times smaller agrees with it: where they disagree (a kink
+//!   of `relu` or `max` within the step, a step leaving the function's domain), the smaller one
+//!   is compared with the next.
 //!
-//! What it can and cannot see, with the defaults: a rule off by 0.1% or more fails on every
-//! smooth function and on piecewise-smooth ones away from their kinks (measured over the
-//! proptest suite of every primitive and composition); a rule that is wrong only exactly at a
-//! kink (the subgradient chosen at 0) cannot be seen by differences, nor an error in a gradient
-//! element whose size is below `atol` times the largest one of its input.
+//! The defaults ([`GradcheckOptions::DEFAULT`]): the full mode, first step 0.1 of each
+//! element's scale, `safety` 4, `rtol` 1e-4, `atol` 1e-5, projection seed 0.
+//!
+//! What it can see, with the defaults, measured by the mutation test of the rules
+//! (`autograd/tests/rule_mutation`: 10,044 random cases of every primitive and composition,
+//! each rule in turn scaled by 1.001): no true rule failed (the worst error was 0.25 of its
+//! tolerance); every scaled rule that moved some check's analytic value by two tolerances or
+//! more failed (28,934, 87% of them), and of all 33,166 scaled rules 32,018 failed (96.5%).
+//!
+//! What it cannot see:
+//! - an error in a part of the gradient that is small beside the rest (a rule through which
+//!   a twentieth of the gradient flows, off by 0.1%, is a 0.005% error of the whole);
+//! - an error smaller than its tolerance at every check, where the function's outputs change
+//!   over a step by few of their own rounding units: a saturated softmax (an output within 1e-3
+//!   of 1), a gradient that is a sum of the random projection that nearly cancels (a
+//!   broadcast of one value to many); the report gives each check's tolerance;
+//! - near a kink (a `relu`, a `max` whose winner changes within the step) it settles on smaller
+//!   steps, with more noise; a rule wrong only exactly at a kink (the subgradient chosen at 0)
+//!   cannot be seen by differences at all;
+//! - an error in a gradient element whose size is below `atol` times the largest one of its
+//!   input, or in a gradient that is zero (a scaled zero is still zero).
 
 mod differences;
 mod report;
@@ -56,7 +74,7 @@ pub enum GradcheckMode {
 pub struct GradcheckOptions {
     pub mode: GradcheckMode,
     /// First finite-difference step, as a fraction of each element's scale (its magnitude, or
-    /// the input's root mean square where that is larger).
+    /// the input's root mean square where that is larger, and at least 0.5).
     pub step: f32,
     /// A check passes where `|numeric - analytic| <= safety * estimated error
     /// + rtol * |analytic| + atol * (largest |analytic| among the element checks of the input)`.

@@ -37,6 +37,42 @@ where
         Ok(y)
     }
 
+    /// `f(x + s d) - f(x - s d)` for input `k`, scaled to a largest magnitude of 1: the
+    /// outputs' own change along `d`, as a projection. The step `s` is `h`, or smaller where
+    /// that leaves the function's domain; `None` where no change is finite and nonzero.
+    pub(super) fn output_change(
+        &self,
+        inputs: &[Tensor],
+        k: usize,
+        d: &[f32],
+        h: f32,
+    ) -> Result<Option<Tensor>> {
+        let mut xs = inputs.to_vec();
+        let mut s = h;
+        for _ in 0..ATTEMPTS {
+            let mut moved = |sign: f32| -> Result<Tensor> {
+                let x = &inputs[k];
+                let v = x.data().iter().zip(d).map(|(&a, &b)| a + sign * s * b);
+                xs[k] = Tensor::from_vec(v.collect(), x.shape().clone())?;
+                self.output(&xs)
+            };
+            let (plus, minus) = (moved(1.0)?, moved(-1.0)?);
+            let change: Vec<f32> = plus
+                .data()
+                .iter()
+                .zip(minus.data())
+                .map(|(a, b)| a - b)
+                .collect();
+            let largest = change.iter().fold(0.0f32, |m, c| m.max(c.abs()));
+            if change.iter().all(|c| c.is_finite()) && largest > 0.0 && largest.is_finite() {
+                let r = change.iter().map(|c| c / largest).collect();
+                return Ok(Some(Tensor::from_vec(r, plus.shape().clone())?));
+            }
+            s /= 8.0;
+        }
+        Ok(None)
+    }
+
     /// `(L(x+) - L(x-), noise)`: the difference of the projections, summed in f64 over the
     /// elements that changed (the others are equal bit for bit and cancel), and the rounding
     /// noise expected in it. An output's rounding is that of the largest values met on the way

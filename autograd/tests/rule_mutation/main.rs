@@ -13,12 +13,11 @@
 //! - unresolved: it moves no check's analytic value by two tolerances, so no finite difference
 //!   can tell it from the true rule there. Where this happens: a softmax that is saturated (an
 //!   output within 1e-3 of 1, whose change over a step is a few of its own rounding units), a
-//!   broadcast (or a where's broadcast operand) whose gradient is a sum of the random
-//!   projection that nearly cancels, a max or minimum whose winner changes within the first
-//!   step (values 0.3 apart but up to 7 in size: the check settles on smaller steps, whose
-//!   noise is larger), a batch norm and a residual block of few values per channel (the
-//!   finite differences of their normalisation converge slowly). These are counted and
-//!   reported, and must stay rare ([`UNRESOLVED_MISSES`]).
+//!   max or minimum whose winner changes within the first step (values 0.3 apart but up to 7 in
+//!   size: the check settles on smaller steps, whose noise is larger), a batch norm and a
+//!   residual block of few values per channel (the finite differences of their normalisation
+//!   converge slowly). These are counted, the first ones printed, and they must stay rare
+//!   ([`UNRESOLVED_MISSES`]; 36 of 33,166 mutations over 10,044 cases).
 //! - inside: the function runs the rule itself (a gradient penalty differentiates through its
 //!   own backward pass), so the mutation changes the function too and only the outer use of the
 //!   rule is wrong. Counted and reported.
@@ -49,9 +48,9 @@ const FACTOR: f32 = 1.0 + 1e-3;
 /// A mutation must be caught when it changes the gradient by at least this fraction of its
 /// size (half the planted error: at least half of the gradient flows through the rule).
 const VISIBLE: f64 = 5e-4;
-/// At most this fraction of all mutations may be unresolved and missed (0.3% measured over
+/// At most this fraction of all mutations may be unresolved and missed (0.1% measured over
 /// 10,044 cases).
-const UNRESOLVED_MISSES: f64 = 0.02;
+const UNRESOLVED_MISSES: f64 = 0.01;
 
 type Fun = Box<dyn for<'t> Fn(&'t Tape, &[Var<'t>]) -> Result<Var<'t>> + Send>;
 

@@ -33,6 +33,8 @@ pub enum Site {
     RandomDirection,
     /// Along the analytic gradient.
     AlongGradient,
+    /// Along the random direction, the output projected on its own change along it.
+    AlongOutputChange,
 }
 
 /// The checks of one input.
@@ -41,8 +43,9 @@ pub struct InputReport {
     /// One per element in the full mode (the gradient and its estimate), row-major; none in
     /// the directional mode.
     pub elements: Vec<CheckResult>,
-    /// Along a random direction, then along the analytic gradient (per unit step).
-    pub directions: [CheckResult; 2],
+    /// Along a random direction, along the analytic gradient, and along the random direction
+    /// with the output projected on its own change (per unit step).
+    pub directions: [CheckResult; 3],
     /// The largest error over tolerance, and where.
     pub worst_ratio: f64,
     pub worst: Site,
@@ -58,6 +61,7 @@ impl InputReport {
             Site::Element(i) => self.elements[i],
             Site::RandomDirection => self.directions[0],
             Site::AlongGradient => self.directions[1],
+            Site::AlongOutputChange => self.directions[2],
         }
     }
 }
@@ -106,7 +110,7 @@ impl std::fmt::Display for GradcheckReport {
 /// The report of one input's checks, with their tolerances.
 pub(super) fn of(
     elements: &[Check],
-    directions: &[Check; 2],
+    directions: &[Check; 3],
     opts: GradcheckOptions,
 ) -> InputReport {
     let results = |checks: &[Check]| -> Vec<CheckResult> {
@@ -123,13 +127,15 @@ pub(super) fn of(
             .collect()
     };
     let elements = results(elements);
-    let d = results(directions);
-    let directions = [d[0], d[1]];
+    // The third has a projection of its own, and its own scale for `atol`.
+    let d = results(&directions[..2]);
+    let directions = [d[0], d[1], results(&directions[2..])[0]];
     let sites = (0..elements.len())
         .map(|i| (Site::Element(i), elements[i]))
         .chain([
             (Site::RandomDirection, directions[0]),
             (Site::AlongGradient, directions[1]),
+            (Site::AlongOutputChange, directions[2]),
         ]);
     let (mut worst, mut worst_ratio) = (Site::AlongGradient, 0.0);
     for (site, c) in sites {

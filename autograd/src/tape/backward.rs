@@ -218,6 +218,8 @@ fn propagate(
             grad: grad_var,
         };
         let input_grads = backward(&ctx)?;
+        #[cfg(feature = "rule-mutation")]
+        let input_grads = super::mutation::apply(op.name, input_grads);
         if let Some(s) = step.as_mut() {
             s.sent = input_grads.iter().map(|g| g.map(|g| g.value())).collect();
         }

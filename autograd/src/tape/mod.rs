@@ -9,6 +9,8 @@ mod backward;
 mod checkpoint;
 mod grad_fn;
 mod grads;
+#[cfg(feature = "rule-mutation")]
+pub mod mutation;
 mod param;
 mod profile;
 mod var;

@@ -17,7 +17,7 @@ const COMPOSITIONS: [&str; 6] = [
     "local_response_norm",
 ];
 
-/// Every `Op::new("name", ..)` of the library crates' sources (outside doc comments and test
+/// Every `Op::new("name", ..)` and `op!(CONST = "name", ..)` of the library crates' sources (outside doc comments and test
 /// modules): the ops the tape can record.
 fn declared_ops() -> BTreeSet<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -44,8 +44,15 @@ fn declared_ops() -> BTreeSet<String> {
                 .filter(|l| !l.trim_start().starts_with("//"))
                 .collect::<Vec<_>>()
                 .join("\n");
-            for (at, _) in code.match_indices("Op::new(") {
-                let rest = code[at + "Op::new(".len()..].trim_start();
+            // `Op::new("name", ..)`, and the library's own `op!(CONST = "name", ..)`.
+            let calls = code
+                .match_indices("Op::new(")
+                .map(|(at, m)| code[at + m.len()..].trim_start())
+                .chain(code.match_indices("op!(").filter_map(|(at, m)| {
+                    let rest = &code[at + m.len()..];
+                    Some(rest[rest.find('=')? + 1..].trim_start())
+                }));
+            for rest in calls {
                 if let Some(rest) = rest.strip_prefix('"') {
                     names.insert(rest[..rest.find('"').unwrap()].to_string());
                 }

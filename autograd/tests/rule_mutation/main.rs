@@ -33,6 +33,7 @@
 mod compositions;
 mod coverage;
 mod gen;
+mod kernel_ops;
 mod primitives;
 
 use std::collections::BTreeSet;
@@ -128,6 +129,7 @@ impl Family {
 
 fn all_families() -> Vec<Family> {
     let mut f = primitives::families();
+    f.extend(kernel_ops::families());
     f.extend(compositions::families());
     f
 }

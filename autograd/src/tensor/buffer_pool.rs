@@ -11,9 +11,8 @@
 //! freed as usual.
 //!
 //! Idle buffers count in the process's resident memory. So that they do not make its peak, the
-//! tensors' storage, alive and idle, stays within the most ever alive at once plus an allowance
-//! of 128 MiB: a request it cannot serve first frees idle buffers
-//! (the largest first) beyond that. Measured on
+//! tensors' storage, alive and idle, stays within twice the most ever alive at once: a request
+//! it cannot serve first frees idle buffers (the largest first) beyond that. Measured on
 //! GoogLeNet inference (batch 8), keeping every size a pass asks for made the peak 940 MiB,
 //! where the pass holds 150 MiB at once.
 //!
@@ -101,11 +100,10 @@ fn take(len: usize) -> Option<Vec<f32>> {
     let mut p = pool();
     // The smallest idle buffer that holds `len` values and wastes at most half of itself.
     let Some(cap) = p.free.range(len..=2 * len).next().map(|(&c, _)| c) else {
-        // The caller allocates `len` values: storage alive and idle may come to the most alive
-        // at once and an idle allowance, no more.
+        // The caller allocates `len` values: storage alive and idle may come to `SLACK` times
+        // the most alive at once, no more.
         let most = p.most_live.max(p.live + len * 4);
-        let excess =
-            (p.live + len * 4 + p.held).saturating_sub(most.saturating_add(IDLE_ALLOWANCE));
+        let excess = (p.live + len * 4 + p.held).saturating_sub(most.saturating_mul(SLACK));
         let evicted = evict(&mut p, excess);
         drop(p);
         // Freed outside the lock.
@@ -124,12 +122,8 @@ fn take(len: usize) -> Option<Vec<f32>> {
     Some(v)
 }
 
-/// How many idle bytes may sit beside the most storage ever alive at once: 128 MiB. A pass over
-/// layers of different sizes keeps the later layers' buffers idle while the first ones run, so
-/// idle bytes add to the peak: with as many idle bytes as alive ones allowed, VGG-16 inference
-/// (batch 8) peaked at 1,414 MiB, without reuse at 974 MiB, with this allowance at 1,219 MiB.
-/// Small networks keep all their buffers within it.
-const IDLE_ALLOWANCE: usize = 128 << 20;
+/// Storage alive and idle stays within this many times the most alive at once.
+const SLACK: usize = 2;
 
 /// Takes one idle buffer of capacity `cap` (which must be kept) out of the pool.
 fn pop(p: &mut Pool, cap: usize) -> Vec<f32> {

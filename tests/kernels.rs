@@ -139,15 +139,6 @@ fn max_rule_composed(x: &Tensor, max: &Tensor, g: &Tensor, axes: &[isize]) -> Te
     g.broadcast_to(x.shape()).unwrap().mul(&weight).unwrap()
 }
 
-/// Equal bits, NaN included.
-fn same_bits(a: &Tensor, b: &Tensor) -> bool {
-    a.shape() == b.shape()
-        && a.data()
-            .iter()
-            .zip(b.data())
-            .all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -208,3 +208,12 @@ pub fn seed_example(name: &str) -> serde_json::Value {
         serde_json::from_str(&text).expect("seed_examples.json is valid JSON");
     all[name].clone()
 }
+
+/// Equal shapes and equal bits, NaN included.
+pub fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+    a.shape() == b.shape()
+        && a.data()
+            .iter()
+            .zip(b.data())
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+}

@@ -32,11 +32,11 @@ fn main() -> Result<()> {
         .unwrap_or(10_000);
     let mut g = rng(0);
     let mut model = Sequential::new()
-        .add(Linear::new(64, 128, true, &mut g))
+        .add(Linear::new(64, 128, &mut g)?)
         .add(ReLU)
-        .add(Linear::new(128, 128, true, &mut g))
+        .add(Linear::new(128, 128, &mut g)?)
         .add(ReLU)
-        .add(Linear::new(128, 10, true, &mut g));
+        .add(Linear::new(128, 10, &mut g)?);
     let mut opt = Adam::new(AdamConfig {
         lr: 1e-3,
         ..Default::default()

@@ -21,8 +21,8 @@ pub mod prelude {
     pub use tapegrad_data::{DataLoader, Dataset, LoaderOptions};
     pub use tapegrad_nn::checkpoint::{self, load_checkpoint, save_checkpoint, Checkpoint};
     pub use tapegrad_nn::layers::{
-        AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, LeakyReLU,
-        Linear, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh,
+        AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Flatten,
+        Identity, LeakyReLU, Linear, LinearConfig, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh,
     };
     pub use tapegrad_nn::loss::{CrossEntropyLoss, Reduction, VarLosses};
     pub use tapegrad_nn::optim::{

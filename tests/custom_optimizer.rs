@@ -59,9 +59,9 @@ fn xor_data(n: usize) -> (Tensor, Vec<usize>) {
 fn adagrad_from_outside_the_crate_trains_a_network() -> Result<()> {
     let mut r = rng(0);
     let mut model = Sequential::new()
-        .add(Linear::new(2, 16, true, &mut r))
+        .add(Linear::new(2, 16, &mut r)?)
         .add(ReLU)
-        .add(Linear::new(16, 2, true, &mut r));
+        .add(Linear::new(16, 2, &mut r)?);
     let mut opt = Adagrad::new(0.1, 1e-10)?;
     let (x, labels) = xor_data(256);
     // One step: forward, loss, backward, update; returns the loss before the update.

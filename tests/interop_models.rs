@@ -304,7 +304,7 @@ impl TinyGoogLeNet {
             maxpool1: MaxPool2d(Pool2dOptions::new(3).stride(2).ceil_mode(true)),
             inception3a: Inception::new(STEM, c1, r3, c3, r5, c5, pp, 3, g).unwrap(),
             avgpool: AdaptiveAvgPool2d((1, 1)),
-            fc: Linear::new(c1 + c3 + c5 + pp, classes, true, g),
+            fc: Linear::new(c1 + c3 + c5 + pp, classes, g).unwrap(),
         }
     }
 }

@@ -4,10 +4,10 @@
 //! masks drawn after the resume must be the uninterrupted run's too.
 
 use std::sync::Arc;
-use tapegrad::autograd::{rng, Conv2dOptions};
+use tapegrad::autograd::rng;
 use tapegrad::data::{synthetic, DataLoader, LoaderOptions, RandomCrop};
 use tapegrad::nn::checkpoint::state_dict;
-use tapegrad::nn::layers::{BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU};
+use tapegrad::nn::layers::{BatchNorm2d, Conv2dConfig, Dropout, Flatten, Linear, MaxPool2d, ReLU};
 use tapegrad::nn::optim::{AdamConfig, AdamW, StepLR};
 use tapegrad::nn::Sequential;
 use tapegrad::train::{load_training_checkpoint, save_training_checkpoint, Schedule, Trainer};
@@ -29,13 +29,19 @@ fn loader() -> DataLoader {
 fn trainer() -> Trainer {
     let g = &mut rng(5);
     let model = Sequential::new()
-        .add(Conv2d::new(1, 4, 3, Conv2dOptions::default().padding(1), false, g).unwrap())
-        .add(BatchNorm2d::new(4))
+        .add(
+            Conv2dConfig::new(1, 4, 3)
+                .padding(1)
+                .bias(false)
+                .init(g)
+                .unwrap(),
+        )
+        .add(BatchNorm2d::new(4).unwrap())
         .add(ReLU)
         .add(MaxPool2d::new(4, 4))
         .add(Flatten::new(1))
         .add(Dropout::new(0.3, 17).unwrap())
-        .add(Linear::new(4 * 7 * 7, 10, true, g));
+        .add(Linear::new(4 * 7 * 7, 10, g).unwrap());
     let opt = AdamW::new(AdamConfig {
         lr: 0.01,
         ..AdamConfig::adamw()
@@ -126,7 +132,7 @@ fn a_checkpoint_of_another_network_is_refused() {
     let g = &mut rng(0);
     let other = Sequential::new()
         .add(Flatten::new(1))
-        .add(Linear::new(784, 10, true, g));
+        .add(Linear::new(784, 10, g).unwrap());
     let opt = AdamW::new(AdamConfig::adamw()).unwrap();
     let mut wrong = Trainer::new(Box::new(other), Box::new(opt), Schedule::None);
     let err = load_training_checkpoint(&path, &mut wrong)

@@ -13,7 +13,7 @@
 //! use tapegrad_distributed::{DataParallel, SingleProcess};
 //! use tapegrad_nn::{layers::Linear, optim::GradMap, Module};
 //!
-//! let mut model = Linear::new(3, 2, true, &mut rng(0));
+//! let mut model = Linear::new(3, 2, &mut rng(0)).unwrap();
 //! let mut ddp = DataParallel::new(Rc::new(SingleProcess));
 //! ddp.broadcast_model(&mut model).unwrap();
 //! let mut grads = {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use tapegrad_autograd::{rng, Conv2dOptions, Result, Tape, Tensor};
 use tapegrad_distributed::{Communicator, DataParallel, Reduce, SingleProcess};
-use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear};
+use tapegrad_nn::layers::{BatchNorm2d, Conv2dConfig, Flatten, Linear};
 use tapegrad_nn::optim::GradMap;
 use tapegrad_nn::{Entry, Module, Sequential};
 
@@ -60,22 +60,17 @@ fn net(seed: u64) -> Sequential {
     let mut r = rng(seed);
     Sequential::new()
         .add(
-            Conv2d::new(
-                1,
-                4,
-                3,
-                Conv2dOptions {
+            Conv2dConfig::new(1, 4, 3)
+                .options(Conv2dOptions {
                     padding: (1, 1),
                     ..Default::default()
-                },
-                true,
-                &mut r,
-            )
-            .unwrap(),
+                })
+                .init(&mut r)
+                .unwrap(),
         )
-        .add(BatchNorm2d::new(4))
+        .add(BatchNorm2d::new(4).unwrap())
         .add(Flatten::new(1))
-        .add(Linear::new(4 * 5 * 5, 3, true, &mut r))
+        .add(Linear::new(4 * 5 * 5, 3, &mut r).unwrap())
 }
 
 fn grads_of(model: &mut Sequential) -> GradMap {

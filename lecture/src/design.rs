@@ -10,7 +10,7 @@
 //! 2 (9 C^2) = 18 C^2 weights instead of 25 C^2, and a nonlinearity between them.
 
 use tapegrad_autograd::{rng, Conv2dOptions, Error, Result};
-use tapegrad_nn::layers::{Conv2d, ReLU};
+use tapegrad_nn::layers::{Conv2dConfig, ReLU};
 use tapegrad_nn::summary::{summary, Summary};
 use tapegrad_nn::{Module, Sequential};
 
@@ -87,7 +87,12 @@ pub fn conv_stack(kernels: &[usize], channels: usize, size: usize) -> Result<Con
             net = net.add(ReLU);
         }
         let o = Conv2dOptions::default().padding(k / 2);
-        net = net.add(Conv2d::new(channels, channels, k, o, false, &mut g)?);
+        net = net.add(
+            Conv2dConfig::new(channels, channels, k)
+                .options(o)
+                .bias(false)
+                .init(&mut g)?,
+        );
     }
     let s = summary(&mut net, &[1, channels, size, size])?;
     let last = s

@@ -32,8 +32,8 @@ pub struct Collapse {
 pub fn linear_collapse(depth: usize, width: usize, batch: usize, seed: u64) -> Result<Collapse> {
     let mut g = rng(seed);
     let mut layers: Vec<Linear> = (0..depth)
-        .map(|_| Linear::new(width, width, true, &mut g))
-        .collect();
+        .map(|_| Linear::new(width, width, &mut g))
+        .collect::<Result<_>>()?;
 
     // Folds the layers one by one: W <- W_l W, b <- W_l b + b_l.
     let mut product = Tensor::from_vec(
@@ -44,10 +44,11 @@ pub fn linear_collapse(depth: usize, width: usize, batch: usize, seed: u64) -> R
     )?;
     let mut bias = Tensor::zeros([width, 1]);
     for l in &layers {
-        let w = l.weight().value();
+        let w = l.weight.value();
         product = w.matmul(&product)?;
         let b = l
-            .bias()
+            .bias
+            .as_ref()
             .map(|b| b.value().reshape([width, 1]))
             .transpose()?;
         bias = w.matmul(&bias)?;

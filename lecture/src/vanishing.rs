@@ -84,9 +84,9 @@ pub fn gradient_norms(kind: Kind, o: VanishingOptions) -> Result<GradientNorms> 
     let mut layers: Vec<Linear> = (0..o.depth)
         .map(|l| {
             let out = if l + 1 == o.depth { o.classes } else { o.width };
-            Linear::new(o.width, out, true, &mut g)
+            Linear::new(o.width, out, &mut g)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let x = Tensor::randn([o.batch, o.width], &mut g);
     let labels: Vec<usize> = (0..o.batch).map(|_| g.gen_range(0..o.classes)).collect();
 
@@ -110,8 +110,8 @@ pub fn gradient_norms(kind: Kind, o: VanishingOptions) -> Result<GradientNorms> 
         .iter()
         .map(|l| {
             let gw = grads
-                .param(l.weight())
-                .unwrap_or_else(|| Tensor::zeros(l.weight().value().shape().clone()));
+                .param(&l.weight)
+                .unwrap_or_else(|| Tensor::zeros(l.weight.value().shape().clone()));
             let sq: f64 = gw.data().iter().map(|&v| (v as f64) * (v as f64)).sum();
             sq.sqrt() as f32
         })

@@ -3,10 +3,10 @@
 //! LRN after conv1 and conv2, overlapping 3x3/2 max pooling, dropout 0.5 in FC6/FC7 with the
 //! classic test-time scaling, optional two-tower grouped convolutions, N(0, 0.01) weights).
 
-use tapegrad_autograd::{Conv2dOptions, DropoutMode, Result, Rng, Var};
+use tapegrad_autograd::{DropoutMode, Result, Rng, Var};
 use tapegrad_nn::init::{self, Init};
 use tapegrad_nn::layers::{
-    AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU,
+    AdaptiveAvgPool2d, Conv2d, Conv2dConfig, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU,
 };
 use tapegrad_nn::{consumed, Module, Sequential};
 
@@ -27,14 +27,11 @@ fn conv(
     g: usize,
     rng: &mut Rng,
 ) -> Result<Conv2d> {
-    Conv2d::new(
-        i,
-        o,
-        k,
-        Conv2dOptions::default().stride(s).padding(p).groups(g),
-        true,
-        rng,
-    )
+    Conv2dConfig::new(i, o, k)
+        .stride(s)
+        .padding(p)
+        .groups(g)
+        .init(rng)
 }
 
 impl AlexNet {
@@ -56,12 +53,12 @@ impl AlexNet {
             .add(MaxPool2d::new(3, 2));
         let classifier = Sequential::new()
             .add(Dropout::new(0.5, 1)?)
-            .add(Linear::new(256 * 36, 4096, true, rng))
+            .add(Linear::new(256 * 36, 4096, rng)?)
             .add(ReLU)
             .add(Dropout::new(0.5, 2)?)
-            .add(Linear::new(4096, 4096, true, rng))
+            .add(Linear::new(4096, 4096, rng)?)
             .add(ReLU)
-            .add(Linear::new(4096, num_classes, true, rng));
+            .add(Linear::new(4096, num_classes, rng)?);
         Ok(AlexNet {
             features,
             avgpool: Some(AdaptiveAvgPool2d((6, 6))),
@@ -91,13 +88,13 @@ impl AlexNet {
             .add(MaxPool2d::new(3, 2));
         let classic = |seed| Dropout::with_mode(0.5, DropoutMode::Classic, seed);
         let classifier = Sequential::new()
-            .add(Linear::new(256 * 36, 4096, true, rng))
+            .add(Linear::new(256 * 36, 4096, rng)?)
             .add(ReLU)
             .add(classic(1)?)
-            .add(Linear::new(4096, 4096, true, rng))
+            .add(Linear::new(4096, 4096, rng)?)
             .add(ReLU)
             .add(classic(2)?)
-            .add(Linear::new(4096, num_classes, true, rng));
+            .add(Linear::new(4096, num_classes, rng)?);
         let mut net = AlexNet {
             features,
             avgpool: None,

@@ -1,7 +1,7 @@
 //! Small building blocks shared by the zoo.
 
 use tapegrad_autograd::{Conv2dOptions, Result, Rng, Var};
-use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
+use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Conv2dConfig};
 use tapegrad_nn::{consumed, Module};
 
 /// A convolution without bias, batch norm, ReLU: torchvision's GoogLeNet `BasicConv2d`
@@ -23,10 +23,13 @@ impl ConvBnRelu {
         rng: &mut Rng,
     ) -> Result<Self> {
         let o = Conv2dOptions::default().stride(stride).padding(pad);
-        let mut bn = BatchNorm2d::new(cout);
+        let mut bn = BatchNorm2d::new(cout)?;
         bn.eps = bn_eps;
         Ok(ConvBnRelu {
-            conv: Conv2d::new(cin, cout, k, o, false, rng)?,
+            conv: Conv2dConfig::new(cin, cout, k)
+                .options(o)
+                .bias(false)
+                .init(rng)?,
             bn,
         })
     }

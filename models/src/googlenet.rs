@@ -70,7 +70,7 @@ impl GoogLeNet {
                 .transpose()?,
             avgpool: AdaptiveAvgPool2d((1, 1)),
             dropout: Dropout::new(0.2, 4)?,
-            fc: Linear::new(1024, num_classes, true, rng),
+            fc: Linear::new(1024, num_classes, rng)?,
             training: true,
         };
         // torchvision: truncated normal(0, 0.01) for convolutions and linear layers; a plain

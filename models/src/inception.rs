@@ -2,8 +2,8 @@
 //! (torchvision's names).
 
 use crate::blocks::ConvBnRelu;
-use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Result, Rng, Var};
-use tapegrad_nn::layers::{Conv2d, Dropout, Linear, MaxPool2d, ReLU};
+use tapegrad_autograd::{Pool2dOptions, Result, Rng, Var};
+use tapegrad_nn::layers::{Conv2dConfig, Dropout, Linear, MaxPool2d, ReLU};
 use tapegrad_nn::{Module, Sequential};
 
 /// torchvision's BatchNorm eps in GoogLeNet.
@@ -23,14 +23,7 @@ impl NaiveInception {
     pub fn new(cin: usize, c1: usize, c3: usize, c5: usize, rng: &mut Rng) -> Result<Self> {
         let conv = |k: usize, c: usize, rng: &mut Rng| -> Result<Sequential> {
             Ok(Sequential::new()
-                .add(Conv2d::new(
-                    cin,
-                    c,
-                    k,
-                    Conv2dOptions::default().padding(k / 2),
-                    true,
-                    rng,
-                )?)
+                .add(Conv2dConfig::new(cin, c, k).padding(k / 2).init(rng)?)
                 .add(ReLU))
         };
         Ok(NaiveInception {
@@ -132,8 +125,8 @@ impl InceptionAux {
     pub(crate) fn new(cin: usize, num_classes: usize, rng: &mut Rng) -> Result<Self> {
         Ok(InceptionAux {
             conv: ConvBnRelu::new(cin, 128, 1, 1, 0, BN_EPS, rng)?,
-            fc1: Linear::new(2048, 1024, true, rng),
-            fc2: Linear::new(1024, num_classes, true, rng),
+            fc1: Linear::new(2048, 1024, rng)?,
+            fc2: Linear::new(1024, num_classes, rng)?,
             dropout: Dropout::new(0.7, 3)?,
         })
     }

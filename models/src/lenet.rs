@@ -1,8 +1,8 @@
 //! LeNet-5: the lecture's 1990 network (filters -> tanh -> average pooling -> tanh -> filters ->
 //! tanh -> average -> filters -> tanh), and a modern variant (ReLU, max pooling).
 
-use tapegrad_autograd::{Conv2dOptions, Error, Result, Rng, Var};
-use tapegrad_nn::layers::{AvgPool2d, Conv2d, Linear, MaxPool2d, ReLU, Tanh};
+use tapegrad_autograd::{Error, Result, Rng, Var};
+use tapegrad_nn::layers::{AvgPool2d, Conv2dConfig, Linear, MaxPool2d, ReLU, Tanh};
 use tapegrad_nn::{consumed, Module, Sequential};
 
 /// How LeNet-5 is built.
@@ -59,9 +59,7 @@ impl LeNet5 {
             }
         };
         let (c1, c2, c3, hidden) = c.widths;
-        let conv = |i, o, p, rng: &mut Rng| {
-            Conv2d::new(i, o, 5, Conv2dOptions::default().padding(p), true, rng)
-        };
+        let conv = |i, o, p, rng: &mut Rng| Conv2dConfig::new(i, o, 5).padding(p).init(rng);
         let mut f = Sequential::new().add(conv(c.in_channels, c1, pad, rng)?);
         if c.modern {
             f = f
@@ -83,13 +81,13 @@ impl LeNet5 {
                 .add(conv(c2, c3, 0, rng)?)
                 .add(Tanh);
         }
-        let mut classifier = Sequential::new().add(Linear::new(c3, hidden, true, rng));
+        let mut classifier = Sequential::new().add(Linear::new(c3, hidden, rng)?);
         classifier = if c.modern {
             classifier.add(ReLU)
         } else {
             classifier.add(Tanh)
         };
-        classifier = classifier.add(Linear::new(hidden, c.num_classes, true, rng));
+        classifier = classifier.add(Linear::new(hidden, c.num_classes, rng)?);
         Ok(LeNet5 {
             features: f,
             classifier,

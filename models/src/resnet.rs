@@ -3,9 +3,11 @@
 //! the lecture's degradation experiment), and a small-image stem (3x3 convolution, no max pool)
 //! for 28x28 and 32x32 input.
 
-use tapegrad_autograd::{Conv2dOptions, Error, Pool2dOptions, Result, Rng, Var};
+use tapegrad_autograd::{Error, Pool2dOptions, Result, Rng, Var};
 use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
-use tapegrad_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d};
+use tapegrad_nn::layers::{
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Linear, MaxPool2d,
+};
 use tapegrad_nn::{consumed, Module, Sequential};
 
 /// How a ResNet is built.
@@ -60,21 +62,18 @@ impl ResNetConfig {
 }
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Conv2d> {
-    Conv2d::new(
-        cin,
-        cout,
-        k,
-        Conv2dOptions::default().stride(stride).padding(k / 2),
-        false,
-        rng,
-    )
+    Conv2dConfig::new(cin, cout, k)
+        .stride(stride)
+        .padding(k / 2)
+        .bias(false)
+        .init(rng)
 }
 
 /// The projection shortcut (1x1 convolution + batch norm) where the shape changes.
 fn downsample(cin: usize, cout: usize, stride: usize, rng: &mut Rng) -> Result<Sequential> {
     Ok(Sequential::new()
         .add(conv(cin, cout, 1, stride, rng)?)
-        .add(BatchNorm2d::new(cout)))
+        .add(BatchNorm2d::new(cout)?))
 }
 
 /// Two 3x3 convolutions: `y = relu(F(x) + x)`.
@@ -93,9 +92,9 @@ impl BasicBlock {
     pub fn new(cin: usize, c: usize, stride: usize, shortcut: bool, rng: &mut Rng) -> Result<Self> {
         Ok(BasicBlock {
             conv1: conv(cin, c, 3, stride, rng)?,
-            bn1: BatchNorm2d::new(c),
+            bn1: BatchNorm2d::new(c)?,
             conv2: conv(c, c, 3, 1, rng)?,
-            bn2: BatchNorm2d::new(c),
+            bn2: BatchNorm2d::new(c)?,
             downsample: (shortcut && (stride != 1 || cin != c))
                 .then(|| downsample(cin, c, stride, rng))
                 .transpose()?,
@@ -125,11 +124,11 @@ impl Bottleneck {
         let out = c * Self::EXPANSION;
         Ok(Bottleneck {
             conv1: conv(cin, c, 1, 1, rng)?,
-            bn1: BatchNorm2d::new(c),
+            bn1: BatchNorm2d::new(c)?,
             conv2: conv(c, c, 3, stride, rng)?,
-            bn2: BatchNorm2d::new(c),
+            bn2: BatchNorm2d::new(c)?,
             conv3: conv(c, out, 1, 1, rng)?,
-            bn3: BatchNorm2d::new(out),
+            bn3: BatchNorm2d::new(out)?,
             downsample: (shortcut && (stride != 1 || cin != out))
                 .then(|| downsample(cin, out, stride, rng))
                 .transpose()?,
@@ -210,14 +209,11 @@ impl ResNet {
         let (conv1, maxpool) = if c.small_stem {
             (conv(c.in_channels, w, 3, 1, rng)?, None)
         } else {
-            let stem = Conv2d::new(
-                c.in_channels,
-                w,
-                7,
-                Conv2dOptions::default().stride(2).padding(3),
-                false,
-                rng,
-            )?;
+            let stem = Conv2dConfig::new(c.in_channels, w, 7)
+                .stride(2)
+                .padding(3)
+                .bias(false)
+                .init(rng)?;
             (
                 stem,
                 Some(MaxPool2d(Pool2dOptions::new(3).stride(2).padding(1))),
@@ -240,14 +236,14 @@ impl ResNet {
         };
         let mut net = ResNet {
             conv1,
-            bn1: BatchNorm2d::new(w),
+            bn1: BatchNorm2d::new(w)?,
             maxpool,
             layer1: stage(0, rng)?,
             layer2: stage(1, rng)?,
             layer3: stage(2, rng)?,
             layer4: stage(3, rng)?,
             avgpool: AdaptiveAvgPool2d((1, 1)),
-            fc: Linear::new(8 * w * expansion, c.num_classes, true, rng),
+            fc: Linear::new(8 * w * expansion, c.num_classes, rng)?,
             config: c,
         };
         // torchvision: convolutions Kaiming normal (fan_out, ReLU); batch norm 1 and 0 (already).

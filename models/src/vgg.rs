@@ -1,10 +1,10 @@
 //! VGG-11/13/16/19 (configurations A, B, D, E), with or without batch norm: only 3x3
 //! convolutions of stride 1, torchvision's names and initialisation.
 
-use tapegrad_autograd::{Conv2dOptions, Error, Result, Rng, Var};
+use tapegrad_autograd::{Error, Result, Rng, Var};
 use tapegrad_nn::init::{self, FanMode, Init, Nonlinearity};
 use tapegrad_nn::layers::{
-    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2dConfig, Dropout, Linear, MaxPool2d, ReLU,
 };
 use tapegrad_nn::{consumed, Module, Sequential};
 
@@ -50,28 +50,21 @@ impl Vgg {
                 features = features.add(MaxPool2d::new(2, 2));
                 continue;
             }
-            features = features.add(Conv2d::new(
-                cin,
-                c,
-                3,
-                Conv2dOptions::default().padding(1),
-                true,
-                rng,
-            )?);
+            features = features.add(Conv2dConfig::new(cin, c, 3).padding(1).init(rng)?);
             if batch_norm {
-                features = features.add(BatchNorm2d::new(c));
+                features = features.add(BatchNorm2d::new(c)?);
             }
             features = features.add(ReLU);
             cin = c;
         }
         let classifier = Sequential::new()
-            .add(Linear::new(512 * 49, 4096, true, rng))
+            .add(Linear::new(512 * 49, 4096, rng)?)
             .add(ReLU)
             .add(Dropout::new(0.5, 1)?)
-            .add(Linear::new(4096, 4096, true, rng))
+            .add(Linear::new(4096, 4096, rng)?)
             .add(ReLU)
             .add(Dropout::new(0.5, 2)?)
-            .add(Linear::new(4096, num_classes, true, rng));
+            .add(Linear::new(4096, num_classes, rng)?);
         let mut net = Vgg {
             features,
             avgpool: AdaptiveAvgPool2d((7, 7)),

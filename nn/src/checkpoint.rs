@@ -9,7 +9,7 @@
 //! ```no_run
 //! use tapegrad_autograd::rng;
 //! use tapegrad_nn::{checkpoint, layers::Linear};
-//! let mut model = Linear::new(4, 3, true, &mut rng(0));
+//! let mut model = Linear::new(4, 3, &mut rng(0)).unwrap();
 //! checkpoint::save(&model, "w.safetensors")?;
 //! let report = checkpoint::load(&mut model, "w.safetensors", true)?;
 //! assert!(report.is_clean());

@@ -245,12 +245,12 @@ impl Init {
 /// use tapegrad_autograd::rng;
 /// use tapegrad_nn::init::{self, Init};
 /// use tapegrad_nn::{layers::Linear, Module};
-/// let mut fc = Linear::new(4, 3, true, &mut rng(0));
+/// let mut fc = Linear::new(4, 3, &mut rng(0)).unwrap();
 /// // AlexNet: weights N(0, 0.01), biases 1.
 /// init::apply(&mut fc, &mut rng(1), |name, _| {
 ///     Some(if name.ends_with("bias") { Init::Constant(1.0) } else { Init::Normal { mean: 0.0, std: 0.01 } })
 /// }).unwrap();
-/// assert_eq!(fc.bias().unwrap().value().to_vec(), vec![1.0; 3]);
+/// assert_eq!(fc.bias.as_ref().unwrap().value().to_vec(), vec![1.0; 3]);
 /// ```
 pub fn apply(
     model: &mut dyn Module,

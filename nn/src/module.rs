@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use tapegrad_autograd::{rng, Conv2dOptions, Param, Result, Tensor, Var};
-//! use tapegrad_nn::layers::{BatchNorm2d, Conv2d};
+//! use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Conv2dConfig};
 //! use tapegrad_nn::Module;
 //!
 //! /// y = relu(bn(conv(x)) * scale) + x: a residual join, whose gradient sums both paths.
@@ -30,8 +30,8 @@
 //!     }
 //! }
 //! let mut g = rng(0);
-//! let conv = Conv2d::new(4, 4, 3, Conv2dOptions::default().padding(1), false, &mut g)?;
-//! let m = Residual { conv, bn: BatchNorm2d::new(4), scale: Param::new(Tensor::scalar(2.0)), channels: 4 };
+//! let conv = Conv2dConfig::new(4, 4, 3).padding(1).bias(false).init(&mut g)?;
+//! let m = Residual { conv, bn: BatchNorm2d::new(4)?, scale: Param::new(Tensor::scalar(2.0)), channels: 4 };
 //! assert_eq!(m.parameter_names(), ["conv.weight", "bn.weight", "bn.bias", "scale"]);
 //! # Ok::<(), tapegrad_autograd::Error>(())
 //! ```

@@ -35,19 +35,19 @@ fn round_trip_gives_bit_identical_state_and_outputs() {
 
 #[test]
 fn special_values_survive_bit_for_bit() {
-    let mut a = Linear::new(2, 2, true, &mut rng(0));
+    let mut a = Linear::new(2, 2, &mut rng(0)).unwrap();
     let special = [f32::NAN, -0.0, f32::INFINITY, f32::MIN_POSITIVE / 4.0];
-    a.weight_mut()
+    a.weight
         .set(Tensor::from_vec(special.to_vec(), [2, 2]).unwrap())
         .unwrap();
     let bytes = Checkpoint::new(&a).to_bytes().unwrap();
-    let mut b = Linear::new(2, 2, true, &mut rng(1));
+    let mut b = Linear::new(2, 2, &mut rng(1)).unwrap();
     Checkpoint::from_bytes(&bytes)
         .unwrap()
         .restore_model(&mut b, true)
         .unwrap();
     let got: Vec<u32> = b
-        .weight()
+        .weight
         .value()
         .data()
         .iter()
@@ -234,16 +234,16 @@ fn half_bfloat_double_and_integer_tensors_are_read_as_f32() {
             },
         ),
     ]);
-    let mut m = Linear::new(2, 2, true, &mut rng(0));
+    let mut m = Linear::new(2, 2, &mut rng(0)).unwrap();
     Checkpoint::from_bytes(&bytes)
         .unwrap()
         .restore_model(&mut m, true)
         .unwrap();
     assert_eq!(
-        m.weight().value().to_vec(),
+        m.weight.value().to_vec(),
         vec![1.0, -2.0, 65504.0, (-24f32).exp2()]
     );
-    assert_eq!(m.bias().unwrap().value().to_vec(), vec![0.5, -3.0]);
+    assert_eq!(m.bias.as_ref().unwrap().value().to_vec(), vec![0.5, -3.0]);
 
     // f64 is rounded to the nearest f32; i64 and i32 are converted.
     let doubles = [0.1f64, -1e-3, 3.0, 1e30];
@@ -270,8 +270,8 @@ fn half_bfloat_double_and_integer_tensors_are_read_as_f32() {
         .restore_model(&mut m, true)
         .unwrap();
     let want: Vec<f32> = doubles.iter().map(|&v| v as f32).collect();
-    assert_eq!(m.weight().value().to_vec(), want);
-    assert_eq!(m.bias().unwrap().value().to_vec(), vec![-4.0, 9.0]);
+    assert_eq!(m.weight.value().to_vec(), want);
+    assert_eq!(m.bias.as_ref().unwrap().value().to_vec(), vec![-4.0, 9.0]);
 }
 
 #[test]
@@ -368,14 +368,14 @@ fn a_save_removes_temporary_files_of_dead_processes_only() {
 #[test]
 fn a_param_keeps_its_identity_across_a_load() {
     // Optimiser state and gradients are keyed by name and by id: a load replaces values only.
-    let a = Linear::new(3, 2, true, &mut rng(0));
-    let mut b = Linear::new(3, 2, true, &mut rng(1));
-    let id = b.weight().id();
+    let a = Linear::new(3, 2, &mut rng(0)).unwrap();
+    let mut b = Linear::new(3, 2, &mut rng(1)).unwrap();
+    let id = b.weight.id();
     let bytes = Checkpoint::new(&a).to_bytes().unwrap();
     Checkpoint::from_bytes(&bytes)
         .unwrap()
         .restore_model(&mut b, true)
         .unwrap();
-    assert_eq!(b.weight().id(), id);
-    assert_eq!(b.weight().value(), a.weight().value());
+    assert_eq!(b.weight.id(), id);
+    assert_eq!(b.weight.value(), a.weight.value());
 }

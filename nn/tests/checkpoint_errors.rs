@@ -238,7 +238,7 @@ fn a_missing_file_is_an_io_error_naming_the_path() {
 fn strict_load_failure_from_a_file_names_the_file() {
     let dir = scratch("named-file");
     let path = dir.join("small.safetensors");
-    checkpoint::save(&Linear::new(3, 2, true, &mut rng(0)), &path).unwrap();
+    checkpoint::save(&Linear::new(3, 2, &mut rng(0)).unwrap(), &path).unwrap();
     let err = checkpoint::load(&mut net(1), &path, true).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");

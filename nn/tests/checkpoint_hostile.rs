@@ -56,7 +56,7 @@ fn offsets_near_2_pow_64_are_an_error_not_an_overflow() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("near-2-64.safetensors");
     std::fs::write(&path, &bytes).unwrap();
-    let mut model = Linear::new(2, 2, true, &mut tapegrad_autograd::rng(0));
+    let mut model = Linear::new(2, 2, &mut tapegrad_autograd::rng(0)).unwrap();
     let msg = checkpoint::load(&mut model, &path, true)
         .unwrap_err()
         .to_string();

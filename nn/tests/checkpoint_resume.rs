@@ -19,9 +19,9 @@ const SAVE_AT: usize = 10;
 fn mlp(seed: u64) -> Sequential {
     let g = &mut rng(seed);
     Sequential::new()
-        .add(Linear::new(4, 8, true, g))
+        .add(Linear::new(4, 8, g).unwrap())
         .add(ReLU)
-        .add(Linear::new(8, 3, true, g))
+        .add(Linear::new(8, 3, g).unwrap())
 }
 
 fn data() -> (Tensor, Vec<usize>) {
@@ -246,9 +246,9 @@ fn optimizer_state_of_the_wrong_optimiser_is_refused() {
 fn dropout_mlp(seed: u64) -> Sequential {
     let g = &mut rng(seed);
     Sequential::new()
-        .add(Linear::new(4, 8, true, g))
+        .add(Linear::new(4, 8, g).unwrap())
         .add(Dropout::new(0.5, seed).unwrap())
-        .add(Linear::new(8, 3, true, g))
+        .add(Linear::new(8, 3, g).unwrap())
 }
 
 /// Steps `from..STEPS` of `model`, with a checkpoint of model and optimiser after step

@@ -78,9 +78,9 @@ fn accumulate_and_scale_average_micro_batches() {
 #[test]
 fn the_optimiser_uses_the_clipped_gradients() {
     // y = sum(x W^T + b) over a batch of 4 ones: dL/db = 4 per output, dL/dW = 4 per element.
-    let mut model = Linear::new(3, 2, true, &mut rng(0));
-    let before_w = model.weight().value().clone();
-    let before_b = model.bias().unwrap().value().clone();
+    let mut model = Linear::new(3, 2, &mut rng(0)).unwrap();
+    let before_w = model.weight.value().clone();
+    let before_b = model.bias.as_ref().unwrap().value().clone();
     let tape = Tape::new();
     let y = model.forward(tape.input(Tensor::ones([4, 3]))).unwrap();
     let grads = y.sum(&[], false).unwrap().backward().unwrap();
@@ -96,8 +96,8 @@ fn the_optimiser_uses_the_clipped_gradients() {
     .unwrap();
     opt.step_with(&mut model, &map).unwrap();
     // Each parameter moved by exactly -lr * 1.
-    let dw = model.weight().value().sub(&before_w).unwrap();
-    let db = model.bias().unwrap().value().sub(&before_b).unwrap();
+    let dw = model.weight.value().sub(&before_w).unwrap();
+    let db = model.bias.as_ref().unwrap().value().sub(&before_b).unwrap();
     assert!(dw
         .data()
         .iter()
@@ -107,8 +107,8 @@ fn the_optimiser_uses_the_clipped_gradients() {
 
 #[test]
 fn a_wrong_gradient_shape_changes_nothing() {
-    let mut model = Linear::new(2, 2, true, &mut rng(0));
-    let before = model.weight().value().clone();
+    let mut model = Linear::new(2, 2, &mut rng(0)).unwrap();
+    let before = model.weight.value().clone();
     let mut map = GradMap::new();
     map.insert("weight", Tensor::ones([2, 2]));
     map.insert("bias", Tensor::ones([3]));
@@ -116,5 +116,5 @@ fn a_wrong_gradient_shape_changes_nothing() {
     let err = opt.step_with(&mut model, &map).unwrap_err();
     assert!(err.to_string().contains("bias"), "{err}");
     // The weight (visited first) was not updated either.
-    assert_eq!(model.weight().value(), &before);
+    assert_eq!(model.weight.value(), &before);
 }

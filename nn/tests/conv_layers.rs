@@ -2,22 +2,18 @@
 
 use tapegrad_autograd::{rng, Conv2dOptions, DropoutMode, Tape, Tensor};
 use tapegrad_nn::layers::{
-    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d,
+    AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Flatten, Linear, MaxPool2d,
 };
 use tapegrad_nn::{Module, Sequential};
 
 #[test]
 fn conv_layer_shapes_names_and_init() {
     let mut g = rng(0);
-    let mut conv = Conv2d::new(
-        4,
-        6,
-        3,
-        Conv2dOptions::default().padding(1).groups(2),
-        true,
-        &mut g,
-    )
-    .unwrap();
+    let mut conv = Conv2dConfig::new(4, 6, 3)
+        .padding(1)
+        .groups(2)
+        .init(&mut g)
+        .unwrap();
     // 6 x (4/2) x 3 x 3 weights + 6 biases.
     assert_eq!(conv.num_parameters(), 6 * 2 * 9 + 6);
     assert_eq!(conv.parameter_names(), vec!["weight", "bias"]);
@@ -29,12 +25,12 @@ fn conv_layer_shapes_names_and_init() {
         .forward(tape.input(Tensor::ones([2, 4, 5, 5])))
         .unwrap();
     assert_eq!(y.dims(), vec![2, 6, 5, 5]);
-    assert!(Conv2d::new(3, 6, 3, Conv2dOptions::default().groups(2), true, &mut g).is_err());
+    assert!(Conv2dConfig::new(3, 6, 3).groups(2).init(&mut g).is_err());
 }
 
 #[test]
 fn batch_norm_trains_on_batches_and_evaluates_on_running_stats() {
-    let mut bn = BatchNorm2d::new(2);
+    let mut bn = BatchNorm2d::new(2).unwrap();
     let mut g = rng(1);
     let x = Tensor::randn([8, 2, 3, 3], &mut g)
         .mul_scalar(3.0)
@@ -88,9 +84,9 @@ fn dropout_modes_keep_the_expectation() {
 fn a_small_cnn_composes_and_names_its_layers() {
     let mut g = rng(2);
     let mut net = Sequential::new()
-        .add(Conv2d::new(1, 4, 3, Conv2dOptions::default(), true, &mut g).unwrap())
+        .add(Conv2d::new(1, 4, 3, &mut g).unwrap())
         .add(MaxPool2d::new(2, 2))
-        .add(BatchNorm2d::new(4))
+        .add(BatchNorm2d::new(4).unwrap())
         .add(AdaptiveAvgPool2d((1, 1)));
     let tape = Tape::new();
     let y = net
@@ -112,11 +108,23 @@ fn global_pooling_widens_the_receptive_field_to_the_whole_input() {
     let mut g = rng(4);
     let c = Conv2dOptions::default().padding(1);
     let mut net = Sequential::new()
-        .add(Conv2d::new(1, 4, 3, c, false, &mut g).unwrap())
-        .add(Conv2d::new(4, 4, 3, c, false, &mut g).unwrap())
+        .add(
+            Conv2dConfig::new(1, 4, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        )
+        .add(
+            Conv2dConfig::new(4, 4, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        )
         .add(AdaptiveAvgPool2d((1, 1)))
         .add(Flatten::default())
-        .add(Linear::new(4, 10, true, &mut g));
+        .add(Linear::new(4, 10, &mut g).unwrap());
     let s = tapegrad_nn::summary(&mut net, &[1, 1, 28, 28]).unwrap();
     let rf: Vec<usize> = s.layers().map(|r| r.receptive_field.0).collect();
     // The pool is the union of 28 positions one pixel apart: 5 + 27 = 32 (padding counted).
@@ -125,11 +133,23 @@ fn global_pooling_widens_the_receptive_field_to_the_whole_input() {
     // Pooling to 2x2 windows of 14: 5 + 13 = 18, moved by 14.
     let mut g = rng(4);
     let mut half = Sequential::new()
-        .add(Conv2d::new(1, 4, 3, c, false, &mut g).unwrap())
-        .add(Conv2d::new(4, 4, 3, c, false, &mut g).unwrap())
+        .add(
+            Conv2dConfig::new(1, 4, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        )
+        .add(
+            Conv2dConfig::new(4, 4, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        )
         .add(AdaptiveAvgPool2d((2, 2)))
         .add(Flatten::default())
-        .add(Linear::new(16, 10, true, &mut g));
+        .add(Linear::new(16, 10, &mut g).unwrap());
     let s = tapegrad_nn::summary(&mut half, &[1, 1, 28, 28]).unwrap();
     assert_eq!(s.row("2").unwrap().receptive_field, (18, 18));
     assert_eq!(s.row("2").unwrap().effective_stride, (14, 14));
@@ -143,10 +163,28 @@ fn summary_counts_macs_and_follows_the_receptive_field() {
     let mut g = rng(3);
     let c = Conv2dOptions::default().padding(1);
     let mut net = Sequential::new()
-        .add(Conv2d::new(8, 8, 3, c, false, &mut g).unwrap())
-        .add(Conv2d::new(8, 8, 3, c, false, &mut g).unwrap())
+        .add(
+            Conv2dConfig::new(8, 8, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        )
+        .add(
+            Conv2dConfig::new(8, 8, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        )
         .add(MaxPool2d::new(2, 2))
-        .add(Conv2d::new(8, 8, 3, c, false, &mut g).unwrap());
+        .add(
+            Conv2dConfig::new(8, 8, 3)
+                .options(c)
+                .bias(false)
+                .init(&mut g)
+                .unwrap(),
+        );
     let s = tapegrad_nn::summary(&mut net, &[1, 8, 16, 16]).unwrap();
     let rf: Vec<usize> = s.layers().map(|r| r.receptive_field.0).collect();
     // 3, then 3 + 2 = 5, then the pool adds (2-1)*1 = 6 and doubles the jump, then 6 + 2*2 = 10.
@@ -163,8 +201,7 @@ fn summary_counts_macs_and_follows_the_receptive_field() {
 #[test]
 fn named_parameters_label_their_tape_nodes() {
     let mut g = rng(4);
-    let mut net = Sequential::new()
-        .add(Conv2d::new(1, 2, 3, Conv2dOptions::default(), true, &mut g).unwrap());
+    let mut net = Sequential::new().add(Conv2d::new(1, 2, 3, &mut g).unwrap());
     net.name_parameters();
     let tape = Tape::new();
     let y = net.forward(tape.input(Tensor::ones([1, 1, 4, 4]))).unwrap();

@@ -4,7 +4,7 @@
 
 use tapegrad_autograd::{rng, Param, Result, Rng, Tape, Tensor, Var};
 use tapegrad_nn::checkpoint::{counters, state_dict};
-use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Dropout, Linear, ReLU};
+use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Linear, LinearConfig, ReLU};
 use tapegrad_nn::{Entry, EntryRef, Module, Sequential};
 
 /// y = relu(bn(conv(x))) + x.
@@ -20,8 +20,8 @@ impl Residual {
     fn new(c: usize, g: &mut Rng) -> Result<Residual> {
         let o = tapegrad_autograd::Conv2dOptions::default().padding(1);
         Ok(Residual {
-            conv: Conv2d::new(c, c, 3, o, false, g)?,
-            bn: BatchNorm2d::new(c),
+            conv: Conv2dConfig::new(c, c, 3).options(o).bias(false).init(g)?,
+            bn: BatchNorm2d::new(c)?,
             add_input: true,
         })
     }
@@ -59,7 +59,7 @@ impl Net {
     fn new(blocks: usize, extra: bool, g: &mut Rng) -> Result<Net> {
         let o = tapegrad_autograd::Conv2dOptions::default();
         Ok(Net {
-            stem: Conv2d::new(1, 2, 1, o, true, g)?,
+            stem: Conv2dConfig::new(1, 2, 1).options(o).init(g)?,
             blocks: (0..blocks)
                 .map(|_| Residual::new(2, g))
                 .collect::<Result<_>>()?,
@@ -237,8 +237,8 @@ fn arrays_and_vecs_of_params_are_numbered() {
     let mut g = rng(2);
     let mut pair = Pair {
         halves: [
-            Linear::new(3, 3, false, &mut g),
-            Linear::new(3, 3, true, &mut g),
+            LinearConfig::new(3, 3).bias(false).init(&mut g).unwrap(),
+            Linear::new(3, 3, &mut g).unwrap(),
         ],
         twice: Twice,
         biases: (0..2).map(|_| Param::new(Tensor::zeros([3]))).collect(),
@@ -292,8 +292,11 @@ mod parts {
         pub fn new(c: usize, g: &mut Rng) -> Result<Block> {
             let o = tapegrad_autograd::Conv2dOptions::default().padding(1);
             Ok(Block {
-                conv: Conv2d::new(c, c, 3, o, false, g)?,
-                bn: BatchNorm2d::new(c),
+                conv: tapegrad_nn::layers::Conv2dConfig::new(c, c, 3)
+                    .options(o)
+                    .bias(false)
+                    .init(g)?,
+                bn: BatchNorm2d::new(c)?,
                 act: Sequential::new().add(ReLU).add(ReLU),
             })
         }
@@ -327,7 +330,7 @@ fn summaries_see_children_called_directly_and_keep_the_mode() {
     let mut m = Stack {
         first: parts::Block::new(2, &mut g).unwrap(),
         rest: vec![parts::Block::new(2, &mut g).unwrap()],
-        head: Linear::new(2, 3, true, &mut g),
+        head: Linear::new(2, 3, &mut g).unwrap(),
     };
     m.eval();
     let s = tapegrad_nn::summary(&mut m, &[1, 2, 5, 5]).unwrap();
@@ -382,8 +385,8 @@ fn a_forward_on_another_tape_is_not_recorded() {
     }
     let mut g = rng(5);
     let mut m = Nested {
-        inner: Linear::new(2, 2, true, &mut g),
-        other: Some(Box::new(Linear::new(2, 2, true, &mut g))),
+        inner: Linear::new(2, 2, &mut g).unwrap(),
+        other: Some(Box::new(Linear::new(2, 2, &mut g).unwrap())),
     };
     let s = tapegrad_nn::summary(&mut m, &[1, 2]).unwrap();
     let names: Vec<&str> = s.rows.iter().map(|r| r.name.as_str()).collect();
@@ -411,11 +414,11 @@ impl<M: Module> Wrapper<M> {
 fn generic_boxed_and_nested_fields_are_walked() {
     let mut g = rng(6);
     let extras: Vec<Box<dyn Module>> = vec![
-        Box::new(Linear::new(3, 3, false, &mut g)),
+        Box::new(LinearConfig::new(3, 3).bias(false).init(&mut g).unwrap()),
         Box::new(Dropout::new(0.5, 1).unwrap()),
     ];
     let mut w = Wrapper {
-        body: Linear::new(3, 3, true, &mut g),
+        body: Linear::new(3, 3, &mut g).unwrap(),
         extras: Some(extras),
     };
     let names: Vec<String> = entries(&mut w).into_iter().map(|(n, _)| n).collect();
@@ -473,7 +476,7 @@ impl Module for Old {
 fn forward_child_names_what_the_walk_does_not() {
     let mut m = Old {
         leaf: Doubling,
-        fc: Linear::new(2, 4, true, &mut rng(7)),
+        fc: Linear::new(2, 4, &mut rng(7)).unwrap(),
     };
     let s = tapegrad_nn::summary(&mut m, &[3, 2]).unwrap();
     let rows: Vec<(&str, &str, usize)> = s

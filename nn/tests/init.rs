@@ -44,10 +44,13 @@ fn same_seed_same_tensor() {
     let c = init::kaiming_normal(&CONV, FanMode::FanIn, Nonlinearity::Relu, &mut rng(4)).unwrap();
     assert_eq!(a, b);
     assert_ne!(a, c);
-    let l1 = Linear::new(5, 4, true, &mut rng(9));
-    let l2 = Linear::new(5, 4, true, &mut rng(9));
-    assert_eq!(l1.weight().value(), l2.weight().value());
-    assert_eq!(l1.bias().unwrap().value(), l2.bias().unwrap().value());
+    let l1 = Linear::new(5, 4, &mut rng(9)).unwrap();
+    let l2 = Linear::new(5, 4, &mut rng(9)).unwrap();
+    assert_eq!(l1.weight.value(), l2.weight.value());
+    assert_eq!(
+        l1.bias.as_ref().unwrap().value(),
+        l2.bias.as_ref().unwrap().value()
+    );
 }
 
 #[test]
@@ -90,12 +93,12 @@ fn xavier_variance() {
 #[test]
 fn pytorch_default_linear_init() {
     // Weight and bias U(-1/sqrt(in), 1/sqrt(in)): bound 1/sqrt(400) = 0.05, std 0.05/sqrt(3).
-    let l = Linear::new(400, 300, true, &mut rng(7));
-    let w = l.weight().value();
+    let l = Linear::new(400, 300, &mut rng(7)).unwrap();
+    let w = l.weight.value();
     assert_eq!(w.dims(), &[300, 400]);
     assert_within(w, 0.05);
     assert_centred_with_std(w, 0.05 / 3f64.sqrt());
-    let b = l.bias().unwrap().value();
+    let b = l.bias.as_ref().unwrap().value();
     assert_eq!(b.dims(), &[300]);
     assert!(b.data().iter().all(|x| x.abs() <= 0.05));
     // A conv-shaped default weight uses fan_in = in * k * k: [64, 3, 11, 11] -> 1/sqrt(363).
@@ -129,7 +132,7 @@ fn bad_arguments_are_errors() {
 
 #[test]
 fn apply_reinitialises_by_name() {
-    let mut fc = Linear::new(30, 20, true, &mut rng(0));
+    let mut fc = Linear::new(30, 20, &mut rng(0)).unwrap();
     init::apply(&mut fc, &mut rng(1), |name, dims| {
         assert!(dims == [20, 30] || dims == [20]);
         match name {
@@ -138,7 +141,7 @@ fn apply_reinitialises_by_name() {
         }
     })
     .unwrap();
-    assert_eq!(fc.bias().unwrap().value().to_vec(), vec![1.0; 20]);
+    assert_eq!(fc.bias.as_ref().unwrap().value().to_vec(), vec![1.0; 20]);
     // A failing initialiser (kaiming on a rank-1 bias) is reported.
     let err = init::apply(&mut fc, &mut rng(1), |_, _| {
         Some(Init::KaimingNormal(FanMode::FanIn, Nonlinearity::Relu))

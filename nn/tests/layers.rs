@@ -7,7 +7,8 @@ use common::{assert_close, cases, tensor, tol};
 use tapegrad_autograd::gradcheck::{gradcheck_with, GradcheckOptions};
 use tapegrad_autograd::{rng, Tape, Tensor};
 use tapegrad_nn::layers::{
-    Flatten, Identity, LeakyReLU, Linear, LogSoftmax, ReLU, Sigmoid, Softmax, Swish, Tanh,
+    Flatten, Identity, LeakyReLU, Linear, LinearConfig, LogSoftmax, ReLU, Sigmoid, Softmax, Swish,
+    Tanh,
 };
 use tapegrad_nn::{Module, Sequential};
 
@@ -32,9 +33,12 @@ fn linear_forward_by_hand() {
     assert_eq!(y.value().to_vec(), vec![-0.5, -2.0, 1.0, 3.5, 7.0, 15.0]);
     // L = sum(y): dL/db = batch size 2 per output; dL/dW[o, i] = sum_n x[n, i] = [3, -0.5].
     let g = y.sum(&[], false).unwrap().backward().unwrap();
-    assert_eq!(g.param(l.bias().unwrap()).unwrap().to_vec(), vec![2.0; 3]);
     assert_eq!(
-        g.param(l.weight()).unwrap().to_vec(),
+        g.param(l.bias.as_ref().unwrap()).unwrap().to_vec(),
+        vec![2.0; 3]
+    );
+    assert_eq!(
+        g.param(&l.weight).unwrap().to_vec(),
         vec![3.0, -0.5, 3.0, -0.5, 3.0, -0.5]
     );
 }
@@ -42,9 +46,14 @@ fn linear_forward_by_hand() {
 #[test]
 fn linear_names_and_shape_errors() {
     let mut seq = Sequential::new()
-        .add(Linear::new(4, 3, true, &mut rng(0)))
+        .add(Linear::new(4, 3, &mut rng(0)).unwrap())
         .add(ReLU)
-        .add(Linear::new(3, 2, false, &mut rng(1)));
+        .add(
+            LinearConfig::new(3, 2)
+                .bias(false)
+                .init(&mut rng(1))
+                .unwrap(),
+        );
     assert_eq!(
         seq.parameter_names(),
         vec!["0.weight", "0.bias", "2.weight"]
@@ -109,14 +118,14 @@ fn linear_matches_pytorch() {
             &tensor(&want["x"]),
             tol(case),
         );
-        let dw = g.param(l.weight()).unwrap();
+        let dw = g.param(&l.weight).unwrap();
         assert_close(
             &format!("{name} dW"),
             &dw,
             &tensor(&want["weight"]),
             tol(case),
         );
-        if let Some(b) = l.bias() {
+        if let Some(b) = l.bias.as_ref() {
             let db = g.param(b).unwrap();
             assert_close(
                 &format!("{name} db"),
@@ -163,4 +172,49 @@ fn softmax_and_flatten_modules() {
     assert!(Flatten::new(5).forward(img).is_err());
     assert_eq!(ReLU.type_name(), "ReLU");
     assert_eq!(ReLU.num_parameters(), 0);
+}
+
+/// Every layer is built the same way: `new` with PyTorch's defaults, a config for the rest,
+/// a `Result` whose error names the layer, parameters as public fields.
+#[test]
+fn layers_are_built_alike() {
+    use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Conv2dConfig, Linear, LinearConfig};
+    let mut g = rng(0);
+    let fc = Linear::new(4, 3, &mut g).unwrap();
+    assert_eq!(
+        (fc.weight.value().dims(), fc.bias.is_some()),
+        (&[3, 4][..], true)
+    );
+    let fc = LinearConfig::new(4, 3).bias(false).init(&mut g).unwrap();
+    assert!(fc.bias.is_none());
+    let conv = Conv2d::new(3, 8, 3, &mut g).unwrap();
+    assert_eq!(conv.weight.value().dims(), &[8, 3, 3, 3]);
+    assert_eq!(conv.options, tapegrad_autograd::Conv2dOptions::default());
+    let conv = Conv2dConfig::rect(4, 8, (1, 3))
+        .stride(2)
+        .padding(1)
+        .groups(2)
+        .bias(false)
+        .init(&mut g)
+        .unwrap();
+    assert_eq!(conv.weight.value().dims(), &[8, 2, 1, 3]);
+    assert_eq!((conv.options.stride, conv.options.groups), ((2, 2), 2));
+    assert!(conv.bias.is_none());
+    let bn = BatchNorm2d::new(5).unwrap();
+    assert_eq!(bn.channels(), 5);
+    for (e, layer) in [
+        (Linear::new(0, 3, &mut g).err(), "Linear"),
+        (LinearConfig::new(4, 0).init(&mut g).err(), "Linear"),
+        (Conv2d::new(3, 0, 3, &mut g).err(), "Conv2d"),
+        (
+            Conv2dConfig::new(3, 6, 3).groups(2).init(&mut g).err(),
+            "Conv2d",
+        ),
+        (BatchNorm2d::new(0).err(), "BatchNorm2d"),
+    ]
+    .map(|(e, l)| (e.map(|e| e.to_string()), l))
+    {
+        let e = e.expect("an error");
+        assert!(e.starts_with(layer), "{e}");
+    }
 }

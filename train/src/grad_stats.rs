@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn norm_and_zeros_per_layer() {
-        let m = Linear::new(2, 2, true, &mut rng(0));
+        let m = Linear::new(2, 2, &mut rng(0)).unwrap();
         let mut g = GradMap::new();
         // weight gradient [[3, 0], [0, 4]]: norm sqrt(9 + 16) = 5 with the bias [0, 0]; 4 of
         // the 6 scalars are zero.

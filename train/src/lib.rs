@@ -18,7 +18,7 @@
 //! let train = DataLoader::new(Arc::new(split.train), 50, LoaderOptions::default()).unwrap();
 //! let test_opts = LoaderOptions { shuffle: false, ..Default::default() };
 //! let test = DataLoader::new(Arc::new(split.test), 50, test_opts).unwrap();
-//! let model = Sequential::new().add(Flatten::new(1)).add(Linear::new(784, 10, true, &mut rng(0)));
+//! let model = Sequential::new().add(Flatten::new(1)).add(Linear::new(784, 10, &mut rng(0)).unwrap());
 //! let opt = Adam::new(AdamConfig::default()).unwrap();
 //! let mut trainer = Trainer::new(Box::new(model), Box::new(opt), Schedule::None);
 //! trainer.train_epoch(&train, None, |_| {}).unwrap();

@@ -3,9 +3,9 @@
 //! pools of 1, 2, 3 and 7 threads (3 and 7 catch splits keyed on the count that 1 and 2 would
 //! miss).
 
-use tapegrad_autograd::{rng, Conv2dOptions, Tape, Tensor};
+use tapegrad_autograd::{rng, Tape, Tensor};
 use tapegrad_data::{rgb_covariance, Dataset};
-use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU};
+use tapegrad_nn::layers::{BatchNorm2d, Conv2dConfig, Flatten, Linear, MaxPool2d, ReLU};
 use tapegrad_nn::loss::VarLosses;
 use tapegrad_nn::optim::{clip_grad_norm, GradMap, Optimizer, Sgd, SgdConfig};
 use tapegrad_nn::{Entry, Module, Sequential};
@@ -47,12 +47,12 @@ fn train(images: &Tensor, labels: &[usize]) -> (Vec<u32>, Vec<(String, Vec<u32>)
     // The conv weight gradient sums 16 products of [8, 256] x [256, 27]: over the size at which
     // the batch is split.
     let mut model = Sequential::new()
-        .add(Conv2d::new(3, 8, 3, Conv2dOptions::default().padding(1), true, &mut g).unwrap())
-        .add(BatchNorm2d::new(8))
+        .add(Conv2dConfig::new(3, 8, 3).padding(1).init(&mut g).unwrap())
+        .add(BatchNorm2d::new(8).unwrap())
         .add(ReLU)
         .add(MaxPool2d::new(2, 2))
         .add(Flatten::new(1))
-        .add(Linear::new(8 * 8 * 8, 10, true, &mut g));
+        .add(Linear::new(8 * 8 * 8, 10, &mut g).unwrap());
     let mut opt = Sgd::new(SgdConfig {
         lr: 0.05,
         momentum: 0.9,

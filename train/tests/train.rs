@@ -28,9 +28,9 @@ fn blobs() -> (Tensor, Vec<usize>) {
 fn mlp(seed: u64) -> Sequential {
     let g = &mut rng(seed);
     Sequential::new()
-        .add(Linear::new(2, 16, true, g))
+        .add(Linear::new(2, 16, g).unwrap())
         .add(ReLU)
-        .add(Linear::new(16, 3, true, g))
+        .add(Linear::new(16, 3, g).unwrap())
 }
 
 /// One full-batch step; returns the loss before the step and the fraction classified right.

@@ -19,7 +19,7 @@ use tapegrad_train::{
 fn trainer(lr: f32) -> Trainer {
     let model = Sequential::new()
         .add(Flatten::new(1))
-        .add(Linear::new(4, 3, true, &mut rng(1)));
+        .add(Linear::new(4, 3, &mut rng(1)).unwrap());
     let opt = Sgd::new(SgdConfig {
         lr,
         ..Default::default()
@@ -98,7 +98,7 @@ fn loaders() -> (DataLoader, DataLoader) {
 fn mnist_trainer() -> Trainer {
     let model = Sequential::new()
         .add(Flatten::new(1))
-        .add(Linear::new(784, 10, true, &mut rng(2)));
+        .add(Linear::new(784, 10, &mut rng(2)).unwrap());
     let opt = Sgd::new(SgdConfig::default()).unwrap();
     Trainer::new(Box::new(model), Box::new(opt), Schedule::None)
 }

@@ -21,7 +21,7 @@ use tapegrad_autograd::{Error, Result, Tensor};
 /// use tapegrad_nn::checkpoint::Checkpoint;
 /// use tapegrad_nn::layers::Linear;
 /// use tapegrad_nn::optim::{Optimizer, Sgd, SgdConfig};
-/// let mut model = Linear::new(2, 2, true, &mut rng(0));
+/// let mut model = Linear::new(2, 2, &mut rng(0)).unwrap();
 /// let opt = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }).unwrap();
 /// let ckpt = Checkpoint::new(&model).with_optimizer(&opt).with_metadata("epoch", 3);
 /// let back = Checkpoint::from_bytes(&ckpt.to_bytes().unwrap()).unwrap();

@@ -12,35 +12,76 @@ pub struct Conv2d {
     pub options: Conv2dOptions,
 }
 
-impl Conv2d {
-    /// A `k x k` convolution with the given options (stride, padding, dilation, groups).
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        options: Conv2dOptions,
-        bias: bool,
-        rng: &mut Rng,
-    ) -> Result<Conv2d> {
-        Conv2d::rect(
-            in_channels,
-            out_channels,
-            (kernel, kernel),
-            options,
-            bias,
-            rng,
-        )
+/// What makes a [`Conv2d`] beyond its sizes and PyTorch's defaults (stride 1, no padding, no
+/// dilation, one group, a bias): `Conv2dConfig::new(3, 64, 7).stride(2).padding(3).bias(false)
+/// .init(&mut rng)?`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: (usize, usize),
+    pub options: Conv2dOptions,
+    /// A learned bias (PyTorch's default: true).
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// A `kernel x kernel` convolution.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Conv2dConfig {
+        Conv2dConfig::rect(in_channels, out_channels, (kernel, kernel))
     }
 
-    /// A convolution with a non-square kernel.
-    pub fn rect(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: (usize, usize),
-        options: Conv2dOptions,
-        bias: bool,
-        rng: &mut Rng,
-    ) -> Result<Conv2d> {
+    /// A `kh x kw` convolution.
+    pub fn rect(in_channels: usize, out_channels: usize, kernel: (usize, usize)) -> Conv2dConfig {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel,
+            options: Conv2dOptions::default(),
+            bias: true,
+        }
+    }
+
+    /// Stride, padding, dilation and groups at once.
+    pub fn options(mut self, options: Conv2dOptions) -> Conv2dConfig {
+        self.options = options;
+        self
+    }
+
+    pub fn stride(mut self, s: usize) -> Conv2dConfig {
+        self.options = self.options.stride(s);
+        self
+    }
+
+    pub fn padding(mut self, p: usize) -> Conv2dConfig {
+        self.options = self.options.padding(p);
+        self
+    }
+
+    pub fn dilation(mut self, d: usize) -> Conv2dConfig {
+        self.options = self.options.dilation(d);
+        self
+    }
+
+    pub fn groups(mut self, g: usize) -> Conv2dConfig {
+        self.options = self.options.groups(g);
+        self
+    }
+
+    pub fn bias(mut self, on: bool) -> Conv2dConfig {
+        self.bias = on;
+        self
+    }
+
+    /// The layer, initialised as PyTorch does; an error for sizes that make no convolution.
+    pub fn init(self, rng: &mut Rng) -> Result<Conv2d> {
+        let Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel,
+            options,
+            bias,
+        } = self;
         let g = options.groups;
         if g == 0 || !in_channels.is_multiple_of(g) || !out_channels.is_multiple_of(g) {
             return Err(Error::invalid(
@@ -68,6 +109,19 @@ impl Conv2d {
             bias,
             options,
         })
+    }
+}
+
+impl Conv2d {
+    /// `nn.Conv2d(in, out, kernel)`: stride 1, no padding, a bias, PyTorch's initialisation.
+    /// Other settings: [`Conv2dConfig`].
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        rng: &mut Rng,
+    ) -> Result<Conv2d> {
+        Conv2dConfig::new(in_channels, out_channels, kernel).init(rng)
     }
 
     pub fn in_channels(&self) -> usize {

@@ -8,22 +8,61 @@ use tapegrad_autograd::{Error, Param, Result, Rng, Tensor, Var};
 /// state dict's keys read `classifier.1.weight`.
 #[derive(Debug)]
 pub struct Linear {
-    weight: Param,
-    bias: Option<Param>,
+    /// `[out, in]`.
+    pub weight: Param,
+    /// `[out]`, if the layer has one.
+    pub bias: Option<Param>,
+}
+
+/// What makes a [`Linear`] beyond PyTorch's defaults: `LinearConfig::new(in, out).bias(false)
+/// .init(&mut rng)?`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearConfig {
+    pub in_features: usize,
+    pub out_features: usize,
+    /// A learned bias (PyTorch's default: true).
+    pub bias: bool,
+}
+
+impl LinearConfig {
+    pub fn new(in_features: usize, out_features: usize) -> LinearConfig {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+
+    pub fn bias(mut self, on: bool) -> LinearConfig {
+        self.bias = on;
+        self
+    }
+
+    /// The layer with PyTorch's default initialisation: weight and bias both
+    /// `U(-1/sqrt(in), 1/sqrt(in))` (see [`init::default_weight`]); an error for an empty
+    /// input size.
+    pub fn init(self, rng: &mut Rng) -> Result<Linear> {
+        let (i, o) = (self.in_features, self.out_features);
+        if i == 0 || o == 0 {
+            return Err(Error::invalid(
+                "Linear",
+                format!("in_features ({i}) and out_features ({o}) must be positive"),
+            ));
+        }
+        let w = init::default_weight(&[o, i], rng)?;
+        let b = self.bias.then(|| init::default_bias(i, o, rng));
+        Ok(Linear {
+            weight: Param::named(w, "weight"),
+            bias: b.map(|b| Param::named(b, "bias")),
+        })
+    }
 }
 
 impl Linear {
-    /// A layer with PyTorch's default initialisation: weight and bias both
-    /// `U(-1/sqrt(in), 1/sqrt(in))` (see [`init::default_weight`]).
-    pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut Rng) -> Linear {
-        let dims = [out_features, in_features];
-        // Rank 2 always has fans, so this cannot fail.
-        let w = init::default_weight(&dims, rng).expect("a rank-2 weight has fans");
-        let b = bias.then(|| init::default_bias(in_features, out_features, rng));
-        Linear {
-            weight: Param::named(w, "weight"),
-            bias: b.map(|b| Param::named(b, "bias")),
-        }
+    /// `nn.Linear(in, out)`: with a bias, PyTorch's initialisation. Other settings:
+    /// [`LinearConfig`].
+    pub fn new(in_features: usize, out_features: usize, rng: &mut Rng) -> Result<Linear> {
+        LinearConfig::new(in_features, out_features).init(rng)
     }
 
     /// A layer with given values: weight `[out, in]`, bias `[out]`.
@@ -56,22 +95,6 @@ impl Linear {
 
     pub fn out_features(&self) -> usize {
         self.weight.value().dims()[0]
-    }
-
-    pub fn weight(&self) -> &Param {
-        &self.weight
-    }
-
-    pub fn weight_mut(&mut self) -> &mut Param {
-        &mut self.weight
-    }
-
-    pub fn bias(&self) -> Option<&Param> {
-        self.bias.as_ref()
-    }
-
-    pub fn bias_mut(&mut self) -> Option<&mut Param> {
-        self.bias.as_mut()
     }
 }
 

@@ -25,13 +25,20 @@ pub struct BatchNorm2d {
 }
 
 impl BatchNorm2d {
-    pub fn new(channels: usize) -> BatchNorm2d {
+    /// `nn.BatchNorm2d(channels)`: with a learned scale and shift. An error for no channels.
+    pub fn new(channels: usize) -> Result<BatchNorm2d> {
         BatchNorm2d::with_affine(channels, true)
     }
 
     /// Without the learned scale and shift when `affine` is false.
-    pub fn with_affine(channels: usize, affine: bool) -> BatchNorm2d {
-        BatchNorm2d {
+    pub fn with_affine(channels: usize, affine: bool) -> Result<BatchNorm2d> {
+        if channels == 0 {
+            return Err(Error::invalid(
+                "BatchNorm2d",
+                "channels (0) must be positive",
+            ));
+        }
+        Ok(BatchNorm2d {
             weight: affine.then(|| Param::new(Tensor::ones([channels]))),
             bias: affine.then(|| Param::new(Tensor::zeros([channels]))),
             running_mean: Tensor::zeros([channels]),
@@ -40,7 +47,7 @@ impl BatchNorm2d {
             momentum: 0.1,
             eps: 1e-5,
             training: true,
-        }
+        })
     }
 
     pub fn channels(&self) -> usize {

@@ -8,7 +8,7 @@
 //! use tapegrad_autograd::{rng, Tape, Tensor};
 //! use tapegrad_nn::{layers::Linear, Module};
 //! use tapegrad_nn::optim::{clip_grad_norm, GradMap, Optimizer, Sgd, SgdConfig};
-//! let mut model = Linear::new(3, 2, true, &mut rng(0));
+//! let mut model = Linear::new(3, 2, &mut rng(0)).unwrap();
 //! let mut opt = Sgd::new(SgdConfig { lr: 0.1, ..Default::default() }).unwrap();
 //! let mut grads = {
 //!     let tape = Tape::new();

@@ -5,7 +5,7 @@
 //! use tapegrad_autograd::{rng, Tape, Tensor};
 //! use tapegrad_nn::{layers::Linear, loss, Module};
 //! use tapegrad_nn::optim::{Adam, AdamConfig, Optimizer};
-//! let mut model = Linear::new(4, 3, true, &mut rng(0));
+//! let mut model = Linear::new(4, 3, &mut rng(0)).unwrap();
 //! let mut opt = Adam::new(AdamConfig::default()).unwrap();
 //! let tape = Tape::new();
 //! let logits = model.forward(tape.input(Tensor::ones([2, 4]))).unwrap();

@@ -7,9 +7,9 @@ use safetensors::{Dtype, View};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tapegrad_autograd::{rng, Conv2dOptions, Tape, Tensor};
+use tapegrad_autograd::{rng, Tape, Tensor};
 use tapegrad_nn::checkpoint::state_dict;
-use tapegrad_nn::layers::{BatchNorm2d, Conv2d, Flatten, Linear, ReLU};
+use tapegrad_nn::layers::{BatchNorm2d, Conv2dConfig, Flatten, Linear, ReLU};
 use tapegrad_nn::{Module, Sequential};
 
 /// PyTorch's `nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
@@ -17,11 +17,11 @@ use tapegrad_nn::{Module, Sequential};
 pub fn net(seed: u64) -> Sequential {
     let g = &mut rng(seed);
     Sequential::new()
-        .add(Conv2d::new(2, 3, 3, Conv2dOptions::default().padding(1), true, g).unwrap())
-        .add(BatchNorm2d::new(3))
+        .add(Conv2dConfig::new(2, 3, 3).padding(1).init(g).unwrap())
+        .add(BatchNorm2d::new(3).unwrap())
         .add(ReLU)
         .add(Flatten::default())
-        .add(Linear::new(48, 2, true, g))
+        .add(Linear::new(48, 2, g).unwrap())
 }
 
 /// `net` after two training-mode forward passes, so that its running statistics and

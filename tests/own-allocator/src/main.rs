@@ -72,7 +72,7 @@ impl Classifier {
 #[test]
 fn a_module_derives_through_the_facade() {
     let mut m = Classifier {
-        fc: Linear::new(4, 2, true, &mut rng(0)),
+        fc: Linear::new(4, 2, &mut rng(0)).unwrap(),
     };
     assert_eq!(m.parameter_names(), ["fc.weight", "fc.bias"]);
     let tape = Tape::new();

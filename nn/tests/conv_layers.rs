@@ -101,27 +101,24 @@ fn a_small_cnn_composes_and_names_its_layers() {
     assert!(loss.backward().is_ok());
 }
 
+/// Two 3x3 "same" convolutions without bias, 1 -> 4 -> 4 channels.
+fn two_convs(g: &mut tapegrad_autograd::Rng) -> Sequential {
+    let mut conv = |i| {
+        Conv2dConfig::new(i, 4, 3)
+            .padding(1)
+            .bias(false)
+            .init(g)
+            .unwrap()
+    };
+    Sequential::new().add(conv(1)).add(conv(4))
+}
+
 #[test]
 fn global_pooling_widens_the_receptive_field_to_the_whole_input() {
     // Two 3x3 convolutions (RF 5), global average pooling over the 28x28 map, a classifier:
     // every logit depends on every pixel.
     let mut g = rng(4);
-    let c = Conv2dOptions::default().padding(1);
-    let mut net = Sequential::new()
-        .add(
-            Conv2dConfig::new(1, 4, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        )
-        .add(
-            Conv2dConfig::new(4, 4, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        )
+    let mut net = two_convs(&mut g)
         .add(AdaptiveAvgPool2d((1, 1)))
         .add(Flatten::default())
         .add(Linear::new(4, 10, &mut g).unwrap());
@@ -132,21 +129,7 @@ fn global_pooling_widens_the_receptive_field_to_the_whole_input() {
     assert_eq!(s.row("2").unwrap().effective_stride, (28, 28));
     // Pooling to 2x2 windows of 14: 5 + 13 = 18, moved by 14.
     let mut g = rng(4);
-    let mut half = Sequential::new()
-        .add(
-            Conv2dConfig::new(1, 4, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        )
-        .add(
-            Conv2dConfig::new(4, 4, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        )
+    let mut half = two_convs(&mut g)
         .add(AdaptiveAvgPool2d((2, 2)))
         .add(Flatten::default())
         .add(Linear::new(16, 10, &mut g).unwrap());

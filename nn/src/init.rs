@@ -100,7 +100,7 @@ pub fn uniform(dims: &[usize], low: f32, high: f32, rng: &mut Rng) -> Result<Ten
             format!("low {low} must not exceed high {high}"),
         ));
     }
-    Ok(Tensor::rand(dims, low, high, rng))
+    Tensor::try_rand(dims, low, high, rng)
 }
 
 /// Samples of `N(mean, std^2)`; AlexNet's weights are `normal(dims, 0.0, 0.01)`.

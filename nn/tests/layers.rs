@@ -211,6 +211,11 @@ fn layers_are_built_alike() {
             "Conv2d",
         ),
         (BatchNorm2d::new(0).err(), "BatchNorm2d"),
+        // Sizes whose weight cannot exist: an error, not an overflow or an abort.
+        (Linear::new(1 << 40, 1 << 40, &mut g).err(), "rand"),
+        (Conv2d::new(1 << 62, 2, 1 << 31, &mut g).err(), "Conv2d"),
+        (Conv2d::new(1 << 40, 1 << 40, 1, &mut g).err(), "rand"),
+        (BatchNorm2d::new(usize::MAX).err(), "full"),
     ]
     .map(|(e, l)| (e.map(|e| e.to_string()), l))
     {

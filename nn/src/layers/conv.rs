@@ -95,14 +95,19 @@ impl Conv2dConfig {
                 format!("channels ({in_channels}, {out_channels}) and kernel {kernel:?} must be positive"),
             ));
         }
-        let fan_in = in_channels / g * kernel.0 * kernel.1;
+        let fan_in = (in_channels / g)
+            .checked_mul(kernel.0)
+            .and_then(|f| f.checked_mul(kernel.1))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "Conv2d",
+                    format!("in_channels {in_channels} with kernel {kernel:?} overflow the size of a weight"),
+                )
+            })?;
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let weight = Tensor::rand(
-            [out_channels, in_channels / g, kernel.0, kernel.1],
-            -bound,
-            bound,
-            rng,
-        );
+        let dims = [out_channels, in_channels / g, kernel.0, kernel.1];
+        let weight = Tensor::try_rand(dims, -bound, bound, rng)?;
+        // The weight exists, so `out_channels` values do too.
         let bias = bias.then(|| Param::new(Tensor::rand([out_channels], -bound, bound, rng)));
         Ok(Conv2d {
             weight: Param::new(weight),

@@ -38,11 +38,16 @@ impl BatchNorm2d {
                 "channels (0) must be positive",
             ));
         }
+        let param = |t: Result<Tensor>| t.map(Param::new);
         Ok(BatchNorm2d {
-            weight: affine.then(|| Param::new(Tensor::ones([channels]))),
-            bias: affine.then(|| Param::new(Tensor::zeros([channels]))),
-            running_mean: Tensor::zeros([channels]),
-            running_var: Tensor::ones([channels]),
+            weight: affine
+                .then(|| param(Tensor::try_ones([channels])))
+                .transpose()?,
+            bias: affine
+                .then(|| param(Tensor::try_zeros([channels])))
+                .transpose()?,
+            running_mean: Tensor::try_zeros([channels])?,
+            running_var: Tensor::try_ones([channels])?,
             num_batches_tracked: 0,
             momentum: 0.1,
             eps: 1e-5,

@@ -91,13 +91,7 @@ impl Tape {
         let values: Vec<Tensor> = inputs.iter().map(|v| v.value()).collect();
         let n = batch_size(op, &values, &split)?;
         let value = self.no_grad(|| forward_in_pieces(self, op, &values, &split, n, &f))?;
-        let needs_grad = self.is_recording() && inputs.iter().any(|v| v.requires_grad());
-        if !needs_grad {
-            return Ok(self.input_as(op, value));
-        }
-        self.record_reading(op, inputs, value, Reads::ALL_INPUTS, move |c| {
-            recompute(c, op, &split, &f)
-        })
+        self.record_composition(op, inputs, value, split, f)
     }
 
     /// Records `value`, which a fused kernel computed, as the result of the composition `f` of
@@ -118,12 +112,29 @@ impl Tape {
         F: for<'a> Fn(&[Var<'a>]) -> Result<Var<'a>> + 'static,
     {
         self.check_own(op.name, inputs)?;
+        self.record_composition(op, inputs, value, Split::Whole, f)
+    }
+
+    /// `value` as the result of the composition `f` of `inputs`: a node whose rule reruns `f`
+    /// (in pieces as `split` allows) and differentiates through it, or a constant named `op`
+    /// when no input needs a gradient.
+    fn record_composition<'t, F>(
+        &'t self,
+        op: Op,
+        inputs: &[Var<'t>],
+        value: Tensor,
+        split: Split,
+        f: F,
+    ) -> Result<Var<'t>>
+    where
+        F: for<'a> Fn(&[Var<'a>]) -> Result<Var<'a>> + 'static,
+    {
         let needs_grad = self.is_recording() && inputs.iter().any(|v| v.requires_grad());
         if !needs_grad {
             return Ok(self.input_as(op, value));
         }
         self.record_reading(op, inputs, value, Reads::ALL_INPUTS, move |c| {
-            recompute(c, op, &Split::Whole, &f)
+            recompute(c, op, &split, &f)
         })
     }
 

@@ -27,6 +27,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+mod huge_pages;
 mod small;
 
 /// Buffers shorter than this (256 KiB of f32) are left to the allocator. Measured on LeNet-5
@@ -152,12 +153,13 @@ fn evict(p: &mut Pool, bytes: usize) -> Vec<Vec<f32>> {
 
 /// A fresh buffer of `len` copies of `v`, or an error naming `op` if the allocator refuses it:
 /// `try_reserve_exact` reports what `vec!` would abort the process on.
-pub(crate) fn try_filled(op: &'static str, len: usize, v: f32) -> Result<Vec<f32>> {
+fn try_filled(op: &'static str, len: usize, v: f32) -> Result<Vec<f32>> {
     let mut out = Vec::new();
     out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
         op,
         bytes: len.saturating_mul(std::mem::size_of::<f32>()),
     })?;
+    huge_pages::advise(&mut out);
     out.resize(len, v);
     Ok(out)
 }

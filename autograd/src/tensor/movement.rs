@@ -145,7 +145,9 @@ impl Tensor {
             .ok_or_else(too_big)?;
         let shape = Shape::new(&dims);
         shape.check_size("pad")?;
-        let mut out = buffer_pool::try_filled("pad", shape.numel(), value)?;
+        // From the pool: conv's batch pieces pad their input gradients every backward.
+        let mut out = buffer_pool::try_for_overwrite("pad", shape.numel())?;
+        out.fill(value);
         if self.numel() == 0 {
             return Ok(Tensor::from_parts(out, shape));
         }

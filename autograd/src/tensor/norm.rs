@@ -95,11 +95,22 @@ impl Tensor {
             for i in 0..n {
                 let (x, g) = (block(0, i), block(1, i));
                 sg += sum64(g);
-                let mut acc = 0.0f32;
-                for (&x, &g) in x.iter().zip(g) {
-                    acc += g * (x - m);
+                // Eight lanes, as `sum64`: one running sum would be a chain of dependent adds.
+                let mut acc = [0.0f32; 8];
+                let (xs, gs) = (x.chunks_exact(8), g.chunks_exact(8));
+                let tail: f32 = xs
+                    .remainder()
+                    .iter()
+                    .zip(gs.remainder())
+                    .map(|(&x, &g)| g * (x - m))
+                    .sum();
+                for (x, g) in xs.zip(gs) {
+                    for l in 0..8 {
+                        acc[l] += g[l] * (x[l] - m);
+                    }
                 }
-                sgx += acc as f64 * k as f64;
+                let dot: f64 = acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64;
+                sgx += dot * k as f64;
             }
             (sg as f32, sgx as f32)
         });

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Inputs are 3x224x224 with 1000 classes (LeNet-5: 1x28x28, 10 classes, ReLU and max pooling,
-//! batch 64 unless `--batch` is given). Each child runs one warm-up step, then steps until
+//! batch 64 unless `--batch` is given; so are the main job's other networks, named as `train`'s
+//! `--model` names them: `lenet5-modern-16-32-128-84`, `small-vgg-32-64-fc128`). Each child runs one warm-up step, then steps until
 //! `--budget` seconds (default 6) have passed, at least 3; it prints the median images/s, its
 //! resident memory before building the model, its peak once the model and input are built, and
 //! its peak at the end (`VmHWM`). `--profile` adds, after
@@ -25,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::Command;
 use std::time::Instant;
-use tapegrad::models::{by_name, LeNet5, LeNetConfig};
+use tapegrad::models::{build, by_name, LeNet5, LeNetConfig};
 use tapegrad::nn::optim::{GradMap, Optimizer, Sgd, SgdConfig};
 use tapegrad::nn::Module;
 use tapegrad::prelude::*;
@@ -54,6 +55,9 @@ fn child(name: &str, mode: &str, batch: usize, budget: f64, profile: bool) -> Re
     let (mut model, input, classes): (Box<dyn Module>, [usize; 4], usize) = if name == "lenet5" {
         let m = LeNet5::new(LeNetConfig::modern(28, 10), &mut rng(1))?;
         (Box::new(m), [batch, 1, 28, 28], 10)
+    } else if name.starts_with("small-vgg") || name.starts_with("lenet5-") {
+        // The main job's networks, on Fashion-MNIST's 28x28 grey images.
+        (build(name, 10, [1, 28, 28], 1)?, [batch, 1, 28, 28], 10)
     } else {
         (by_name(name, 1000, 3, 1)?, [batch, 3, 224, 224], 1000)
     };
@@ -148,7 +152,8 @@ fn main() -> Result<()> {
         "model", "mode", "batch", "img/s", "steps", "start MiB", "built MiB", "peak MiB"
     );
     for name in models.split(',') {
-        let default_batch = if name == "lenet5" { "64" } else { "8" };
+        let small = name.starts_with("lenet5") || name.starts_with("small-vgg");
+        let default_batch = if small { "64" } else { "8" };
         for batch in batches.as_deref().unwrap_or(default_batch).split(',') {
             for mode in modes.split(',') {
                 let mut cmd = Command::new(&exe);

@@ -113,6 +113,10 @@ pub struct Args {
     /// Test on the first N test images only.
     #[arg(long)]
     pub limit_test: Option<usize>,
+    /// Hold out the last N training images and evaluate on them instead of the test set (to
+    /// choose a recipe without looking at the test set).
+    #[arg(long)]
+    pub validation: Option<usize>,
     /// Print each layer's mean gradient norm and fraction of zero gradients every epoch.
     #[arg(long)]
     pub grad_stats: bool,

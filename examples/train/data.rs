@@ -94,3 +94,36 @@ pub fn limit(ds: Dataset, n: Option<usize>) -> Result<Dataset> {
         _ => Ok(ds),
     }
 }
+
+/// The first `len - n` training samples to train on, the last `n` to validate on.
+pub fn hold_out(train: Dataset, n: usize) -> Result<(Dataset, Dataset)> {
+    let len = train.len();
+    if n == 0 || n >= len {
+        return Err(Error::invalid(
+            "train",
+            format!("--validation {n}: must hold out at least one and fewer than all {len} training images"),
+        ));
+    }
+    let keep = train.subset(&(0..len - n).collect::<Vec<_>>())?;
+    let held = train.subset(&(len - n..len).collect::<Vec<_>>())?;
+    Ok((keep, held))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_is_the_last_training_images_and_never_the_test_set() {
+        let train = synthetic::split(10, 2, 0).unwrap().train;
+        let len = train.len();
+        let (keep, held) = hold_out(train.clone(), 30).unwrap();
+        assert_eq!((keep.len(), held.len()), (len - 30, 30));
+        let last = train.subset(&(len - 30..len).collect::<Vec<_>>()).unwrap();
+        assert_eq!(held.labels(), last.labels());
+        for n in [0, len] {
+            let msg = hold_out(train.clone(), n).unwrap_err().to_string();
+            assert!(msg.contains("--validation"), "{msg}");
+        }
+    }
+}

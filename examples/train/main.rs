@@ -52,7 +52,7 @@ use tapegrad::train::{
 };
 
 use args::{json_err, name_of, resumed_args, Args};
-use data::{limit, load_data};
+use data::{hold_out, limit, load_data};
 use setup::{
     augmentation, normalize_dataset, now_timestamp, optimizer_by_name, schedule_by_name,
     OptimizerSettings, ScheduleSettings,
@@ -134,8 +134,20 @@ fn run(
         .map_err(|e| Error::invalid("train", format!("thread pool: {e}")))?;
 
     let (split, data_name) = load_data(&args, console)?;
-    let train = limit(split.train, args.limit_train)?;
-    let test = limit(split.test, args.limit_test)?;
+    // With --validation, "test" below is the held-out part of the training set.
+    let (train, test, eval_name) = match args.validation {
+        Some(n) => {
+            let (train, held) = hold_out(split.train, n)?;
+            (train, held, "val")
+        }
+        None => (split.train, split.test, "test"),
+    };
+    let data_name = match args.validation {
+        Some(n) => format!("{data_name}, validating on its last {n} training images"),
+        None => data_name,
+    };
+    let train = limit(train, args.limit_train)?;
+    let test = limit(test, args.limit_test)?;
     if train.is_empty() || test.is_empty() {
         return Err(Error::invalid(
             "train",
@@ -265,7 +277,7 @@ fn run(
         (distributed::RANKS_KEY.into(), ranks.to_string()),
     ];
 
-    console.line(format!("data      {data_name}: {n_train} training and {n_test} test images of {shape:?}, {} classes", classes.len()));
+    console.line(format!("data      {data_name}: {n_train} training and {n_test} {eval_name} images of {shape:?}, {} classes", classes.len()));
     console.line(format!(
         "model     {}: {} parameters, {:.2} M multiply-adds per image",
         args.model,
@@ -318,7 +330,7 @@ fn run(
             .map(|g| format_grad_stats(&g.summary()));
         let r = trainer.finish_epoch(Some(&eval), epoch_start.elapsed().as_secs_f64())?;
         console.line(format!(
-            "epoch {:>2}/{}  lr {:.2e}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  top-5 err {}  {:6.1} s  {:6.0} img/s",
+            "epoch {:>2}/{}  lr {:.2e}  train loss {:.4} acc {:6.2}%  {eval_name} loss {:.4} acc {:6.2}%  top-5 err {}  {:6.1} s  {:6.0} img/s",
             r.epoch, args.epochs, r.lr, r.train_loss, 100.0 * r.train_accuracy, eval.loss(),
             100.0 * eval.accuracy(),
             eval.top5_error().map_or("-".into(), |e| format!("{:.2}%", 100.0 * e)),
@@ -358,7 +370,7 @@ fn run(
     console.line(&report);
     console.line("");
     console.line(format!(
-        "total wall time {:.1} s (loading {load_secs:.1} s, training {train_secs:.1} s, testing {eval_secs:.1} s); results in {}",
+        "total wall time {:.1} s (loading {load_secs:.1} s, training {train_secs:.1} s, {eval_name} {eval_secs:.1} s); results in {}",
         start.elapsed().as_secs_f64(), out.display()
     ));
     if let Some(p) = trainer.parallel() {

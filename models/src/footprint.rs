@@ -146,6 +146,43 @@ pub fn footprint(name: &str, num_classes: usize, input: [usize; 3]) -> Result<Fo
             ];
             (head, Some(stem), sized)
         }
+        Arch::SmallVgg => {
+            let cfg = crate::SmallVggConfig::from_name(name, c, input[1], num_classes)
+                .ok_or_else(|| overflow(name, num_classes, c))?;
+            let mut sized = Vec::new();
+            let (mut cin, mut index) = (c, 0);
+            for &(width, convs) in &cfg.stages {
+                for _ in 0..convs {
+                    let w = key(&format!("features.{index}.weight"), &[width, cin, 3, 3]);
+                    t.add(&w.1);
+                    t.batch_norm(width);
+                    sized.push(w);
+                    (cin, index) = (width, index + 3);
+                }
+                index += 1;
+            }
+            let side = cfg.final_side();
+            let flat = cin
+                .checked_mul(side)
+                .and_then(|x| x.checked_mul(side))
+                .ok_or_else(|| overflow(name, num_classes, c))?;
+            let mut linear = |k: &str, o: usize, i: usize| {
+                t.add(&[o, i]);
+                t.add(&[o]);
+                sized.push(key(k, &[o, i]));
+            };
+            let head = if cfg.hidden > 0 {
+                linear("classifier.1.weight", cfg.hidden, flat);
+                linear("classifier.4.weight", num_classes, cfg.hidden);
+                "classifier.4.weight"
+            } else {
+                linear("classifier.1.weight", num_classes, flat);
+                "classifier.1.weight"
+            };
+            let head = sized.iter().find(|(k, _)| k == head).cloned();
+            let head = head.expect("the head was just added");
+            (head, Some(sized[0].clone()), sized)
+        }
         fixed => {
             let (head_key, features) = match fixed {
                 Arch::GoogLeNet => ("fc.weight", 1024),

@@ -1,6 +1,8 @@
 //! Every model by name, for command lines.
 
-use crate::{AlexNet, GoogLeNet, LeNet5, LeNetConfig, ResNet, ResNetConfig, Vgg};
+use crate::{
+    AlexNet, GoogLeNet, LeNet5, LeNetConfig, ResNet, ResNetConfig, SmallVgg, SmallVggConfig, Vgg,
+};
 use tapegrad_autograd::{rng, Error, Result};
 use tapegrad_nn::Module;
 
@@ -62,6 +64,8 @@ pub(crate) enum Arch {
         towers: bool,
     },
     GoogLeNet,
+    /// Its layout is in the name (see [`SmallVggConfig::from_name`]).
+    SmallVgg,
 }
 
 fn unknown(name: &str) -> Error {
@@ -123,10 +127,22 @@ pub(crate) fn parse(name: &str) -> Result<Arch> {
 
 /// The architecture [`build`] constructs for `name`.
 pub(crate) fn parse_any(name: &str) -> Result<Arch> {
-    match lenet_layout(name) {
-        Some((modern, widths)) => Ok(Arch::LeNet { modern, widths }),
-        None => parse(name),
+    if let Some((modern, widths)) = lenet_layout(name) {
+        return Ok(Arch::LeNet { modern, widths });
     }
+    if name.starts_with("small-vgg-") {
+        return match SmallVggConfig::from_name(name, 1, 28, 10) {
+            Some(_) => Ok(Arch::SmallVgg),
+            None => Err(Error::invalid(
+                "models::build",
+                format!(
+                    "'{name}' is not a small VGG layout: small-vgg-S1-S2...[-fcH][-dropP], \
+                     each stage a width W or WxN (N convolutions), e.g. small-vgg-32x2-64x2-fc256-drop25"
+                ),
+            )),
+        };
+    }
+    parse(name)
 }
 
 /// A model from its name, with `num_classes` outputs and parameters drawn from `seed`.
@@ -194,6 +210,11 @@ fn construct(
         Arch::AlexNet => Box::new(AlexNet::torchvision(num_classes, &mut g)?),
         Arch::AlexNetPaper { towers } => Box::new(AlexNet::paper(num_classes, towers, &mut g)?),
         Arch::GoogLeNet => Box::new(GoogLeNet::new(num_classes, false, &mut g)?),
+        Arch::SmallVgg => {
+            let c = SmallVggConfig::from_name(name, in_channels, input_size, num_classes)
+                .ok_or_else(|| unknown(name))?;
+            Box::new(SmallVgg::new(&c, &mut g)?)
+        }
     })
 }
 
@@ -231,7 +252,7 @@ pub fn build(
     seed: u64,
 ) -> Result<Box<dyn Module>> {
     let arch = parse_any(name)?;
-    if matches!(arch, Arch::LeNet { .. }) && h != w {
+    if matches!(arch, Arch::LeNet { .. } | Arch::SmallVgg) && h != w {
         return Err(Error::invalid(
             "models::build",
             format!("{name} needs square images, got {h}x{w}"),
@@ -243,7 +264,7 @@ pub fn build(
 /// The input (`[1, C, H, W]`) a model is usually summarised at: 28x28x1 for LeNet, 32x32 for
 /// small-stem ResNets, 227x227 for the paper's AlexNet, 224x224 otherwise.
 pub fn default_input(name: &str) -> [usize; 4] {
-    if name.starts_with("lenet") {
+    if name.starts_with("lenet") || name.starts_with("small-vgg") {
         [1, 1, 28, 28]
     } else if name.ends_with("-small") {
         [1, 3, 32, 32]

@@ -54,6 +54,8 @@ fn lenet_and_resnet_sizes_are_exact() {
         ("lenet5-wide", [1, 28, 28]),
         ("lenet5-modern-12-24-128-84", [2, 28, 28]),
         ("lenet5-3-4-5-6", [1, 32, 32]),
+        ("small-vgg-8-16", [1, 28, 28]),
+        ("small-vgg-8x2-16-32x3-fc24-drop10", [3, 32, 32]),
     ] {
         agrees(name, 7, input, true);
     }
@@ -82,7 +84,16 @@ fn fixed_families_count_their_head() {
 
 #[test]
 fn unknown_names_and_overflowing_sizes_are_errors() {
-    for name in ["resnet19", "vgg12", "lenet5-1-2-3", "alexnet-x"] {
+    for name in [
+        "resnet19",
+        "vgg12",
+        "lenet5-1-2-3",
+        "alexnet-x",
+        "small-vgg-",
+        "small-vgg-8-0",
+        "small-vgg-8-drop100",
+        "small-vgg-fc10",
+    ] {
         assert!(footprint(name, 10, [3, 32, 32]).is_err(), "{name}");
     }
     let msg = footprint("resnet18-w4611686018427387904", 10, [3, 32, 32])

@@ -179,7 +179,7 @@ fn global_pooling_and_fully_connected_layers_see_the_whole_input() {
 
 /// One backward pass at batch 2 gives every parameter a finite gradient that is not all zero.
 fn check_backward(name: &str, input: [usize; 4]) {
-    let mut m = by_name(name, 10, input[1], 1).unwrap();
+    let mut m = tapegrad_models::build(name, 10, [input[1], input[2], input[3]], 1).unwrap();
     let tape = Tape::new();
     let x = tape.input(Tensor::randn(input, &mut rng(2)));
     let y = m.forward(x).unwrap();
@@ -238,6 +238,35 @@ fn lenet_layouts_by_name() {
         .unwrap();
     assert_eq!(y.dims(), vec![2, 10]);
     assert!(tapegrad_models::build("lenet5", 10, [1, 28, 30], 0).is_err());
+}
+
+#[test]
+fn small_vgg_layouts_by_name() {
+    use tapegrad_models::SmallVggConfig;
+    let c = SmallVggConfig::from_name("small-vgg-16x2-32-fc64-drop25", 1, 28, 10).unwrap();
+    assert_eq!(c.stages, vec![(16, 2), (32, 1)]);
+    assert_eq!((c.hidden, c.dropout, c.final_side()), (64, 0.25, 7));
+    for bad in [
+        "small-vgg-16x0",
+        "small-vgg-a",
+        "small-vgg-16-fc0",
+        "small-vgg-16-drop150",
+    ] {
+        assert_eq!(SmallVggConfig::from_name(bad, 1, 28, 10), None, "{bad}");
+    }
+    let mut m = tapegrad_models::build("small-vgg-4x2-8-fc16-drop25", 10, [1, 28, 28], 0).unwrap();
+    let tape = Tape::new();
+    let y = m
+        .forward(tape.input(Tensor::zeros([2, 1, 28, 28])))
+        .unwrap();
+    assert_eq!(y.dims(), vec![2, 10]);
+    // Five pools halve 28 to nothing: an error naming the sizes, not a panic.
+    let err = tapegrad_models::build("small-vgg-4-4-4-4-4", 10, [1, 28, 28], 0)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("5 stages"), "{err}");
+    assert!(tapegrad_models::build("small-vgg-4", 10, [1, 28, 30], 0).is_err());
+    check_backward("small-vgg-4x2-8-fc16-drop25", [2, 1, 28, 28]);
 }
 
 #[test]

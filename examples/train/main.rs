@@ -7,9 +7,9 @@
 //! cargo run --release --example train -- --help
 //! ```
 //!
-//! With no arguments it trains the default LeNet-style network on Fashion-MNIST from
-//! `/usr/share/datasets/fashion-mnist` (`apt-get install -y dataset-fashion-mnist`),
-//! `$FASHION_MNIST_DIR` or `--data`; without it, on the 7,000 real images of the subset in
+//! With no arguments it trains the default network (a small VGG, see `args::DEFAULT_MODEL`) on
+//! Fashion-MNIST from `/usr/share/datasets/fashion-mnist` (`apt-get install -y
+//! dataset-fashion-mnist`), `$FASHION_MNIST_DIR` or `--data`; without it, on the 7,000 real images of the subset in
 //! `assets/fashion-mnist-subset`, and then every line printed starts with `[subset]`.
 //!
 //! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
@@ -25,7 +25,7 @@
 //!
 //! ```text
 //! cargo build --release --example train --features mpi
-//! mpirun -np 2 target/release/examples/train --distributed       # global batch 2 x 64
+//! mpirun -np 2 target/release/examples/train --distributed       # global batch 2 x 32
 //! ```
 //!
 //! Every rank trains on its shard of each batch and evaluates its shard of the test set; only

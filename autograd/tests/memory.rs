@@ -8,6 +8,14 @@ use tapegrad_autograd::{
     rng, BackwardOptions, Conv2dOptions, Op, Pool2dOptions, Tape, Tensor, Transpose, Var, Window2d,
 };
 
+/// A tape that frees and rebuilds every released recomputable value, however small: the
+/// values here are small, and the path under test is the rebuilding one.
+fn rebuilding_tape() -> Tape {
+    let t = Tape::new();
+    t.set_recompute_from(0);
+    t
+}
+
 fn bits(t: &Tensor) -> Vec<u32> {
     t.to_vec().iter().map(|x| x.to_bits()).collect()
 }
@@ -45,7 +53,7 @@ fn conv_grads(
     o: Conv2dOptions,
     saved: bool,
 ) -> (Tensor, Vec<Tensor>) {
-    let tape = Tape::new();
+    let tape = rebuilding_tape();
     let (x, w, b) = (
         tape.var(xv.clone()),
         tape.var(wv.clone()),
@@ -117,7 +125,7 @@ fn squash<'a>(v: &[Var<'a>]) -> tapegrad_autograd::Result<Var<'a>> {
 
 fn squash_grads(split: Option<Split>, create: bool) -> Vec<Tensor> {
     let mut g = rng(3);
-    let tape = Tape::new();
+    let tape = rebuilding_tape();
     let x = tape.var(Tensor::randn([6, 5], &mut g));
     let w = tape.var(Tensor::randn([5], &mut g));
     let y = match split {
@@ -174,7 +182,7 @@ fn checkpoint_differentiates_twice() {
 
 #[test]
 fn checkpoint_keeps_no_intermediate_and_checks_its_batch() {
-    let tape = Tape::new();
+    let tape = rebuilding_tape();
     let x = tape.var(Tensor::ones([4, 3]));
     let w = tape.var(Tensor::ones([3]));
     let before = tape.len();
@@ -201,7 +209,7 @@ fn pooling_with_recomputed_windows_gives_the_saved_gradients_bit_for_bit() {
     let xv = Tensor::randn([2, 3, 9, 9], &mut g);
     let o = Pool2dOptions::new(3).stride(2).padding(1);
     let run = |pooled: bool| {
-        let tape = Tape::new();
+        let tape = rebuilding_tape();
         let x = tape.var(xv.clone());
         let y = if pooled {
             x.max_pool2d(o).unwrap()
@@ -234,7 +242,7 @@ fn pooling_with_recomputed_windows_gives_the_saved_gradients_bit_for_bit() {
 
 #[test]
 fn released_values_are_freed_unless_a_rule_reads_them() {
-    let tape = Tape::new();
+    let tape = rebuilding_tape();
     let x = tape.var(Tensor::from_slice(&[-1.0, 2.0]));
     let s = x.add_scalar(1.0); // relu reads its result, not this
     let r = s.relu();
@@ -253,7 +261,7 @@ fn released_values_are_freed_unless_a_rule_reads_them() {
 
 #[test]
 fn a_recomputable_value_reads_right_after_release() {
-    let tape = Tape::new();
+    let tape = rebuilding_tape();
     let x = tape.var(Tensor::randn([1, 2, 5, 5], &mut rng(6)));
     let w = Window2d::conv("test", (5, 5), (3, 3), (1, 1), (1, 1), (1, 1)).unwrap();
     let cols = x.unfold(&w, 0.0).unwrap();
@@ -261,6 +269,31 @@ fn a_recomputable_value_reads_right_after_release() {
     cols.release();
     assert!(cols.is_released());
     assert_eq!(bits(&cols.value()), bits(&before));
+}
+
+#[test]
+fn small_recomputable_values_are_kept_and_large_ones_rebuilt_by_default() {
+    let tape = Tape::new();
+    let x = tape.var(Tensor::randn([1, 2, 5, 5], &mut rng(6)));
+    let w = Window2d::conv("test", (5, 5), (3, 3), (1, 1), (1, 1), (1, 1)).unwrap();
+    // 1 x 18 x 25 values: below the default 8 MiB, kept for the rule that reads them.
+    let small = x.unfold(&w, 0.0).unwrap();
+    let read = small.mul(small).unwrap().sum(&[], false).unwrap();
+    small.release();
+    assert!(!small.is_released());
+    // 9 x 2^18 values (9 MiB): freed now, rebuilt when read.
+    let big_x = tape.var(Tensor::randn([1, 1, 512, 512], &mut rng(7)));
+    let wb = Window2d::conv("test", (512, 512), (3, 3), (1, 1), (1, 1), (1, 1)).unwrap();
+    let big = big_x.unfold(&wb, 0.0).unwrap();
+    let before = big.value();
+    let read_big = big.mul(big).unwrap();
+    big.release();
+    assert!(big.is_released());
+    assert_eq!(bits(&big.value()), bits(&before));
+    // Both are freed once backward has passed them.
+    let loss = read.add(read_big.sum(&[], false).unwrap()).unwrap();
+    loss.backward().unwrap();
+    assert!(small.is_released() && big.is_released());
 }
 
 #[test]

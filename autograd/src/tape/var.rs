@@ -110,13 +110,16 @@ impl<'t> Var<'t> {
     /// Declares that the caller reads this var's value no more: the tape frees it now if no
     /// recorded chain rule reads it (as with the output of a convolution followed by ReLU, or of
     /// any layer on an inference tape), or else as soon as backward has passed this node. Its
-    /// shape stays known; its value reads as NaN afterwards. Containers release each layer's
+    /// shape stays known; its value reads as NaN afterwards (a recomputable one is rebuilt; see
+    /// [`Tape::set_recompute_from`] for which are). Containers release each layer's
     /// output once the next layer has read it, so a pass holds what backward needs and no more.
     pub fn release(self) {
         let mut nodes = self.tape.nodes.borrow_mut();
         let n = &mut nodes[self.id.index()];
         n.released = true;
-        if !n.saved || n.recompute.is_some() {
+        let bytes = n.value.as_ref().map_or(0, |v| v.numel() * 4);
+        let rebuild = n.recompute.is_some() && bytes >= self.tape.recompute_from.get();
+        if !n.saved || rebuild {
             n.value = None;
         }
     }

@@ -164,15 +164,21 @@ fn try_filled(op: &'static str, len: usize, v: f32) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// A buffer of `len` copies of `v` (reused or fresh, written once either way), or an error
+/// naming `op` if it cannot be allocated.
+pub(crate) fn try_full(op: &'static str, len: usize, v: f32) -> Result<Vec<f32>> {
+    match take(len) {
+        Some(mut buf) => {
+            buf.fill(v);
+            Ok(buf)
+        }
+        None => try_filled(op, len, v),
+    }
+}
+
 /// A buffer of `len` zeros, or an error naming `op` if it cannot be allocated.
 pub(crate) fn try_zeroed(op: &'static str, len: usize) -> Result<Vec<f32>> {
-    match take(len) {
-        Some(mut v) => {
-            v.fill(0.0);
-            Ok(v)
-        }
-        None => try_filled(op, len, 0.0),
-    }
+    try_full(op, len, 0.0)
 }
 
 /// A buffer of `len` values the caller overwrites entirely: a reused buffer keeps whatever it

@@ -94,14 +94,7 @@ impl Tensor {
     pub fn try_full(shape: impl Into<Shape>, v: f32) -> Result<Tensor> {
         let shape = shape.into();
         let n = shape.check_size("full")?;
-        let data = match v.to_bits() {
-            0 => buffer_pool::try_zeroed("full", n)?,
-            _ => {
-                let mut data = buffer_pool::try_for_overwrite("full", n)?;
-                data.fill(v);
-                data
-            }
-        };
+        let data = buffer_pool::try_full("full", n, v)?;
         Ok(Tensor::from_parts(data, shape))
     }
 

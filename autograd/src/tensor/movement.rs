@@ -146,8 +146,7 @@ impl Tensor {
         let shape = Shape::new(&dims);
         shape.check_size("pad")?;
         // From the pool: conv's batch pieces pad their input gradients every backward.
-        let mut out = buffer_pool::try_for_overwrite("pad", shape.numel())?;
-        out.fill(value);
+        let mut out = buffer_pool::try_full("pad", shape.numel(), value)?;
         if self.numel() == 0 {
             return Ok(Tensor::from_parts(out, shape));
         }

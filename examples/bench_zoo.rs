@@ -11,12 +11,12 @@
 //!
 //! Inputs are 3x224x224 with 1000 classes (LeNet-5: 1x28x28, 10 classes, ReLU and max pooling,
 //! batch 64 unless `--batch` is given; so are the main job's other networks, named as `train`'s
-//! `--model` names them: `lenet5-modern-16-32-128-84`, `small-vgg-32-64-fc128`). Each child runs one warm-up step, then steps until
-//! `--budget` seconds (default 6) have passed, at least 3; it prints the median images/s, its
-//! resident memory before building the model, its peak once the model and input are built, and
-//! its peak at the end (`VmHWM`). `--profile` adds, after
-//! the timed steps, the time per op of one step (training mode). `--pool-limit` sets how much
-//! idle tensor storage is kept for reuse (`set_buffer_pool_limit`; default 512 MiB).
+//! `--model` names them: `lenet5-modern-16-32-128-84`, `small-vgg-32-64-fc128`). Each child
+//! runs one warm-up step, then steps until `--budget` seconds (default 6) have passed, at least
+//! 3; it prints the median images/s, its resident memory before building the model, its peak
+//! once the model and input are built, and its peak at the end (`VmHWM`). `--profile` adds,
+//! after the timed steps, the time per op of one step (training mode). `--pool-limit` sets how
+//! much idle tensor storage is kept for reuse (`set_buffer_pool_limit`; default 512 MiB).
 
 // `--features mimalloc` runs the same program on mimalloc, to compare allocators: the
 // library leaves the allocator to the application.

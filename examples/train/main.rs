@@ -9,8 +9,10 @@
 //!
 //! With no arguments it trains the default network (a small VGG, see `args::DEFAULT_MODEL`) on
 //! Fashion-MNIST from `/usr/share/datasets/fashion-mnist` (`apt-get install -y
-//! dataset-fashion-mnist`), `$FASHION_MNIST_DIR` or `--data`; without it, on the 7,000 real images of the subset in
-//! `assets/fashion-mnist-subset`, and then every line printed starts with `[subset]`.
+//! dataset-fashion-mnist`), `$FASHION_MNIST_DIR` or `--data`; without it, on the 7,000 real
+//! images of the subset in `assets/fashion-mnist-subset`, and then every line printed starts
+//! with `[subset]`. `--validation N` evaluates on the last N training images instead of the
+//! test set, to choose a recipe without looking at it.
 //!
 //! Each epoch: a progress bar (loss, accuracy, images/s), an evaluation on the test split, a
 //! checkpoint (`best.safetensors` for the best test accuracy, then `checkpoint.safetensors`),
@@ -135,16 +137,13 @@ fn run(
 
     let (split, data_name) = load_data(&args, console)?;
     // With --validation, "test" below is the held-out part of the training set.
-    let (train, test, eval_name) = match args.validation {
+    let (train, test, eval_name, data_name) = match args.validation {
         Some(n) => {
             let (train, held) = hold_out(split.train, n)?;
-            (train, held, "val")
+            let name = format!("{data_name}, validating on its last {n} training images");
+            (train, held, "val", name)
         }
-        None => (split.train, split.test, "test"),
-    };
-    let data_name = match args.validation {
-        Some(n) => format!("{data_name}, validating on its last {n} training images"),
-        None => data_name,
+        None => (split.train, split.test, "test", data_name),
     };
     let train = limit(train, args.limit_train)?;
     let test = limit(test, args.limit_test)?;

@@ -144,30 +144,14 @@ fn global_pooling_widens_the_receptive_field_to_the_whole_input() {
 fn summary_counts_macs_and_follows_the_receptive_field() {
     // Two 3x3 convolutions see what one 5x5 sees (RF 5), with 2*9*C^2 instead of 25*C^2 weights.
     let mut g = rng(3);
-    let c = Conv2dOptions::default().padding(1);
+    let conv3x3 = Conv2dConfig::new(8, 8, 3)
+        .options(Conv2dOptions::default().padding(1))
+        .bias(false);
     let mut net = Sequential::new()
-        .add(
-            Conv2dConfig::new(8, 8, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        )
-        .add(
-            Conv2dConfig::new(8, 8, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        )
+        .add(conv3x3.init(&mut g).unwrap())
+        .add(conv3x3.init(&mut g).unwrap())
         .add(MaxPool2d::new(2, 2))
-        .add(
-            Conv2dConfig::new(8, 8, 3)
-                .options(c)
-                .bias(false)
-                .init(&mut g)
-                .unwrap(),
-        );
+        .add(conv3x3.init(&mut g).unwrap());
     let s = tapegrad_nn::summary(&mut net, &[1, 8, 16, 16]).unwrap();
     let rf: Vec<usize> = s.layers().map(|r| r.receptive_field.0).collect();
     // 3, then 3 + 2 = 5, then the pool adds (2-1)*1 = 6 and doubles the jump, then 6 + 2*2 = 10.

@@ -4,8 +4,9 @@
 //! Each process (rank) holds a replica of the model and trains on its own shard of every
 //! batch; [`DataParallel`] keeps the replicas identical by broadcasting rank 0's state and
 //! averaging gradients, bucket by bucket, while backward is still running. The processes talk
-//! through a [`Communicator`]: `MpiWorld` (feature `mpi`, launched with `mpirun`) or
-//! [`SingleProcess`], which needs nothing and makes the same code run alone.
+//! through a [`Communicator`]: `MpiWorld` (feature `mpi`, launched with `mpirun`),
+//! [`ThreadGroup`] (ranks on threads of one process) or [`SingleProcess`], which needs nothing
+//! and makes the same code run alone.
 //!
 //! ```
 //! use std::rc::Rc;
@@ -30,8 +31,10 @@ mod communicator;
 mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi_world;
+mod thread_group;
 
 pub use communicator::{Communicator, PendingReduce, Reduce, SingleProcess};
 pub use data_parallel::{DataParallel, SyncStats, DEFAULT_BUCKET_BYTES};
 #[cfg(feature = "mpi")]
 pub use mpi_world::MpiWorld;
+pub use thread_group::ThreadGroup;

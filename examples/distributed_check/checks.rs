@@ -1,25 +1,11 @@
-//! Checks of data-parallel training over MPI, run by many processes at once.
-//!
-//! ```text
-//! cargo build --release --features mpi --example distributed_check
-//! mpirun --allow-run-as-root --oversubscribe -np 2 target/release/examples/distributed_check
-//! target/release/examples/distributed_check --failure-test
-//! ```
-//!
-//! Under `mpirun` every rank runs the same checks (broadcast, N ranks = one process with an N
-//! times larger batch, resume, shards); rank 0 prints one line per check and the
-//! count. A check that fails on any rank ends the job with a non-zero status (and that rank's
-//! message). `--failure-test` is not started by `mpirun`: it starts
-//! `mpirun -np 2 <itself> --fail-rank 1` and checks that the job ends within 30 s, with a
-//! non-zero status and rank 1's error, while rank 0 waits for it in a collective.
+//! The checks of data-parallel training that every rank runs, over any communicator: MPI's
+//! processes (`main.rs`) or threads of one process (`tests/thread_replicas.rs`).
 
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tapegrad::autograd::{Error, Result};
 use tapegrad::data::{synthetic, DataLoader, Dataset, LoaderOptions, Shard, ShardTail};
-use tapegrad::distributed::{Communicator, DataParallel, MpiWorld, Reduce};
+use tapegrad::distributed::{Communicator, DataParallel, Reduce};
 use tapegrad::nn::optim::{Sgd, SgdConfig};
 use tapegrad::nn::{Entry, Module};
 use tapegrad::train::{load_training_checkpoint, save_training_checkpoint, Schedule, Trainer};
@@ -30,7 +16,7 @@ const STEPS: u64 = 20;
 const GLOBAL_BATCH: usize = 64;
 const TOLERANCE: f32 = 1e-4;
 
-fn fail(msg: impl Into<String>) -> Error {
+pub fn fail(msg: impl Into<String>) -> Error {
     Error::invalid("distributed_check", msg)
 }
 
@@ -53,7 +39,7 @@ fn same_on_every_rank(comm: &dyn Communicator, values: &[f32]) -> Result<bool> {
     Ok(max == values && neg_min.iter().zip(values).all(|(n, v)| -n == *v))
 }
 
-fn trainer(seed: u64) -> Result<Trainer> {
+pub fn trainer(seed: u64) -> Result<Trainer> {
     let model = tapegrad::models::build(NET, 10, [1, 28, 28], seed)?;
     let sgd = Sgd::new(SgdConfig {
         lr: 0.05,
@@ -190,11 +176,17 @@ fn check_resume(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<String
     let batch = GLOBAL_BATCH / ranks;
     let shard = Some(Shard::new(rank, ranks, ShardTail::Wrap)?);
     let train = loader(ds, batch, shard)?;
-    // Every rank needs the path rank 0 writes: named by rank 0's process id.
-    let mut pid = [f64::from(std::process::id())];
-    comm.broadcast_f64(&mut pid, 0)?;
-    let path =
-        std::env::temp_dir().join(format!("tapegrad-distributed-check-{}.safetensors", pid[0]));
+    // Every rank needs the path rank 0 writes: named by rank 0's process id and clock (groups
+    // of threads in one process run these checks at the same time).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut id = [f64::from(std::process::id()), f64::from(nanos)];
+    comm.broadcast_f64(&mut id, 0)?;
+    let path = std::env::temp_dir().join(format!(
+        "tapegrad-distributed-check-{}-{}.safetensors",
+        id[0], id[1]
+    ));
     let mut whole = trainer(7)?;
     whole.distribute(DataParallel::new(comm.clone()))?;
     whole.train_epoch(&train, Some(STEPS), |_| {})?;
@@ -270,110 +262,13 @@ fn check_sampler(comm: &Rc<dyn Communicator>, ds: &Arc<Dataset>) -> Result<Strin
     ))
 }
 
-fn worker(comm: &Rc<dyn Communicator>, fail_rank: Option<usize>) -> Result<usize> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build_global()
-        .map_err(|e| fail(format!("thread pool: {e}")))?;
-    if let Some(r) = fail_rank {
-        let mut t = trainer(1)?;
-        t.distribute(DataParallel::new(comm.clone()))?;
-        if comm.rank() == r {
-            return Err(fail(format!("rank {r} failed on purpose")));
-        }
-        // The others wait for it, as they would for a rank that died in a training step.
-        comm.barrier()?;
-        return Err(fail("the barrier returned although a rank had failed"));
-    }
+/// Every check, in order, on 1,300 synthetic images; a line for each that passed.
+pub fn run_checks(comm: &Rc<dyn Communicator>) -> Result<Vec<String>> {
     let ds = Arc::new(synthetic::shapes(130, 5)?);
-    let checks = [
+    Ok(vec![
         check_broadcast(comm)?,
         check_equivalence(comm, &ds)?,
         check_resume(comm, &ds)?,
         check_sampler(comm, &ds)?,
-    ];
-    if comm.rank() == 0 {
-        checks.iter().for_each(|c| println!("ok: {c}"));
-    }
-    Ok(checks.len())
-}
-
-/// Starts a job whose rank 1 fails and checks how it ends.
-fn failure_test() -> Result<()> {
-    let me = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let started = Instant::now();
-    let mut child = Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
-        .arg(&me)
-        .args(["--fail-rank", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("mpirun: {e}")))?;
-    let limit = Duration::from_secs(30);
-    while child.try_wait().map_err(|e| fail(e.to_string()))?.is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail("the job with a failing rank still ran after 30 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let secs = started.elapsed().as_secs_f64();
-    if out.status.success() {
-        return Err(fail(format!(
-            "the job with a failing rank exited 0:\n{text}"
-        )));
-    }
-    if !text.contains("error on rank 1 of 2") || !text.contains("rank 1 failed on purpose") {
-        return Err(fail(format!(
-            "the job's output does not name rank 1's error:\n{text}"
-        )));
-    }
-    println!(
-        "ok: a rank that fails ends the job in {secs:.1} s with {} and its message",
-        out.status
-    );
-    Ok(())
-}
-
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--failure-test") {
-        match failure_test() {
-            Ok(()) => println!("1 passed, 0 failed"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                println!("0 passed, 1 failed");
-                std::process::exit(1);
-            }
-        }
-        return;
-    }
-    let fail_rank = args
-        .iter()
-        .position(|a| a == "--fail-rank")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok());
-    let comm: Rc<dyn Communicator> = match MpiWorld::init() {
-        Ok(w) => Rc::new(w),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
-    match worker(&comm, fail_rank) {
-        Ok(n) if comm.rank() == 0 => println!("{n} passed, 0 failed"),
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("error on rank {} of {}: {e}", comm.rank(), comm.size());
-            comm.abort(1);
-        }
-    }
+    ])
 }

@@ -14,6 +14,10 @@ use tapegrad::nn::checkpoint::Checkpoint;
 /// `docs/main-job.md` for every recipe tried. `--model lenet5-modern` trains the lecture's
 /// LeNet-5 with the same recipe.
 pub const DEFAULT_MODEL: &str = "small-vgg-16-64-128";
+/// Replicas of the default run, each on its own threads: a small network's operations are too
+/// short to split well over the cores, so two replicas on one core each train faster than one
+/// on both (see `docs/main-job.md`).
+pub const DEFAULT_REPLICAS: usize = 2;
 pub const SYNTHETIC: &str = "[synthetic]";
 /// The tag of runs on the repository's 7,000-image subset of Fashion-MNIST.
 pub const SUBSET: &str = "[subset]";
@@ -143,10 +147,40 @@ pub struct Args {
     #[arg(long)]
     #[serde(default)]
     pub distributed: bool,
+    /// Data-parallel training on N threads of this process (replicas), each on a shard of
+    /// every global batch of N x --batch-size, gradients averaged as over MPI (default: 2, or 1
+    /// with --distributed). Threads per replica default to the cores shared out.
+    #[arg(long)]
+    #[serde(default)]
+    pub replicas: Option<usize>,
+}
+
+impl Args {
+    /// Replicas on threads of this process: `--replicas`, else 2 (1 under MPI, where each
+    /// process is one).
+    pub fn thread_replicas(&self) -> Result<usize> {
+        match (self.replicas, self.distributed) {
+            (Some(0), _) => Err(Error::invalid("train", "--replicas must be at least 1")),
+            (Some(n), true) if n > 1 => Err(Error::invalid(
+                "train",
+                "--replicas and --distributed: each MPI process is one replica; choose one",
+            )),
+            (Some(n), _) => Ok(n),
+            (None, true) => Ok(1),
+            (None, false) => Ok(DEFAULT_REPLICAS),
+        }
+    }
 }
 
 /// Flags that a resumed run takes from its own command line, not from the checkpoint.
-pub const RESUME_FRESH: &[&str] = &["resume", "out", "max_steps", "grad_stats", "distributed"];
+pub const RESUME_FRESH: &[&str] = &[
+    "resume",
+    "out",
+    "max_steps",
+    "grad_stats",
+    "distributed",
+    "replicas",
+];
 /// Flags that a resumed run takes from the checkpoint unless given again.
 pub const RESUME_MAY_CHANGE: &[&str] = &["epochs", "threads", "data"];
 
@@ -194,4 +228,26 @@ pub fn resumed_args(args: &Args, matches: &clap::ArgMatches, ckpt: &Checkpoint) 
 pub fn name_of(v: impl ValueEnum) -> String {
     v.to_possible_value()
         .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Args {
+        Args::try_parse_from([&["train"], words].concat()).unwrap()
+    }
+
+    #[test]
+    fn replicas_default_to_two_and_to_one_under_mpi() {
+        assert_eq!(parse(&[]).thread_replicas().unwrap(), DEFAULT_REPLICAS);
+        assert_eq!(parse(&["--replicas", "3"]).thread_replicas().unwrap(), 3);
+        assert_eq!(parse(&["--distributed"]).thread_replicas().unwrap(), 1);
+        let both = parse(&["--distributed", "--replicas", "1"]);
+        assert_eq!(both.thread_replicas().unwrap(), 1);
+        let e = parse(&["--distributed", "--replicas", "2"]).thread_replicas();
+        assert!(e.unwrap_err().to_string().contains("choose one"));
+        let e = parse(&["--replicas", "0"]).thread_replicas();
+        assert!(e.unwrap_err().to_string().contains("at least 1"));
+    }
 }

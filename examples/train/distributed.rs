@@ -1,5 +1,7 @@
-//! `--distributed`: data-parallel training over MPI, one process (rank) per shard of every
-//! batch, started by `mpirun -np N`. Needs the program built with the `mpi` feature.
+//! Data-parallel training: `--replicas N`, one thread of this process (rank) per shard of
+//! every batch, or `--distributed`, one process per shard, started by `mpirun -np N` (needs
+//! the program built with the `mpi` feature). Both train alike, and a checkpoint of one
+//! resumes on the other with as many ranks.
 
 use std::rc::Rc;
 use tapegrad::autograd::{Error, Result};
@@ -35,6 +37,24 @@ pub fn default_threads(world: Option<&dyn Communicator>) -> usize {
     (cores / world.map_or(1, |w| w.local_size().max(1))).max(1)
 }
 
+fn pool_error(e: rayon::ThreadPoolBuildError) -> Error {
+    Error::invalid("train", format!("thread pool: {e}"))
+}
+
+/// Sets the process's pool of worker threads, which every operation splits its work over.
+pub fn set_global_threads(threads: usize) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads);
+    pool.build_global().map_err(pool_error)
+}
+
+/// A pool of `threads` worker threads for a replica on a thread (`--replicas`), of which that
+/// thread is one: its operations run there and on the pool's other threads while the returned
+/// pool lives.
+pub fn replica_threads(threads: usize) -> Result<rayon::ThreadPool> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads);
+    pool.use_current_thread().build().map_err(pool_error)
+}
+
 /// A resumed run must have as many ranks as the run it continues: the position in the epoch
 /// counts batches of each rank's shard, and the global batch is ranks x `--batch-size`.
 pub fn check_ranks(ckpt: &Checkpoint, ranks: usize) -> Result<()> {
@@ -55,9 +75,10 @@ pub fn check_ranks(ckpt: &Checkpoint, ranks: usize) -> Result<()> {
                  it with {}",
                 if saved == 1 { "" } else { "s" },
                 if saved == 1 {
-                    "a single process (without --distributed, or mpirun -np 1)".to_string()
+                    "one rank: --replicas 1, without --distributed (or under mpirun -np 1)"
+                        .to_string()
                 } else {
-                    format!("mpirun -np {saved} ... --distributed")
+                    format!("--replicas {saved}, or mpirun -np {saved} ... --distributed")
                 }
             ),
         ));
@@ -76,14 +97,14 @@ mod tests {
         check_ranks(&ckpt, 1).unwrap();
         let e = check_ranks(&ckpt, 2).unwrap_err().to_string();
         assert!(
-            e.contains("by 1 rank,") && e.contains("without --distributed"),
+            e.contains("by 1 rank,") && e.contains("--replicas 1, without --distributed"),
             "{e}"
         );
         ckpt.metadata.insert(RANKS_KEY.into(), "4".into());
         check_ranks(&ckpt, 4).unwrap();
         let e = check_ranks(&ckpt, 2).unwrap_err().to_string();
         assert!(
-            e.contains("by 4 ranks") && e.contains("mpirun -np 4"),
+            e.contains("by 4 ranks") && e.contains("--replicas 4, or mpirun -np 4"),
             "{e}"
         );
         ckpt.metadata.insert(RANKS_KEY.into(), "many".into());

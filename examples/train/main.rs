@@ -36,16 +36,16 @@
 mod args;
 mod data;
 mod distributed;
+mod prepared;
 mod setup;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 use tapegrad::autograd::{Error, Result};
 use tapegrad::data::{DataLoader, LoaderOptions, Shard, ShardTail};
-use tapegrad::distributed::{Communicator, DataParallel};
+use tapegrad::distributed::{Communicator, DataParallel, ThreadGroup};
 use tapegrad::nn::checkpoint::{write_atomic, Checkpoint};
 use tapegrad::nn::{summary, Module};
 use tapegrad::train::{
@@ -53,28 +53,77 @@ use tapegrad::train::{
     Report, Trainer, CHECKPOINT_FILE,
 };
 
-use args::{json_err, name_of, resumed_args, Args};
-use data::{hold_out, limit, load_data};
+use args::{json_err, name_of, Args};
+use prepared::{prepare, settings, Prepared};
 use setup::{
-    augmentation, normalize_dataset, now_timestamp, optimizer_by_name, schedule_by_name,
-    OptimizerSettings, ScheduleSettings,
+    augmentation, now_timestamp, optimizer_by_name, schedule_by_name, OptimizerSettings,
+    ScheduleSettings,
 };
 
 fn main() {
     let start = Instant::now();
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let world = distributed::world(args.distributed).unwrap_or_else(|e| {
+    let fail = |e: Error| -> ! {
         Console::new(None).error(format!("error: {e}"));
         std::process::exit(1);
+    };
+    let replicas = args.thread_replicas().unwrap_or_else(|e| fail(e));
+    if replicas == 1 {
+        let world = distributed::world(args.distributed).unwrap_or_else(|e| fail(e));
+        let ranks = world.as_ref().map_or(1, |w| w.size());
+        let rank = world.as_ref().map_or(0, |w| w.rank());
+        let mut console = Console::new(None).quiet(rank != 0);
+        // The pool is set before anything runs on it (loading the data does).
+        let prepared = settings(args, &matches, ranks).and_then(|(args, resume)| {
+            let threads = args
+                .threads
+                .unwrap_or_else(|| distributed::default_threads(world.as_deref()));
+            distributed::set_global_threads(threads)?;
+            prepare((args, resume), &mut console)
+        });
+        rank_main(prepared, console, start, world);
+        return;
+    }
+    // Replicas on threads share one reading of the checkpoint and the data; each builds its
+    // own pool of threads.
+    let mut console = Console::new(None);
+    let prepared = settings(args, &matches, replicas)
+        .and_then(|s| prepare(s, &mut console))
+        .unwrap_or_else(|e| fail(e));
+    let group = ThreadGroup::new(replicas).unwrap_or_else(|e| fail(e));
+    std::thread::scope(|s| {
+        for rank in group {
+            let (prepared, tag) = (&prepared, console.tag());
+            let console = Console::new(tag).quiet(rank.rank() != 0);
+            // As much stack as the main thread's.
+            let spawned = std::thread::Builder::new()
+                .name(format!("replica {}", rank.rank()))
+                .stack_size(8 << 20)
+                .spawn_scoped(s, move || {
+                    rank_main(Ok(prepared), console, start, Some(Rc::new(rank)))
+                });
+            if let Err(e) = spawned {
+                fail(Error::invalid("train", format!("starting a replica: {e}")));
+            }
+        }
     });
-    let rank = world.as_ref().map_or(0, |w| w.rank());
-    let mut console = Console::new(None).quiet(rank != 0);
-    if let Err(e) = run(args, &matches, &mut console, start, world.clone()) {
+}
+
+/// One rank's whole run (the only one without data parallelism); on an error, ends the
+/// process, and with it every rank.
+fn rank_main<P: std::borrow::Borrow<Prepared>>(
+    prepared: Result<P>,
+    mut console: Console,
+    start: Instant,
+    world: Option<Rc<dyn Communicator>>,
+) {
+    let result = prepared.and_then(|p| run(p.borrow(), &mut console, start, world.clone()));
+    if let Err(e) = result {
         match &world {
             // The other ranks may be waiting for this one in a collective: end them all.
             Some(w) if w.size() > 1 => {
-                console.error(format!("error on rank {rank} of {}: {e}", w.size()));
+                console.error(format!("error on rank {} of {}: {e}", w.rank(), w.size()));
                 w.abort(1);
             }
             _ => {
@@ -108,57 +157,33 @@ pub fn build_model(
 }
 
 fn run(
-    args: Args,
-    matches: &clap::ArgMatches,
+    prepared: &Prepared,
     console: &mut Console,
     start: Instant,
     world: Option<Rc<dyn Communicator>>,
 ) -> Result<()> {
     let (rank, ranks) = world.as_ref().map_or((0, 1), |w| (w.rank(), w.size()));
     let lead = rank == 0;
-    let resume = match &args.resume {
-        Some(p) => Some((p.clone(), Checkpoint::load(p)?)),
-        None => None,
-    };
-    let args = match &resume {
-        Some((_, ckpt)) => {
-            distributed::check_ranks(ckpt, ranks)?;
-            resumed_args(&args, matches, ckpt)?
-        }
-        None => args,
-    };
+    let Prepared {
+        args,
+        resume,
+        train,
+        test,
+        data_name,
+        eval_name,
+        mean,
+        std,
+    } = prepared;
     let threads = args
         .threads
         .unwrap_or_else(|| distributed::default_threads(world.as_deref()));
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .map_err(|e| Error::invalid("train", format!("thread pool: {e}")))?;
-
-    let (split, data_name) = load_data(&args, console)?;
-    // With --validation, "test" below is the held-out part of the training set.
-    let (train, test, eval_name, data_name) = match args.validation {
-        Some(n) => {
-            let (train, held) = hold_out(split.train, n)?;
-            let name = format!("{data_name}, validating on its last {n} training images");
-            (train, held, "val", name)
-        }
-        None => (split.train, split.test, "test", data_name),
+    // A replica's own pool, of which its thread is a worker, kept until the run ends; other
+    // ranks set the global pool before loading the data.
+    let _pool = if args.thread_replicas()? > 1 {
+        Some(distributed::replica_threads(threads)?)
+    } else {
+        None
     };
-    let train = limit(train, args.limit_train)?;
-    let test = limit(test, args.limit_test)?;
-    if train.is_empty() || test.is_empty() {
-        return Err(Error::invalid(
-            "train",
-            "the training and test sets must not be empty",
-        ));
-    }
-    let (mean, std) = train.channel_mean_std();
-    let std: Vec<f32> = std.iter().map(|&s| if s > 0.0 { s } else { 1.0 }).collect();
-    let (train, test) = (
-        normalize_dataset(&train, &mean, &std)?,
-        normalize_dataset(&test, &mean, &std)?,
-    );
     let shape = train.sample_shape();
     let classes = train.classes().to_vec();
     // Crops are padded with the value a black pixel has after normalisation (grey images), or
@@ -168,7 +193,7 @@ fn run(
     } else {
         0.0
     };
-    let transform = augmentation(&args.augment, &train, fill)?;
+    let transform = augmentation(&args.augment, train, fill)?;
     // Each rank its shard: equal lengths for training (every rank takes the same number of
     // steps), each sample once for testing.
     let shard = |tail| world.as_ref().map(|_| Shard { rank, ranks, tail });
@@ -179,13 +204,13 @@ fn run(
         ..Default::default()
     };
     let (n_train, n_test) = (train.len(), test.len());
-    let train_loader = DataLoader::new(Arc::new(train), args.batch_size, loader_opts)?;
+    let train_loader = DataLoader::new(train.clone(), args.batch_size, loader_opts)?;
     let test_opts = LoaderOptions {
         shuffle: false,
         shard: shard(ShardTail::Uneven),
         ..Default::default()
     };
-    let test_loader = DataLoader::new(Arc::new(test), 256, test_opts)?;
+    let test_loader = DataLoader::new(test.clone(), 256, test_opts)?;
     let load_secs = start.elapsed().as_secs_f64();
 
     let mut model = build_model(
@@ -271,8 +296,8 @@ fn run(
             "data.classes".into(),
             serde_json::to_string(&classes).expect("strings serialise"),
         ),
-        ("data.mean".into(), json(&mean)),
-        ("data.std".into(), json(&std)),
+        ("data.mean".into(), json(mean)),
+        ("data.std".into(), json(std)),
         (distributed::RANKS_KEY.into(), ranks.to_string()),
     ];
 
@@ -283,8 +308,14 @@ fn run(
         s.total_params,
         s.total_macs as f64 / 1e6
     ));
+    // Ranks on threads of this process are replicas; over MPI, ranks.
+    let rank_is = if args.thread_replicas()? > 1 {
+        "replica"
+    } else {
+        "rank"
+    };
     let per_batch = if world.is_some() {
-        format!("{ranks} ranks x {}", args.batch_size)
+        format!("{ranks} {rank_is}s x {}", args.batch_size)
     } else {
         args.batch_size.to_string()
     };
@@ -292,7 +323,7 @@ fn run(
         "training  {} epochs of {} batches of {per_batch}, {:?} lr {}, schedule {:?}, augment {}, seed {}, {threads} threads{}",
         args.epochs, train_loader.len(), args.optimizer, trainer.optimizer.lr(),
         args.schedule, args.augment, args.seed,
-        if world.is_some() { " per rank" } else { "" }
+        if world.is_some() { format!(" per {rank_is}") } else { String::new() }
     ));
     console.line(format!("output    {}", out.display()));
 
@@ -375,7 +406,7 @@ fn run(
     if let Some(p) = trainer.parallel() {
         let s = p.stats();
         console.line(format!(
-            "data parallel: {ranks} ranks, {} gradient all-reduces of {:.2} MB in {} buckets, {:.1} ms each on average; buffer broadcasts {:.1} s in all",
+            "data parallel: {ranks} {rank_is}s, {} gradient all-reduces of {:.2} MB in {} buckets, {:.1} ms each on average; buffer broadcasts {:.1} s in all",
             s.steps, s.bytes as f64 / s.steps.max(1) as f64 / 1e6, s.buckets, 1e3 * s.all_reduce_per_step(), s.broadcast_seconds
         ));
     }

@@ -15,6 +15,8 @@
 //! ```
 
 use crate::module::{Entry, Module};
+use rand::Rng as _;
+use rand_distr::StandardNormal;
 use tapegrad_autograd::{Error, Result, Rng, Tensor};
 
 /// Which fan a Kaiming initialiser preserves: `FanIn` keeps the variance of the forward
@@ -92,29 +94,63 @@ fn fan(op: &'static str, dims: &[usize], mode: FanMode) -> Result<f32> {
 
 /// Samples of `U[low, high)`.
 pub fn uniform(dims: &[usize], low: f32, high: f32, rng: &mut Rng) -> Result<Tensor> {
-    check_finite("uniform", "low", low)?;
-    check_finite("uniform", "high", high)?;
-    if low > high {
-        return Err(Error::invalid(
-            "uniform",
-            format!("low {low} must not exceed high {high}"),
-        ));
-    }
-    Tensor::try_rand(dims, low, high, rng)
+    Draw::uniform(low, high)?.tensor(dims, rng)
 }
 
 /// Samples of `N(mean, std^2)`; AlexNet's weights are `normal(dims, 0.0, 0.01)`.
 pub fn normal(dims: &[usize], mean: f32, std: f32, rng: &mut Rng) -> Result<Tensor> {
-    check_finite("normal", "mean", mean)?;
-    check_finite("normal", "std", std)?;
-    if std < 0.0 {
-        return Err(Error::invalid("normal", format!("std {std} must be >= 0")));
+    Draw::normal(mean, std)?.tensor(dims, rng)
+}
+
+/// What an initialiser draws each element from, its bounds or moments worked out from the
+/// shape; one definition of the sampling for fresh tensors and for parameters written in place.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Draw {
+    Uniform { low: f32, high: f32 },
+    Normal { mean: f32, std: f32 },
+    Constant(f32),
+}
+
+impl Draw {
+    fn uniform(low: f32, high: f32) -> Result<Draw> {
+        check_finite("uniform", "low", low)?;
+        check_finite("uniform", "high", high)?;
+        if low > high {
+            return Err(Error::invalid(
+                "uniform",
+                format!("low {low} must not exceed high {high}"),
+            ));
+        }
+        Ok(Draw::Uniform { low, high })
     }
-    // Scaled in place: a second copy of a large layer (VGG's fc6, 411 MB) would add to the
-    // peak memory of building the model.
-    let mut t = Tensor::randn(dims, rng);
-    t.data_mut().iter_mut().for_each(|z| *z = mean + std * *z);
-    Ok(t)
+
+    fn normal(mean: f32, std: f32) -> Result<Draw> {
+        check_finite("normal", "mean", mean)?;
+        check_finite("normal", "std", std)?;
+        if std < 0.0 {
+            return Err(Error::invalid("normal", format!("std {std} must be >= 0")));
+        }
+        Ok(Draw::Normal { mean, std })
+    }
+
+    /// Overwrites `out` with draws, in order.
+    fn fill(self, out: &mut [f32], rng: &mut Rng) {
+        match self {
+            Draw::Uniform { low, high } => out
+                .iter_mut()
+                .for_each(|v| *v = low + (high - low) * rng.gen::<f32>()),
+            Draw::Normal { mean, std } => out
+                .iter_mut()
+                .for_each(|v| *v = mean + std * rng.sample::<f32, _>(StandardNormal)),
+            Draw::Constant(c) => out.fill(c),
+        }
+    }
+
+    fn tensor(self, dims: &[usize], rng: &mut Rng) -> Result<Tensor> {
+        let mut t = Tensor::try_zeros(dims)?;
+        self.fill(t.data_mut(), rng);
+        Ok(t)
+    }
 }
 
 /// Every element equal to `v` (AlexNet sets some biases to 1).
@@ -137,8 +173,7 @@ pub fn kaiming_uniform(
     nl: Nonlinearity,
     rng: &mut Rng,
 ) -> Result<Tensor> {
-    let b = gain(nl) * (3.0 / fan("kaiming_uniform", dims, mode)?).sqrt();
-    uniform(dims, -b, b, rng)
+    Init::KaimingUniform(mode, nl).tensor(dims, rng)
 }
 
 /// He (Kaiming) normal: `N(0, std^2)` with `std = gain / sqrt(fan)`.
@@ -148,8 +183,7 @@ pub fn kaiming_normal(
     nl: Nonlinearity,
     rng: &mut Rng,
 ) -> Result<Tensor> {
-    let std = gain(nl) / fan("kaiming_normal", dims, mode)?.sqrt();
-    normal(dims, 0.0, std, rng)
+    Init::KaimingNormal(mode, nl).tensor(dims, rng)
 }
 
 fn fan_sum(op: &'static str, dims: &[usize]) -> Result<f32> {
@@ -162,14 +196,12 @@ fn fan_sum(op: &'static str, dims: &[usize]) -> Result<f32> {
 
 /// Glorot (Xavier) uniform: `U(-a, a)` with `a = gain * sqrt(6 / (fan_in + fan_out))`.
 pub fn xavier_uniform(dims: &[usize], gain: f32, rng: &mut Rng) -> Result<Tensor> {
-    let a = gain * (6.0 / fan_sum("xavier_uniform", dims)?).sqrt();
-    uniform(dims, -a, a, rng)
+    Init::XavierUniform(gain).tensor(dims, rng)
 }
 
 /// Glorot (Xavier) normal: `N(0, std^2)` with `std = gain * sqrt(2 / (fan_in + fan_out))`.
 pub fn xavier_normal(dims: &[usize], gain: f32, rng: &mut Rng) -> Result<Tensor> {
-    let std = gain * (2.0 / fan_sum("xavier_normal", dims)?).sqrt();
-    normal(dims, 0.0, std, rng)
+    Init::XavierNormal(gain).tensor(dims, rng)
 }
 
 /// `1 / sqrt(fan_in)`, or 0 for an empty fan (PyTorch leaves such tensors unchanged).
@@ -184,9 +216,7 @@ fn default_bound(fan_in: usize) -> f32 {
 /// PyTorch's default Linear/Conv weight: `kaiming_uniform(a = sqrt(5))`, i.e. gain
 /// `sqrt(2 / (1 + 5)) = 1/sqrt(3)` and bound `sqrt(1/3) * sqrt(3 / fan_in) = 1 / sqrt(fan_in)`.
 pub fn default_weight(dims: &[usize], rng: &mut Rng) -> Result<Tensor> {
-    let (fan_in, _) = fan_in_fan_out(dims)?;
-    let b = default_bound(fan_in);
-    uniform(dims, -b, b, rng)
+    Init::Default.tensor(dims, rng)
 }
 
 /// PyTorch's default Linear/Conv bias of `out` elements: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`
@@ -219,21 +249,53 @@ pub enum Init {
 }
 
 impl Init {
-    /// A fresh tensor of shape `dims`.
-    pub fn tensor(&self, dims: &[usize], rng: &mut Rng) -> Result<Tensor> {
+    /// What each element of a tensor of shape `dims` is drawn from.
+    fn draw(&self, dims: &[usize]) -> Result<Draw> {
         match *self {
-            Init::Default => default_weight(dims, rng),
-            Init::KaimingUniform(m, nl) => kaiming_uniform(dims, m, nl, rng),
-            Init::KaimingNormal(m, nl) => kaiming_normal(dims, m, nl, rng),
-            Init::XavierUniform(g) => xavier_uniform(dims, g, rng),
-            Init::XavierNormal(g) => xavier_normal(dims, g, rng),
-            Init::Normal { mean, std } => normal(dims, mean, std, rng),
-            Init::Uniform { low, high } => uniform(dims, low, high, rng),
+            Init::Default => {
+                let b = default_bound(fan_in_fan_out(dims)?.0);
+                Draw::uniform(-b, b)
+            }
+            Init::KaimingUniform(m, nl) => {
+                let b = gain(nl) * (3.0 / fan("kaiming_uniform", dims, m)?).sqrt();
+                Draw::uniform(-b, b)
+            }
+            Init::KaimingNormal(m, nl) => {
+                Draw::normal(0.0, gain(nl) / fan("kaiming_normal", dims, m)?.sqrt())
+            }
+            Init::XavierUniform(g) => {
+                let a = g * (6.0 / fan_sum("xavier_uniform", dims)?).sqrt();
+                Draw::uniform(-a, a)
+            }
+            Init::XavierNormal(g) => {
+                Draw::normal(0.0, g * (2.0 / fan_sum("xavier_normal", dims)?).sqrt())
+            }
+            Init::Normal { mean, std } => Draw::normal(mean, std),
+            Init::Uniform { low, high } => Draw::uniform(low, high),
             Init::Constant(v) => {
                 check_finite("constant", "the value", v)?;
-                Ok(constant(dims, v))
+                Ok(Draw::Constant(v))
             }
         }
+    }
+
+    /// A fresh tensor of shape `dims`.
+    pub fn tensor(&self, dims: &[usize], rng: &mut Rng) -> Result<Tensor> {
+        self.draw(dims)?.tensor(dims, rng)
+    }
+
+    /// Overwrites `out`, the data of a tensor of shape `dims`, with what [`Init::tensor`] would
+    /// draw: re-initialising a parameter in place holds no second copy of it.
+    pub fn fill(&self, dims: &[usize], out: &mut [f32], rng: &mut Rng) -> Result<()> {
+        let n: usize = dims.iter().product();
+        if out.len() != n {
+            return Err(Error::invalid(
+                "Init::fill",
+                format!("{} values for a tensor of shape {dims:?}", out.len()),
+            ));
+        }
+        self.draw(dims)?.fill(out, rng);
+        Ok(())
     }
 }
 
@@ -265,7 +327,9 @@ pub fn apply(
         }
         let dims = p.value().dims().to_vec();
         if let Some(init) = choose(name, &dims) {
-            result = init.tensor(&dims, rng).and_then(|t| p.set(t));
+            // In place: VGG's first linear layer is 411 MB, and a fresh tensor for it would
+            // double that in the peak memory of building the model.
+            result = init.fill(&dims, p.data_mut(), rng);
         }
     });
     result
@@ -290,5 +354,59 @@ mod tests {
         let g = gain(Nonlinearity::LeakyRelu(5f32.sqrt()));
         assert!((g - (1.0f32 / 3.0).sqrt()).abs() < 1e-7);
         assert_eq!(gain(Nonlinearity::Tanh), 5.0 / 3.0);
+    }
+
+    #[test]
+    fn filling_in_place_draws_what_a_fresh_tensor_would() {
+        use tapegrad_autograd::rng;
+        let dims = [6, 4, 3, 3];
+        let inits = [
+            Init::Default,
+            Init::KaimingUniform(FanMode::FanIn, Nonlinearity::Relu),
+            Init::KaimingNormal(FanMode::FanOut, Nonlinearity::Relu),
+            Init::XavierUniform(1.5),
+            Init::XavierNormal(0.5),
+            Init::Normal {
+                mean: 1.0,
+                std: 0.01,
+            },
+            Init::Uniform {
+                low: -2.0,
+                high: 3.0,
+            },
+            Init::Constant(0.25),
+        ];
+        for init in inits {
+            let fresh = init.tensor(&dims, &mut rng(7)).unwrap();
+            let mut out = vec![f32::NAN; 216];
+            init.fill(&dims, &mut out, &mut rng(7)).unwrap();
+            assert_eq!(out, fresh.to_vec(), "{init:?}");
+        }
+        // The named functions draw the same too.
+        let k = kaiming_normal(&dims, FanMode::FanOut, Nonlinearity::Relu, &mut rng(7)).unwrap();
+        let i = Init::KaimingNormal(FanMode::FanOut, Nonlinearity::Relu);
+        assert_eq!(k.to_vec(), i.tensor(&dims, &mut rng(7)).unwrap().to_vec());
+        let e = Init::Default
+            .fill(&dims, &mut [0.0; 5], &mut rng(0))
+            .unwrap_err();
+        assert!(e.to_string().contains("5 values") && e.to_string().contains("[6, 4, 3, 3]"));
+        let e = Init::Normal {
+            mean: 0.0,
+            std: -1.0,
+        }
+        .fill(&[2], &mut [0.0; 2], &mut rng(0));
+        assert!(e.unwrap_err().to_string().contains("std -1"));
+    }
+
+    #[test]
+    fn apply_writes_each_parameter_in_its_own_storage() {
+        use crate::layers::Linear;
+        use tapegrad_autograd::rng;
+        let mut fc = Linear::new(30, 20, &mut rng(0)).unwrap();
+        let before = fc.weight.value().data().as_ptr();
+        apply(&mut fc, &mut rng(1), |_, _| Some(Init::Constant(0.5))).unwrap();
+        // No second tensor was made for the new values (VGG's 411 MB layer would be two).
+        assert_eq!(fc.weight.value().data().as_ptr(), before);
+        assert_eq!(fc.weight.value().to_vec(), vec![0.5; 600]);
     }
 }

@@ -59,39 +59,44 @@ impl<'t> Var<'t> {
     /// `a * b` with broadcasting. Rule: [`MUL`].
     pub fn mul(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().mul(&other.value())?;
-        self.tape().record(MUL, &[self, other], v, |c| {
-            let (a, b, g) = (c.input(0), c.input(1), c.grad());
-            let ga = if c.needs(0) {
-                Some(g.mul(b)?.sum_to(&a.shape())?)
-            } else {
-                None
-            };
-            let gb = if c.needs(1) {
-                Some(g.mul(a)?.sum_to(&b.shape())?)
-            } else {
-                None
-            };
-            Ok(grads![ga, gb])
-        })
+        let reads = Reads::ALL_INPUTS;
+        self.tape()
+            .record_reading(MUL, &[self, other], v, reads, |c| {
+                let (a, b, g) = (c.input(0), c.input(1), c.grad());
+                let ga = if c.needs(0) {
+                    Some(g.mul(b)?.sum_to(&a.shape())?)
+                } else {
+                    None
+                };
+                let gb = if c.needs(1) {
+                    Some(g.mul(a)?.sum_to(&b.shape())?)
+                } else {
+                    None
+                };
+                Ok(grads![ga, gb])
+            })
     }
 
     /// `a / b` with broadcasting. Rule: [`DIV`].
     pub fn div(self, other: Var<'t>) -> Result<Var<'t>> {
         let v = self.value().div(&other.value())?;
-        self.tape().record(DIV, &[self, other], v, |c| {
-            let (a, b, g) = (c.input(0), c.input(1), c.grad());
-            let ga = if c.needs(0) {
-                Some(g.div(b)?.sum_to(&a.shape())?)
-            } else {
-                None
-            };
-            let gb = if c.needs(1) {
-                Some(g.mul(c.result())?.div(b)?.neg().sum_to(&b.shape())?)
-            } else {
-                None
-            };
-            Ok(grads![ga, gb])
-        })
+        // `a` itself is never read: its gradient is `g / b`.
+        let reads = Reads::inputs(&[1]).and_result();
+        self.tape()
+            .record_reading(DIV, &[self, other], v, reads, |c| {
+                let (a, b, g) = (c.input(0), c.input(1), c.grad());
+                let ga = if c.needs(0) {
+                    Some(g.div(b)?.sum_to(&a.shape())?)
+                } else {
+                    None
+                };
+                let gb = if c.needs(1) {
+                    Some(g.mul(c.result())?.div(b)?.neg().sum_to(&b.shape())?)
+                } else {
+                    None
+                };
+                Ok(grads![ga, gb])
+            })
     }
 
     /// Elementwise maximum with broadcasting. On ties the gradient is split evenly between the
@@ -113,31 +118,36 @@ impl<'t> Var<'t> {
         wins: fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Var<'t>> {
         let v = f(&self.value(), &other.value())?;
-        self.tape().record(op, &[self, other], v, move |c| {
-            let (a, b) = (c.input(0), c.input(1));
-            let (av, bv) = (a.value(), b.value());
-            // Weight of `a` in each element: 1 where it wins, 1/2 on ties, 0 where it loses.
-            let wa = wins(&av, &bv)?.add(&av.eq_mask(&bv)?.mul_scalar(0.5))?;
-            let wb = wa.neg().add_scalar(1.0);
-            let g = c.grad();
-            Ok(grads![
-                g.mul(c.tape().input(wa))?.sum_to(&a.shape())?,
-                g.mul(c.tape().input(wb))?.sum_to(&b.shape())?
-            ])
-        })
+        let reads = Reads::ALL_INPUTS;
+        self.tape()
+            .record_reading(op, &[self, other], v, reads, move |c| {
+                let (a, b) = (c.input(0), c.input(1));
+                let (av, bv) = (a.value(), b.value());
+                // Weight of `a` in each element: 1 where it wins, 1/2 on ties, 0 where it loses.
+                let wa = wins(&av, &bv)?.add(&av.eq_mask(&bv)?.mul_scalar(0.5))?;
+                let wb = wa.neg().add_scalar(1.0);
+                let g = c.grad();
+                Ok(grads![
+                    g.mul(c.tape().input(wa))?.sum_to(&a.shape())?,
+                    g.mul(c.tape().input(wb))?.sum_to(&b.shape())?
+                ])
+            })
     }
 
     /// `where(mask, a, b)`: `a` where `mask` is non-zero, else `b`; all three broadcast. The
     /// mask gets no gradient.
     pub fn where_cond(mask: Var<'t>, a: Var<'t>, b: Var<'t>) -> Result<Var<'t>> {
         let v = Tensor::where_cond(&mask.value(), &a.value(), &b.value())?;
-        a.tape().record(WHERE, &[mask, a, b], v, |c| {
-            let (m, g) = (c.input(0), c.grad());
-            let zero = c.tape().input(Tensor::scalar(0.0));
-            let ga = Var::where_cond(m, g, zero)?.sum_to(&c.input(1).shape())?;
-            let gb = Var::where_cond(m, zero, g)?.sum_to(&c.input(2).shape())?;
-            Ok(grads![None, ga, gb])
-        })
+        // The mask only: `a` and `b` are needed for their shapes.
+        let reads = Reads::inputs(&[0]);
+        a.tape()
+            .record_reading(WHERE, &[mask, a, b], v, reads, |c| {
+                let (m, g) = (c.input(0), c.grad());
+                let zero = c.tape().input(Tensor::scalar(0.0));
+                let ga = Var::where_cond(m, g, zero)?.sum_to(&c.input(1).shape())?;
+                let gb = Var::where_cond(m, zero, g)?.sum_to(&c.input(2).shape())?;
+                Ok(grads![None, ga, gb])
+            })
     }
 
     /// `x + s`.

@@ -13,7 +13,7 @@
 use crate::error::Result;
 use crate::grads;
 use crate::shape::Shape;
-use crate::tape::{Ctx, InputGrads, Var};
+use crate::tape::{Ctx, InputGrads, Reads, Var};
 use crate::tensor::Transpose::{self, No, Yes};
 
 op!(
@@ -40,9 +40,12 @@ impl<'t> Var<'t> {
     /// asked: the primitive behind `matmul` and `linear`.
     pub fn matmul_t(self, other: Var<'t>, ta: Transpose, tb: Transpose) -> Result<Var<'t>> {
         let v = self.value().matmul_t(&other.value(), ta, tb)?;
-        self.tape().record(MATMUL, &[self, other], v, move |c| {
-            operand_grads(c, c.grad(), ta, tb)
-        })
+        // The rule reads both operands, never the product.
+        let reads = Reads::ALL_INPUTS;
+        self.tape()
+            .record_reading(MATMUL, &[self, other], v, reads, move |c| {
+                operand_grads(c, c.grad(), ta, tb)
+            })
     }
 
     /// `sum_i op(a_i) @ op(b_i)` over the batch axes of batched operands, a matrix: the product
@@ -64,8 +67,9 @@ impl<'t> Var<'t> {
             .dims()
             .to_vec();
         full.extend_from_slice(v.dims());
+        let reads = Reads::ALL_INPUTS;
         self.tape()
-            .record(MATMUL_SUM_BATCH, &[self, other], v, move |c| {
+            .record_reading(MATMUL_SUM_BATCH, &[self, other], v, reads, move |c| {
                 operand_grads(c, c.grad().broadcast_to(Shape::new(&full))?, ta, tb)
             })
     }

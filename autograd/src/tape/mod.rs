@@ -7,6 +7,7 @@
 
 mod backward;
 mod checkpoint;
+mod composite;
 mod grad_fn;
 mod grads;
 #[cfg(feature = "rule-mutation")]
@@ -106,6 +107,14 @@ impl Reads {
         inputs: 0,
         result: false,
     };
+
+    /// These and the result too.
+    pub const fn and_result(self) -> Reads {
+        Reads {
+            result: true,
+            ..self
+        }
+    }
 
     fn input(&self, i: usize) -> bool {
         self.all_inputs || (i < 64 && self.inputs & (1 << i) != 0)
@@ -444,28 +453,6 @@ impl Tape {
             pass,
             inputs: stats.join("; "),
         });
-    }
-
-    /// Runs the composition `f` of a composite op (convolution, pooling, normalisation) over
-    /// `inputs`. When none of them needs a gradient (inference, `no_grad`), backward can never
-    /// reach the composition's intermediate nodes, so they are dropped as soon as the result is
-    /// known and the result is recorded as one constant named `op`: an inference pass then holds
-    /// each layer's output, not every unfolded image and temporary of every layer. `f` records
-    /// ops only (no parameters, whose nodes the tape remembers).
-    pub(crate) fn composite<'t>(
-        &'t self,
-        op: Op,
-        inputs: &[Var<'t>],
-        f: impl FnOnce() -> crate::Result<Var<'t>>,
-    ) -> crate::Result<Var<'t>> {
-        self.check_own(op.name, inputs)?;
-        if inputs.iter().any(|v| v.requires_grad()) {
-            return f();
-        }
-        let mark = self.len();
-        let value = f()?.value();
-        self.truncate(mark);
-        Ok(self.push_leaf(op, NodeKind::Constant, value, false))
     }
 
     /// Drops every node recorded after the first `len` (temporaries of a backward step).

@@ -50,6 +50,34 @@ impl<'t> Ctx<'t> {
     }
 }
 
+impl Tape {
+    /// Bytes of tensor storage the tape's values hold now, each storage once (a reshape
+    /// shares its input's): what released values, recomputation and composites save can be
+    /// seen here.
+    pub fn held_bytes(&self) -> usize {
+        let nodes = self.nodes.borrow();
+        let mut seen = std::collections::HashSet::new();
+        nodes
+            .iter()
+            .filter_map(|n| n.value.as_ref())
+            .filter(|v| seen.insert(v.data().as_ptr()))
+            .map(|v| v.numel() * std::mem::size_of::<f32>())
+            .sum()
+    }
+
+    /// [`Var::release`] of node `id`.
+    pub(crate) fn release_node(&self, id: NodeId) {
+        let mut nodes = self.nodes.borrow_mut();
+        let n = &mut nodes[id.index()];
+        n.released = true;
+        let bytes = n.value.as_ref().map_or(0, |v| v.numel() * 4);
+        let rebuild = n.recompute.is_some() && bytes >= self.recompute_from.get();
+        if !n.saved || rebuild {
+            n.value = None;
+        }
+    }
+}
+
 impl<'t> Var<'t> {
     pub(crate) fn new(tape: &'t Tape, id: NodeId) -> Var<'t> {
         Var { tape, id }
@@ -114,14 +142,7 @@ impl<'t> Var<'t> {
     /// [`Tape::set_recompute_from`] for which are). Containers release each layer's
     /// output once the next layer has read it, so a pass holds what backward needs and no more.
     pub fn release(self) {
-        let mut nodes = self.tape.nodes.borrow_mut();
-        let n = &mut nodes[self.id.index()];
-        n.released = true;
-        let bytes = n.value.as_ref().map_or(0, |v| v.numel() * 4);
-        let rebuild = n.recompute.is_some() && bytes >= self.tape.recompute_from.get();
-        if !n.saved || rebuild {
-            n.value = None;
-        }
+        self.tape.release_node(self.id);
     }
 
     /// Whether the value was freed by [`Var::release`] (a recomputable one still reads right).

@@ -29,6 +29,7 @@
 //! ```
 
 mod epoch_files;
+mod evaluation;
 mod finite;
 mod grad_stats;
 mod history;
@@ -42,10 +43,11 @@ pub use epoch_files::{
     write_epoch_files, EpochFiles, BEST_FILE, CHECKPOINT_FILE, CURVES_PNG, METRICS_CSV,
     METRICS_JSON,
 };
+pub use evaluation::{mirror, Evaluation, TestTime};
 pub use grad_stats::{format_grad_stats, grad_stats, GradStatsEpoch, LayerGradStats};
 pub use history::{EpochRecord, History};
 pub use plot::{plot_history, PlotText};
 pub use progress::{Console, Progress};
 pub use report::Report;
 pub use resume::{load_training_checkpoint, save_training_checkpoint};
-pub use trainer::{EpochTotals, Evaluation, Position, Schedule, StepOutcome, Trainer};
+pub use trainer::{EpochTotals, Position, Schedule, StepOutcome, Trainer};

@@ -1,7 +1,7 @@
 //! The final report of a run: top-1 and top-5 error, loss, per-class accuracy and the
 //! confusion matrix, as text.
 
-use super::trainer::Evaluation;
+use super::evaluation::Evaluation;
 use std::fmt;
 
 /// The evaluation of a trained model on a test set, printable.
@@ -35,6 +35,13 @@ impl fmt::Display for Report<'_> {
         match e.top5_error() {
             Some(t5) => writeln!(f, "  top-5 error   {:6.2}%", 100.0 * t5)?,
             None => writeln!(f, "  top-5 error   -       (fewer than 5 classes)")?,
+        }
+        if let Some(a) = e.single_view_accuracy() {
+            writeln!(
+                f,
+                "  (scores: the mean over each image and its mirror image; the image alone: accuracy {:.2}%)",
+                100.0 * a
+            )?;
         }
         writeln!(f)?;
         writeln!(f, "per-class accuracy:")?;

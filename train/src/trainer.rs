@@ -2,15 +2,15 @@
 //! (epoch, batch within the epoch, optimiser steps), so that a run can stop anywhere and resume
 //! exactly.
 
+use super::evaluation::{Evaluation, TestTime};
 use super::finite::first_non_finite;
 use super::grad_stats::{grad_stats, GradStatsEpoch};
 use super::history::{EpochRecord, History};
 use serde::{Deserialize, Serialize};
 use tapegrad_autograd::{Error, Result, Tape, Tensor};
-use tapegrad_data::metrics::Accumulator;
 use tapegrad_data::DataLoader;
 use tapegrad_distributed::DataParallel;
-use tapegrad_nn::loss::{cross_entropy, CrossEntropyLoss};
+use tapegrad_nn::loss::CrossEntropyLoss;
 use tapegrad_nn::module::Module;
 use tapegrad_nn::optim::{clip_grad_norm, GradMap, LrScheduler, Optimizer, ReduceLROnPlateau};
 
@@ -110,44 +110,6 @@ pub struct StepOutcome {
     pub totals: EpochTotals,
 }
 
-/// Metrics of one pass over an evaluation set.
-#[derive(Clone, Debug)]
-pub struct Evaluation {
-    pub metrics: Accumulator,
-    classes: Vec<String>,
-    top5: bool,
-}
-
-impl Evaluation {
-    pub fn classes(&self) -> &[String] {
-        &self.classes
-    }
-
-    pub fn count(&self) -> u64 {
-        self.metrics.count()
-    }
-
-    /// Mean cross-entropy (without label smoothing).
-    pub fn loss(&self) -> f32 {
-        self.metrics.mean_loss().unwrap_or(f32::NAN)
-    }
-
-    pub fn accuracy(&self) -> f32 {
-        1.0 - self.top1_error()
-    }
-
-    pub fn top1_error(&self) -> f32 {
-        self.metrics.top_k_error(1).unwrap_or(f32::NAN)
-    }
-
-    /// `None` with fewer than five classes.
-    pub fn top5_error(&self) -> Option<f32> {
-        self.top5
-            .then(|| self.metrics.top_k_error(5).ok())
-            .flatten()
-    }
-}
-
 /// Counts the rows of `[N, K]` scores whose first highest score is at the label.
 fn count_correct(scores: &Tensor, labels: &[usize]) -> usize {
     let k = scores.dims().last().copied().unwrap_or(1).max(1);
@@ -176,8 +138,10 @@ pub struct Trainer {
     pub history: History,
     /// Per-layer gradient statistics of the current epoch, when collected.
     pub grad_stats: Option<GradStatsEpoch>,
+    /// Test-time augmentation of [`Trainer::evaluate`].
+    pub test_time: TestTime,
     /// Set by [`Trainer::distribute`] for data-parallel training.
-    parallel: Option<DataParallel>,
+    pub(crate) parallel: Option<DataParallel>,
 }
 
 impl Trainer {
@@ -196,6 +160,7 @@ impl Trainer {
             totals: EpochTotals::default(),
             history: History::default(),
             grad_stats: None,
+            test_time: TestTime::Plain,
             parallel: None,
         }
     }
@@ -368,46 +333,6 @@ impl Trainer {
             .map(|v| v.value());
         self.model.set_training(true);
         out
-    }
-
-    /// Loss, top-1/top-5 error and the confusion matrix over every batch of `loader`, in
-    /// evaluation mode (batch norm uses its running statistics, dropout is off). In
-    /// data-parallel training each rank evaluates its shard (`ShardTail::Uneven` counts each
-    /// sample once) and the counts are added up, so every rank gets the metrics of the whole.
-    pub fn evaluate(&mut self, loader: &DataLoader) -> Result<Evaluation> {
-        let classes = loader.dataset().classes().to_vec();
-        let top5 = classes.len() >= 5;
-        let ks: &[usize] = if top5 { &[1, 5] } else { &[1] };
-        let mut metrics = Accumulator::new(&classes, ks)?;
-        // The last step's forward moved each rank's running statistics its own way: evaluate
-        // every shard with rank 0's, the ones its checkpoint saves.
-        if let Some(p) = &mut self.parallel {
-            p.sync_buffers(self.model.as_mut())?;
-        }
-        self.model.set_training(false);
-        let result = (|| {
-            for batch in loader.epoch(0) {
-                let batch = batch?;
-                let tape = Tape::inference();
-                let logits = self.model.forward(tape.input(batch.images))?;
-                let loss = cross_entropy(logits, &batch.labels)?.item()?;
-                metrics.update(&logits.value(), &batch.labels)?;
-                metrics.add_loss(loss, batch.labels.len());
-            }
-            Ok(())
-        })();
-        self.model.set_training(true);
-        result?;
-        if let Some(p) = &self.parallel {
-            let mut sums = metrics.sums();
-            p.sum(&mut sums)?;
-            metrics.set_sums(&sums)?;
-        }
-        Ok(Evaluation {
-            metrics,
-            classes,
-            top5,
-        })
     }
 
     /// Ends the epoch: records it (with `val`, the evaluation after it, if any, and

@@ -1,0 +1,162 @@
+//! Evaluation: loss, top-k errors and the confusion matrix of a model over a data set, with the
+//! image as it is or with its mirror image too (test-time augmentation).
+
+use super::trainer::Trainer;
+use tapegrad_autograd::{Error, Result, Tape, Tensor};
+use tapegrad_data::metrics::Accumulator;
+use tapegrad_data::DataLoader;
+use tapegrad_nn::loss::cross_entropy;
+
+/// What [`Trainer::evaluate`] shows the model of each image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TestTime {
+    /// The image as it is.
+    #[default]
+    Plain,
+    /// The image and its mirror image (flipped left to right), scored by the mean of the two
+    /// logits: for a model trained with random flips, to which both are images of the class.
+    Flip,
+}
+
+/// Metrics of one pass over an evaluation set.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub metrics: Accumulator,
+    /// With [`TestTime::Flip`], the metrics of the images as they are, alone.
+    pub single_view: Option<Accumulator>,
+    classes: Vec<String>,
+    top5: bool,
+}
+
+impl Evaluation {
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    pub fn count(&self) -> u64 {
+        self.metrics.count()
+    }
+
+    /// Mean cross-entropy (without label smoothing).
+    pub fn loss(&self) -> f32 {
+        self.metrics.mean_loss().unwrap_or(f32::NAN)
+    }
+
+    pub fn accuracy(&self) -> f32 {
+        1.0 - self.top1_error()
+    }
+
+    pub fn top1_error(&self) -> f32 {
+        self.metrics.top_k_error(1).unwrap_or(f32::NAN)
+    }
+
+    /// `None` with fewer than five classes.
+    pub fn top5_error(&self) -> Option<f32> {
+        self.top5
+            .then(|| self.metrics.top_k_error(5).ok())
+            .flatten()
+    }
+
+    /// The accuracy on the images as they are, when test-time augmentation was on.
+    pub fn single_view_accuracy(&self) -> Option<f32> {
+        let single = self.single_view.as_ref()?;
+        Some(1.0 - single.top_k_error(1).unwrap_or(f32::NAN))
+    }
+}
+
+/// `[N, C, H, W]` images flipped left to right.
+pub fn mirror(images: &Tensor) -> Result<Tensor> {
+    if images.rank() != 4 {
+        return Err(Error::shape(
+            "mirror",
+            &[images.shape()],
+            "[N, C, H, W] images",
+        ));
+    }
+    let w = images.dims()[3].max(1);
+    let mut out = images.data().to_vec();
+    out.chunks_mut(w).for_each(<[f32]>::reverse);
+    Tensor::from_vec(out, images.shape().clone())
+}
+
+impl Trainer {
+    /// Loss, top-1/top-5 error and the confusion matrix over every batch of `loader`, in
+    /// evaluation mode (batch norm uses its running statistics, dropout is off), with the
+    /// images as [`Trainer::test_time`] says. In data-parallel training each rank evaluates its
+    /// shard (`ShardTail::Uneven` counts each sample once) and the counts are added up, so
+    /// every rank gets the metrics of the whole.
+    pub fn evaluate(&mut self, loader: &DataLoader) -> Result<Evaluation> {
+        let classes = loader.dataset().classes().to_vec();
+        let top5 = classes.len() >= 5;
+        let ks: &[usize] = if top5 { &[1, 5] } else { &[1] };
+        let mut metrics = Accumulator::new(&classes, ks)?;
+        let mut single = match self.test_time {
+            TestTime::Plain => None,
+            TestTime::Flip => Some(Accumulator::new(&classes, ks)?),
+        };
+        // The last step's forward moved each rank's running statistics its own way: evaluate
+        // every shard with rank 0's, the ones its checkpoint saves.
+        if let Some(p) = &mut self.parallel {
+            p.sync_buffers(self.model.as_mut())?;
+        }
+        self.model.set_training(false);
+        let result = (|| {
+            for batch in loader.epoch(0) {
+                let batch = batch?;
+                let tape = Tape::inference();
+                let mirrored = match single {
+                    Some(_) => Some(mirror(&batch.images)?),
+                    None => None,
+                };
+                let logits = self.model.forward(tape.input(batch.images))?;
+                let scores = match (mirrored, single.as_mut()) {
+                    (Some(m), Some(single)) => {
+                        let loss = cross_entropy(logits, &batch.labels)?.item()?;
+                        single.update(&logits.value(), &batch.labels)?;
+                        single.add_loss(loss, batch.labels.len());
+                        let other = self.model.forward(tape.input(m))?;
+                        logits.add(other)?.mul_scalar(0.5)
+                    }
+                    _ => logits,
+                };
+                let loss = cross_entropy(scores, &batch.labels)?.item()?;
+                metrics.update(&scores.value(), &batch.labels)?;
+                metrics.add_loss(loss, batch.labels.len());
+            }
+            Ok(())
+        })();
+        self.model.set_training(true);
+        result?;
+        if let Some(p) = &self.parallel {
+            for m in std::iter::once(&mut metrics).chain(single.as_mut()) {
+                let mut sums = m.sums();
+                p.sum(&mut sums)?;
+                m.set_sums(&sums)?;
+            }
+        }
+        Ok(Evaluation {
+            metrics,
+            single_view: single,
+            classes,
+            top5,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_reverses_each_row() {
+        let x = Tensor::from_vec((0..12).map(|v| v as f32).collect(), [1, 2, 2, 3]).unwrap();
+        let m = mirror(&x).unwrap();
+        assert_eq!(
+            m.to_vec(),
+            [2.0, 1.0, 0.0, 5.0, 4.0, 3.0, 8.0, 7.0, 6.0, 11.0, 10.0, 9.0]
+        );
+        assert_eq!(mirror(&m).unwrap().to_vec(), x.to_vec());
+        let e = mirror(&Tensor::zeros([2, 3])).unwrap_err().to_string();
+        assert!(e.contains("mirror") && e.contains("[N, C, H, W]"), "{e}");
+    }
+}

@@ -20,14 +20,17 @@
 //! atomically (see `tapegrad::train::write_epoch_files`). A step that leaves a weight
 //! infinite or NaN stops the run, naming it, before anything is written. At the end: top-1 and
 //! top-5 error, per-class accuracy and the confusion matrix (also in `report.txt`).
-//! A run is deterministic for a given seed and thread count, and `--resume` continues it
-//! exactly where the checkpoint left it (`--max-steps` stops a run early, as an interruption).
+//! A run is deterministic for a given seed, replica count and thread count, and `--resume`
+//! continues it exactly where the checkpoint left it (`--max-steps` stops a run early, as an
+//! interruption).
 //!
-//! Data-parallel training over MPI (see `docs/distributed.md`):
+//! Data-parallel training (see `docs/distributed.md`): by default on two replicas, threads of
+//! this program, each taking 16 images of every batch (`--replicas N`, `--batch-size B`); or
+//! over MPI, one process per rank:
 //!
 //! ```text
 //! cargo build --release --example train --features mpi
-//! mpirun -np 2 target/release/examples/train --distributed       # global batch 2 x 32
+//! mpirun -np 2 target/release/examples/train --distributed       # global batch 2 x 16
 //! ```
 //!
 //! Every rank trains on its shard of each batch and evaluates its shard of the test set; only

@@ -1,7 +1,7 @@
 //! Data-parallel training: `--replicas N`, one thread of this process (rank) per shard of
 //! every batch, or `--distributed`, one process per shard, started by `mpirun -np N` (needs
-//! the program built with the `mpi` feature). Both train alike, and a checkpoint of one
-//! resumes on the other with as many ranks.
+//! the program built with the `mpi` feature). Both shard the batches and average the
+//! gradients alike.
 
 use std::rc::Rc;
 use tapegrad::autograd::{Error, Result};

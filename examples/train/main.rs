@@ -113,8 +113,8 @@ fn main() {
     });
 }
 
-/// One rank's whole run (the only one without data parallelism); on an error, ends the
-/// process, and with it every rank.
+/// One rank's run, or the whole run without data parallelism; on an error, ends the process,
+/// and with it every rank. `prepared` is the rank's own or, for replicas on threads, shared.
 fn rank_main<P: std::borrow::Borrow<Prepared>>(
     prepared: Result<P>,
     mut console: Console,

@@ -17,7 +17,7 @@
 use crate::module::{Entry, Module};
 use rand::Rng as _;
 use rand_distr::StandardNormal;
-use tapegrad_autograd::{Error, Result, Rng, Tensor};
+use tapegrad_autograd::{Error, Result, Rng, Shape, Tensor};
 
 /// Which fan a Kaiming initialiser preserves: `FanIn` keeps the variance of the forward
 /// activations, `FanOut` that of the backward gradients.
@@ -147,6 +147,13 @@ impl Draw {
     }
 
     fn tensor(self, dims: &[usize], rng: &mut Rng) -> Result<Tensor> {
+        // A size too large is the sampling op's error, as `Tensor::try_rand`'s would be.
+        let op = match self {
+            Draw::Uniform { .. } => "rand",
+            Draw::Normal { .. } => "randn",
+            Draw::Constant(_) => "full",
+        };
+        Shape::new(dims).check_size(op)?;
         let mut t = Tensor::try_zeros(dims)?;
         self.fill(t.data_mut(), rng);
         Ok(t)

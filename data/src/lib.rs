@@ -33,7 +33,7 @@ pub use idx::{
 pub use loader::{Batch, DataLoader, Epoch, LoaderOptions, Shard, ShardTail};
 pub use pca::{rgb_covariance, symmetric_eigen3, PcaColor};
 pub use transform::{
-    CenterCrop, Compose, HorizontalFlip, Normalize, RandomCrop, RandomHorizontalFlip,
+    mirror, CenterCrop, Compose, HorizontalFlip, Normalize, RandomCrop, RandomHorizontalFlip,
     ResizeShorter, SubtractMean, TenCrop, Transform,
 };
 

@@ -132,6 +132,20 @@ pub(crate) fn center_crop_raw(
     crop_raw(data, (h, w), ((h - oh) / 2, (w - ow) / 2), (oh, ow))
 }
 
+/// Images flipped left to right: `[C, H, W]` or a batch `[N, C, H, W]`, each row reversed
+/// (test-time flips score a batch and its mirror images).
+pub fn mirror(images: &Tensor) -> Result<Tensor> {
+    if !(3..=4).contains(&images.rank()) {
+        return Err(Error::shape(
+            "mirror",
+            &[images.shape()],
+            "[C, H, W] or [N, C, H, W] images",
+        ));
+    }
+    let w = images.dims()[images.rank() - 1].max(1);
+    Tensor::from_vec(flip_raw(images.data(), w), images.shape().clone())
+}
+
 fn flip_raw(data: &[f32], w: usize) -> Vec<f32> {
     let mut out = data.to_vec();
     for row in out.chunks_mut(w) {

@@ -3,7 +3,7 @@
 
 use tapegrad_autograd::{rng, Tensor};
 use tapegrad_data::{
-    CenterCrop, Compose, HorizontalFlip, Normalize, RandomCrop, RandomHorizontalFlip,
+    mirror, CenterCrop, Compose, HorizontalFlip, Normalize, RandomCrop, RandomHorizontalFlip,
     ResizeShorter, SubtractMean, TenCrop, Transform,
 };
 
@@ -211,4 +211,24 @@ fn ten_crop_gives_corners_centre_and_their_mirrors() {
     // The views differ from each other on a random image.
     assert_ne!(views[0], views[5]);
     assert_ne!(views[0], views[3]);
+}
+
+#[test]
+fn mirror_reverses_each_row_of_an_image_or_a_batch() {
+    let x = Tensor::from_vec((0..12).map(|v| v as f32).collect(), [1, 2, 2, 3]).unwrap();
+    let m = mirror(&x).unwrap();
+    assert_eq!(
+        m.to_vec(),
+        [2.0, 1.0, 0.0, 5.0, 4.0, 3.0, 8.0, 7.0, 6.0, 11.0, 10.0, 9.0]
+    );
+    assert_eq!(m.dims(), x.dims());
+    assert_eq!(mirror(&m).unwrap().to_vec(), x.to_vec());
+    // One image alone, as HorizontalFlip flips it.
+    let one = Tensor::from_vec((0..6).map(|v| v as f32).collect(), [1, 2, 3]).unwrap();
+    assert_eq!(
+        mirror(&one).unwrap().to_vec(),
+        [2.0, 1.0, 0.0, 5.0, 4.0, 3.0]
+    );
+    let e = mirror(&Tensor::zeros([2, 3])).unwrap_err().to_string();
+    assert!(e.contains("mirror") && e.contains("[N, C, H, W]"), "{e}");
 }

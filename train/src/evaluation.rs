@@ -2,9 +2,9 @@
 //! image as it is or with its mirror image too (test-time augmentation).
 
 use super::trainer::Trainer;
-use tapegrad_autograd::{Error, Result, Tape, Tensor};
+use tapegrad_autograd::{Result, Tape};
 use tapegrad_data::metrics::Accumulator;
-use tapegrad_data::DataLoader;
+use tapegrad_data::{mirror, DataLoader};
 use tapegrad_nn::loss::cross_entropy;
 
 /// What [`Trainer::evaluate`] shows the model of each image.
@@ -62,21 +62,6 @@ impl Evaluation {
         let single = self.single_view.as_ref()?;
         Some(1.0 - single.top_k_error(1).unwrap_or(f32::NAN))
     }
-}
-
-/// `[N, C, H, W]` images flipped left to right.
-pub fn mirror(images: &Tensor) -> Result<Tensor> {
-    if images.rank() != 4 {
-        return Err(Error::shape(
-            "mirror",
-            &[images.shape()],
-            "[N, C, H, W] images",
-        ));
-    }
-    let w = images.dims()[3].max(1);
-    let mut out = images.data().to_vec();
-    out.chunks_mut(w).for_each(<[f32]>::reverse);
-    Tensor::from_vec(out, images.shape().clone())
 }
 
 impl Trainer {
@@ -140,23 +125,5 @@ impl Trainer {
             classes,
             top5,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mirror_reverses_each_row() {
-        let x = Tensor::from_vec((0..12).map(|v| v as f32).collect(), [1, 2, 2, 3]).unwrap();
-        let m = mirror(&x).unwrap();
-        assert_eq!(
-            m.to_vec(),
-            [2.0, 1.0, 0.0, 5.0, 4.0, 3.0, 8.0, 7.0, 6.0, 11.0, 10.0, 9.0]
-        );
-        assert_eq!(mirror(&m).unwrap().to_vec(), x.to_vec());
-        let e = mirror(&Tensor::zeros([2, 3])).unwrap_err().to_string();
-        assert!(e.contains("mirror") && e.contains("[N, C, H, W]"), "{e}");
     }
 }

@@ -43,7 +43,7 @@ pub use epoch_files::{
     write_epoch_files, EpochFiles, BEST_FILE, CHECKPOINT_FILE, CURVES_PNG, METRICS_CSV,
     METRICS_JSON,
 };
-pub use evaluation::{mirror, Evaluation, TestTime};
+pub use evaluation::{Evaluation, TestTime};
 pub use grad_stats::{format_grad_stats, grad_stats, GradStatsEpoch, LayerGradStats};
 pub use history::{EpochRecord, History};
 pub use plot::{plot_history, PlotText};

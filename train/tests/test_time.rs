@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 use tapegrad_autograd::{rng, Tape, Tensor};
-use tapegrad_data::{synthetic, DataLoader, LoaderOptions};
+use tapegrad_data::{mirror, synthetic, DataLoader, LoaderOptions};
 use tapegrad_nn::layers::{Flatten, Linear};
 use tapegrad_nn::loss::cross_entropy;
 use tapegrad_nn::optim::{Sgd, SgdConfig};
 use tapegrad_nn::{Module, Sequential};
-use tapegrad_train::{mirror, Schedule, TestTime, Trainer};
+use tapegrad_train::{Schedule, TestTime, Trainer};
 
 /// A linear classifier of 28x28 images: nothing makes it treat an image and its mirror alike.
 fn model() -> Sequential {

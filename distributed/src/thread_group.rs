@@ -142,6 +142,20 @@ impl ThreadGroup {
         outcome.map_err(|why| Error::invalid(op, why))
     }
 
+    /// Deposits a copy of `buf` for `call` and writes the outcome back into it.
+    fn collective<T: Element>(
+        &self,
+        op: &'static str,
+        call: Collective,
+        buf: &mut [T],
+    ) -> Result<()> {
+        let out = self.exchange(op, call, T::deposit(buf.to_vec()))?;
+        if let Some(v) = T::values(&out) {
+            buf.copy_from_slice(v);
+        }
+        Ok(())
+    }
+
     fn break_group(&self, why: String) {
         let mut s = self.lock();
         if s.broken.is_none() {
@@ -158,13 +172,25 @@ impl Drop for ThreadGroup {
     }
 }
 
-/// Element-wise arithmetic of the reductions, in f32 for f32 buffers as MPI does.
+/// The element types exchanged: how a buffer of them is deposited and read back, and the
+/// element-wise arithmetic of the reductions (in f32 for f32 buffers, as MPI does).
 trait Element: Copy + PartialOrd + std::ops::Add<Output = Self> {
+    fn deposit(values: Vec<Self>) -> Buf;
+    fn values(buf: &Buf) -> Option<&[Self]>;
     fn divide(self, n: usize) -> Self;
     fn is_nan(self) -> bool;
 }
 
 impl Element for f32 {
+    fn deposit(values: Vec<f32>) -> Buf {
+        Buf::F32(values)
+    }
+    fn values(buf: &Buf) -> Option<&[f32]> {
+        match buf {
+            Buf::F32(v) => Some(v),
+            Buf::F64(_) => None,
+        }
+    }
     fn divide(self, n: usize) -> f32 {
         self / n as f32
     }
@@ -174,6 +200,15 @@ impl Element for f32 {
 }
 
 impl Element for f64 {
+    fn deposit(values: Vec<f64>) -> Buf {
+        Buf::F64(values)
+    }
+    fn values(buf: &Buf) -> Option<&[f64]> {
+        match buf {
+            Buf::F64(v) => Some(v),
+            Buf::F32(_) => None,
+        }
+    }
     fn divide(self, n: usize) -> f64 {
         self / n as f64
     }
@@ -224,46 +259,16 @@ fn combine(deposits: &[(Collective, Buf)]) -> std::result::Result<Buf, String> {
         Collective::Barrier => first.clone(),
         Collective::Broadcast(root) => deposits[*root].1.clone(),
         Collective::AllReduce(op) => match first {
-            Buf::F32(_) => Buf::F32(reduce(
-                &each(deposits, |b| match b {
-                    Buf::F32(v) => Some(v),
-                    Buf::F64(_) => None,
-                }),
-                *op,
-            )),
-            Buf::F64(_) => Buf::F64(reduce(
-                &each(deposits, |b| match b {
-                    Buf::F64(v) => Some(v),
-                    Buf::F32(_) => None,
-                }),
-                *op,
-            )),
+            Buf::F32(_) => reduce_all::<f32>(deposits, *op),
+            Buf::F64(_) => reduce_all::<f64>(deposits, *op),
         },
     })
 }
 
-/// Every rank's buffer of one element type (the calls were checked to agree).
-fn each<'a, T>(
-    deposits: &'a [(Collective, Buf)],
-    of: impl Fn(&'a Buf) -> Option<&'a Vec<T>>,
-) -> Vec<&'a [T]> {
-    deposits
-        .iter()
-        .filter_map(|(_, b)| of(b).map(Vec::as_slice))
-        .collect()
-}
-
-/// Copies an exchanged buffer back into the caller's.
-fn copy_f32(out: &Buf, buf: &mut [f32]) {
-    if let Buf::F32(v) = out {
-        buf.copy_from_slice(v);
-    }
-}
-
-fn copy_f64(out: &Buf, buf: &mut [f64]) {
-    if let Buf::F64(v) = out {
-        buf.copy_from_slice(v);
-    }
+/// The reduction of every rank's buffer of `T`s (the calls were checked to agree).
+fn reduce_all<T: Element>(deposits: &[(Collective, Buf)], op: Reduce) -> Buf {
+    let bufs: Vec<&[T]> = deposits.iter().filter_map(|(_, b)| T::values(b)).collect();
+    T::deposit(reduce(&bufs, op))
 }
 
 impl Communicator for ThreadGroup {
@@ -281,39 +286,34 @@ impl Communicator for ThreadGroup {
     }
 
     fn all_reduce(&self, buf: &mut [f32], op: Reduce) -> Result<()> {
-        let call = Collective::AllReduce(op);
-        let out = self.exchange("ThreadGroup::all_reduce", call, Buf::F32(buf.to_vec()))?;
-        copy_f32(&out, buf);
-        Ok(())
+        self.collective("ThreadGroup::all_reduce", Collective::AllReduce(op), buf)
     }
 
     fn all_reduce_f64(&self, buf: &mut [f64], op: Reduce) -> Result<()> {
-        let call = Collective::AllReduce(op);
-        let out = self.exchange("ThreadGroup::all_reduce_f64", call, Buf::F64(buf.to_vec()))?;
-        copy_f64(&out, buf);
-        Ok(())
+        self.collective(
+            "ThreadGroup::all_reduce_f64",
+            Collective::AllReduce(op),
+            buf,
+        )
     }
 
     fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()> {
         check_root("ThreadGroup::broadcast", root, self.size())?;
-        let call = Collective::Broadcast(root);
-        let out = self.exchange("ThreadGroup::broadcast", call, Buf::F32(buf.to_vec()))?;
-        copy_f32(&out, buf);
-        Ok(())
+        self.collective("ThreadGroup::broadcast", Collective::Broadcast(root), buf)
     }
 
     fn broadcast_f64(&self, buf: &mut [f64], root: usize) -> Result<()> {
         check_root("ThreadGroup::broadcast_f64", root, self.size())?;
-        let call = Collective::Broadcast(root);
-        let out = self.exchange("ThreadGroup::broadcast_f64", call, Buf::F64(buf.to_vec()))?;
-        copy_f64(&out, buf);
-        Ok(())
+        self.collective(
+            "ThreadGroup::broadcast_f64",
+            Collective::Broadcast(root),
+            buf,
+        )
     }
 
     fn barrier(&self) -> Result<()> {
         let call = Collective::Barrier;
-        self.exchange("ThreadGroup::barrier", call, Buf::F32(Vec::new()))
-            .map(|_| ())
+        self.collective::<f32>("ThreadGroup::barrier", call, &mut [])
     }
 
     /// Breaks the group (ranks waiting in a collective get an error), then ends the process,

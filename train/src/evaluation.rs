@@ -2,7 +2,7 @@
 //! image as it is or with its mirror image too (test-time augmentation).
 
 use super::trainer::Trainer;
-use tapegrad_autograd::{Result, Tape};
+use tapegrad_autograd::{Result, Tape, Var};
 use tapegrad_data::metrics::Accumulator;
 use tapegrad_data::{mirror, DataLoader};
 use tapegrad_nn::loss::cross_entropy;
@@ -64,6 +64,14 @@ impl Evaluation {
     }
 }
 
+/// Adds a batch's scores and their mean cross-entropy to `metrics`.
+fn record(metrics: &mut Accumulator, scores: Var<'_>, labels: &[usize]) -> Result<()> {
+    let loss = cross_entropy(scores, labels)?.item()?;
+    metrics.update(&scores.value(), labels)?;
+    metrics.add_loss(loss, labels.len());
+    Ok(())
+}
+
 impl Trainer {
     /// Loss, top-1/top-5 error and the confusion matrix over every batch of `loader`, in
     /// evaluation mode (batch norm uses its running statistics, dropout is off), with the
@@ -89,24 +97,17 @@ impl Trainer {
             for batch in loader.epoch(0) {
                 let batch = batch?;
                 let tape = Tape::inference();
-                let mirrored = match single {
-                    Some(_) => Some(mirror(&batch.images)?),
-                    None => None,
-                };
-                let logits = self.model.forward(tape.input(batch.images))?;
-                let scores = match (mirrored, single.as_mut()) {
-                    (Some(m), Some(single)) => {
-                        let loss = cross_entropy(logits, &batch.labels)?.item()?;
-                        single.update(&logits.value(), &batch.labels)?;
-                        single.add_loss(loss, batch.labels.len());
-                        let other = self.model.forward(tape.input(m))?;
-                        logits.add(other)?.mul_scalar(0.5)
+                // The images' storage is shared, not copied, with the input.
+                let logits = self.model.forward(tape.input(batch.images.clone()))?;
+                let scores = match single.as_mut() {
+                    None => logits,
+                    Some(single) => {
+                        record(single, logits, &batch.labels)?;
+                        let mirrored = tape.input(mirror(&batch.images)?);
+                        logits.add(self.model.forward(mirrored)?)?.mul_scalar(0.5)
                     }
-                    _ => logits,
                 };
-                let loss = cross_entropy(scores, &batch.labels)?.item()?;
-                metrics.update(&scores.value(), &batch.labels)?;
-                metrics.add_loss(loss, batch.labels.len());
+                record(&mut metrics, scores, &batch.labels)?;
             }
             Ok(())
         })();

@@ -182,7 +182,8 @@ fn run(
         .unwrap_or_else(|| distributed::default_threads(world.as_deref()));
     // A replica's own pool, of which its thread is a worker, kept until the run ends; other
     // ranks set the global pool before loading the data.
-    let _pool = if args.thread_replicas()? > 1 {
+    let replica = args.thread_replicas()? > 1;
+    let _pool = if replica {
         Some(distributed::replica_threads(threads)?)
     } else {
         None
@@ -316,7 +317,7 @@ fn run(
         s.total_macs as f64 / 1e6
     ));
     // Ranks on threads of this process are replicas; over MPI, ranks.
-    let rank_is = if args.thread_replicas()? > 1 {
+    let rank_is = if replica {
         "replica"
     } else {
         "rank"

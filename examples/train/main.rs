@@ -317,11 +317,7 @@ fn run(
         s.total_macs as f64 / 1e6
     ));
     // Ranks on threads of this process are replicas; over MPI, ranks.
-    let rank_is = if replica {
-        "replica"
-    } else {
-        "rank"
-    };
+    let rank_is = if replica { "replica" } else { "rank" };
     let per_batch = if world.is_some() {
         format!("{ranks} {rank_is}s x {}", args.batch_size)
     } else {

@@ -1,6 +1,6 @@
 //! Elementwise unary primitives. Each rule is written with var ops, so it can be differentiated
-//! again (the masks of `abs` and `relu` are constants: their derivatives are zero almost
-//! everywhere).
+//! again (the sign in `abs`'s rule and the gate in `relu`'s are constants: their derivatives are
+//! zero almost everywhere).
 
 use crate::grads;
 use crate::tape::{Op, Reads, Var};
@@ -14,6 +14,10 @@ op!(POWF = "powf", "grad * exponent * self.pow(exponent - 1)");
 op!(SIGMOID = "sigmoid", "grad * result * (1 - result)");
 op!(TANH = "tanh", "grad * (1 - result^2)");
 op!(RELU = "relu", "grad * (result > 0)");
+op!(
+    PASS_WHERE_POSITIVE = "pass_where_positive",
+    "grad.pass_where_positive(of): linear in self, `of` a constant"
+);
 op!(LOG1P = "log1p", "grad / (1 + self)");
 op!(SOFTPLUS = "softplus", "grad * self.sigmoid()");
 
@@ -119,9 +123,33 @@ impl<'t> Var<'t> {
     pub fn relu(self) -> Var<'t> {
         let v = self.value().relu();
         self.record_unary(RELU, v, Reads::RESULT, |c| {
-            let mask = c.result().value().map(|y| (y > 0.0) as u8 as f32);
-            Ok(grads![c.grad().mul(c.tape().input(mask))?])
+            Ok(grads![c.grad().pass_where_positive(&c.result().value())?])
         })
+    }
+
+    /// `self` where `of > 0`, else 0 (`of` shaped like `self`): relu's derivative applied to a
+    /// gradient in one pass, without a mask tensor (PyTorch's `threshold_backward` at 0). Where
+    /// `of <= 0` the result is 0 even for an infinite or NaN `self`. `of` is a constant, so the
+    /// op is linear in `self` and its rule is itself.
+    pub fn pass_where_positive(self, of: &crate::Tensor) -> crate::Result<Var<'t>> {
+        if of.shape() != &self.shape() {
+            return Err(crate::Error::shape(
+                "pass_where_positive",
+                &[&self.shape(), of.shape()],
+                "a tensor of the gradient's shape to gate it",
+            ));
+        }
+        let v = self.value().zip_with(
+            of,
+            "pass_where_positive",
+            |g, y| if y > 0.0 { g } else { 0.0 },
+        )?;
+        let of = of.clone();
+        Ok(
+            self.record_unary(PASS_WHERE_POSITIVE, v, Reads::NOTHING, move |c| {
+                Ok(grads![c.grad().pass_where_positive(&of)?])
+            }),
+        )
     }
 
     /// `ln(1 + x)`, accurate for small `x` (where `(1 + x).log()` loses the digits of `x`).

@@ -4,7 +4,9 @@
 //! every node after all of its consumers. For each node that received a gradient, its chain-rule
 //! closure turns dL/d(result) into dL/d(input) for each input, and those are *summed* into the
 //! inputs' gradients: fan-out (a value used twice, as in a residual join `x + f(x)`) is handled
-//! here and nowhere else.
+//! here and nowhere else. A plain pass sums in place (the second gradient into the first), and
+//! takes the gradient of a narrowed piece as that slice of the whole's (`Ctx::send_to_slice`),
+//! so that a value cut into pieces gets one gradient, not one padded copy per piece.
 //!
 //! Without `create_graph`, recording is off while closures run: their var ops compute plain
 //! values, which are taken as tensors and the temporary nodes dropped straight away; each node's
@@ -216,6 +218,13 @@ fn propagate(
             inputs: inputs.clone(),
             result: id,
             grad: grad_var,
+            slices: Default::default(),
+            // A mutated rule is scaled by its returned gradients: slices would escape it.
+            // Anomaly mode checks each returned gradient whole.
+            slices_allowed: !create
+                && trace.is_none()
+                && !tape.anomaly_mode()
+                && !cfg!(feature = "rule-mutation"),
         };
         let input_grads = backward(&ctx)?;
         #[cfg(feature = "rule-mutation")]
@@ -228,16 +237,9 @@ fn propagate(
             // A rule returning a var of another tape (a leaked, `'static` one) is refused: its
             // id would name a different node here.
             tape.check_own(op.name, &[g])?;
-            let (want, rg) = {
-                let nodes = tape.nodes.borrow();
-                (
-                    nodes[input.index()].shape.clone(),
-                    nodes[input.index()].requires_grad,
-                )
-            };
-            if !rg {
+            let Some(want) = wanted(tape, input) else {
                 continue;
-            }
+            };
             if g.shape() != want {
                 return Err(Error::shape(
                     op.name,
@@ -251,10 +253,38 @@ fn propagate(
             let summed = match acc.remove(&input) {
                 None if create => Acc::Node(g.id()),
                 None => Acc::Value(g.value()),
-                Some(Acc::Value(prev)) => Acc::Value(prev.add(&g.value())?),
+                Some(Acc::Value(mut prev)) => {
+                    // In place: the sum is this node's alone (a storage it shares is copied).
+                    prev.add_assign(&g.value())?;
+                    Acc::Value(prev)
+                }
                 Some(Acc::Node(prev)) => Acc::Node(Var::new(tape, prev).add(g)?.id()),
             };
             acc.insert(input, summed);
+            *paths.entry(input).or_insert(0) += 1;
+        }
+        for s in ctx.slices.take() {
+            let input = inputs[s.input];
+            let Some(want) = wanted(tape, input) else {
+                continue;
+            };
+            let mut sum = match acc.remove(&input) {
+                Some(Acc::Value(prev)) => prev,
+                None => Tensor::try_zeros(want)?,
+                Some(Acc::Node(_)) => {
+                    return Err(Error::invalid(
+                        op.name,
+                        "a slice gradient met a recorded one (only passes that record nothing take slices)",
+                    ))
+                }
+            };
+            sum.add_to_slice(s.axis, s.start, &s.grad).map_err(|e| {
+                Error::invalid(
+                    op.name,
+                    format!("its rule sent a slice gradient that does not fit: {e}"),
+                )
+            })?;
+            acc.insert(input, Acc::Value(sum));
             *paths.entry(input).or_insert(0) += 1;
         }
         if !create {
@@ -271,6 +301,13 @@ fn propagate(
         }
     }
     Ok((kept, acc, trace))
+}
+
+/// The shape of `input`'s gradient, if it wants one.
+fn wanted(tape: &Tape, input: NodeId) -> Option<crate::Shape> {
+    let nodes = tape.nodes.borrow();
+    let n = &nodes[input.index()];
+    n.requires_grad.then(|| n.shape.clone())
 }
 
 /// Frees node `index`'s value if the user released it ([`Var::release`]).

@@ -25,6 +25,18 @@ pub struct Ctx<'t> {
     pub(crate) inputs: SmallVec<[NodeId; 3]>,
     pub(crate) result: NodeId,
     pub(crate) grad: Var<'t>,
+    /// Gradients sent to slices of inputs ([`Ctx::send_to_slice`]), and whether the pass takes
+    /// them.
+    pub(crate) slices: std::cell::RefCell<Vec<SliceGrad>>,
+    pub(crate) slices_allowed: bool,
+}
+
+/// The gradient of a slice of input `input` along `axis` from `start`, to be summed in place.
+pub(crate) struct SliceGrad {
+    pub(crate) input: usize,
+    pub(crate) axis: usize,
+    pub(crate) start: usize,
+    pub(crate) grad: Tensor,
 }
 
 impl<'t> Ctx<'t> {
@@ -47,6 +59,25 @@ impl<'t> Ctx<'t> {
     /// Whether the `i`-th input wants a gradient (rules may skip work for the others).
     pub fn needs(&self, i: usize) -> bool {
         self.input(i).requires_grad()
+    }
+
+    /// Sends `g`, the gradient of a slice of input `i` (from `start` along `axis`, as long as
+    /// `g` is there), to be added into that slice of the input's gradient in place instead of
+    /// being padded with zeros to the input's shape first: `narrow`'s rule, so that the pieces
+    /// of a batch cost one input's worth of gradient, not one each. Returns false when this pass
+    /// records its gradients (they must stay vars) or traces them (each rule's are shown whole):
+    /// the rule then pads.
+    pub(crate) fn send_to_slice(&self, i: usize, axis: usize, start: usize, g: Var<'t>) -> bool {
+        if !self.slices_allowed {
+            return false;
+        }
+        self.slices.borrow_mut().push(SliceGrad {
+            input: i,
+            axis,
+            start,
+            grad: g.value(),
+        });
+        true
     }
 }
 

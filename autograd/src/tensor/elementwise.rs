@@ -5,7 +5,7 @@
 //! rows are spread over rayon's threads when the output is large.
 
 use super::{buffer_pool, Tensor, PAR_THRESHOLD};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shape::Shape;
 use rayon::prelude::*;
 use smallvec::SmallVec;
@@ -127,6 +127,54 @@ impl Tensor {
         Ok(Tensor::from_parts(out, shape))
     }
 
+    /// `self += other` for tensors of one shape, in place unless another tensor shares
+    /// `self`'s storage (then it is copied first, so no other tensor sees the change). The
+    /// backward pass sums the gradients of a value used several times this way.
+    pub fn add_assign(&mut self, other: &Tensor) -> Result<()> {
+        if self.shape() != other.shape() {
+            return Err(Error::shape(
+                "add_assign",
+                &[self.shape(), other.shape()],
+                "tensors of one shape",
+            ));
+        }
+        add_into(self.data_mut(), other.data());
+        Ok(())
+    }
+
+    /// `self[.., start..start + len, ..] += part` along `axis`, where `part` is `self`'s shape
+    /// with `len` entries on that axis: the gradient of a narrowed piece summed into the
+    /// whole's without padding it to the whole's shape first. In place as [`Tensor::add_assign`].
+    pub fn add_to_slice(&mut self, axis: usize, start: usize, part: &Tensor) -> Result<()> {
+        let (dims, pd) = (self.dims(), part.dims());
+        let fits = axis < dims.len()
+            && pd.len() == dims.len()
+            && (0..dims.len()).all(|i| i == axis || pd[i] == dims[i])
+            && start
+                .checked_add(pd[axis])
+                .is_some_and(|end| end <= dims[axis]);
+        if !fits {
+            return Err(Error::shape(
+                "add_to_slice",
+                &[self.shape(), part.shape()],
+                format!(
+                    "a part equal to the whole but on axis {axis}, placed from {start} inside it"
+                ),
+            ));
+        }
+        // Each of the `outer` blocks of the whole holds its run of the part at the same place.
+        let inner: usize = dims[axis + 1..].iter().product();
+        let (block, run) = (dims[axis] * inner, pd[axis] * inner);
+        if run == 0 {
+            return Ok(());
+        }
+        let whole = self.data_mut();
+        for (dst, src) in whole.chunks_mut(block).zip(part.data().chunks(run)) {
+            add_into(&mut dst[start * inner..][..run], src);
+        }
+        Ok(())
+    }
+
     pub fn add(&self, o: &Tensor) -> Result<Tensor> {
         self.zip_with(o, "add", |a, b| a + b)
     }
@@ -218,6 +266,18 @@ impl Tensor {
     }
     pub fn mul_scalar(&self, s: f32) -> Tensor {
         self.map(move |x| x * s)
+    }
+}
+
+/// `dst += src` elementwise (equal lengths), over rayon's threads when long.
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    let add = |(d, s): (&mut [f32], &[f32])| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s);
+    if dst.len() >= PAR_THRESHOLD {
+        dst.par_chunks_mut(4096)
+            .zip(src.par_chunks(4096))
+            .for_each(add);
+    } else {
+        add((dst, src));
     }
 }
 

@@ -1,6 +1,6 @@
-//! The ops whose forward is a fast kernel that other rules call: the max rule's spread, the
-//! batch-summed product of a broadcast weight's gradient, and batch norm's fused gradients
-//! (recorded as their composition, so their rules run in a backward of a backward).
+//! The ops whose forward is a fast kernel that other rules call: the max rule's spread, relu's
+//! gate, the batch-summed product of a broadcast weight's gradient, and batch norm's fused
+//! gradients (recorded as their composition, so their rules run in a backward of a backward).
 
 use super::gen::*;
 use super::{Case, Family};
@@ -29,6 +29,17 @@ pub fn families() -> Vec<Family> {
                 vec![uniform(g, grad_shape.dims(), -2.0, 2.0)],
                 move |_, v| v[0].spread_max_grad(&x, &max, &ax),
             )
+        }),
+        Family::new("pass_where_positive", |g| {
+            // relu's gate of a gradient: `of` away from 0 and of both signs, the first positive
+            // (an all-closed gate passes 0, which no scaling can change).
+            let d = dims(g, 0, 3);
+            let mut of = away(g, &d, 0.1, 2.0).to_vec();
+            of[0] = of[0].abs();
+            let of = Tensor::from_vec(of, d.clone()).expect("its own shape");
+            Case::new(vec![uniform(g, &d, -2.0, 2.0)], move |_, v| {
+                v[0].pass_where_positive(&of)
+            })
         }),
         Family::new("matmul_sum_batch", |g| {
             // A batch of products summed: the left operand carries the batch or one item of it.

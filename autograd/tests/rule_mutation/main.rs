@@ -22,7 +22,7 @@
 //!   own backward pass), so the mutation changes the function too and only the outer use of the
 //!   rule is wrong. Counted and reported.
 //!
-//! Rules whose gradient is always zero (step, the masks of relu and where) have no rule on the
+//! Rules whose gradient is always zero (step, the masks of where and abs) have no rule on the
 //! tape, and integer-valued outputs (argmax, labels) are constants: neither can be mutated.
 //!
 //! Cases per family: `RULE_MUTATION_CASES` (default 3, about a second), from the base seed

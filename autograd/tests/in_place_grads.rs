@@ -2,7 +2,8 @@
 //! first (`Tensor::add_assign`), adds the gradient of a narrowed piece into its slice of the
 //! whole's (`Tensor::add_to_slice`) instead of padding it with zeros first, and relu's rule gates
 //! the gradient in one pass (`Var::pass_where_positive`). Each gives what the padded, copied
-//! and masked forms give.
+//! and masked forms give; so does `Tensor::copy_to_slice`, which an inference convolution writes
+//! its pieces with.
 
 use proptest::prelude::*;
 use tapegrad_autograd::{rng, BackwardOptions, Tape, Tensor, Var};
@@ -78,7 +79,7 @@ proptest! {
     }
 
     #[test]
-    fn add_to_slice_is_adding_the_padded_part(
+    fn a_part_added_or_copied_into_a_slice_is_the_padded_or_joined_whole(
         (dims, axis, start, len) in shape_and_slice(),
         seed in any::<u64>(),
     ) {
@@ -90,8 +91,18 @@ proptest! {
         let mut pads = vec![(0, 0); dims.len()];
         pads[axis] = (start, dims[axis] - start - len);
         let expected = whole.add(&part.pad(&pads, 0.0).unwrap()).unwrap();
+        let before = whole.clone();
         whole.add_to_slice(axis, start, &part).unwrap();
         prop_assert_eq!(bits(&whole), bits(&expected));
+        // Copied in, the part replaces the slice: the whole is its pieces around the part.
+        let ax = axis as isize;
+        let end = start + len;
+        let head = before.narrow(ax, 0, start).unwrap();
+        let tail = before.narrow(ax, end, dims[axis] - end).unwrap();
+        let joined = Tensor::concat(&[&head, &part, &tail], ax).unwrap();
+        let mut copied = before;
+        copied.copy_to_slice(axis, start, &part).unwrap();
+        prop_assert_eq!(bits(&copied), bits(&joined));
     }
 
     #[test]

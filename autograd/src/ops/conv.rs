@@ -4,8 +4,9 @@
 
 use crate::error::{Error, Result};
 use crate::ops::present;
+use crate::shape::Shape;
 use crate::tape::Var;
-use crate::tensor::{Transpose, Window2d};
+use crate::tensor::{buffer_pool, Tensor, Transpose, Window2d};
 
 op!(CONV2D = "conv2d", "a composition (unfold -> matmul -> + bias, on pieces of the batch): its gradient comes from the tape");
 op!(
@@ -127,6 +128,27 @@ impl<'t> Var<'t> {
         let chunk = images_per_piece(per_image);
         if chunk >= n {
             return self.conv2d_piece(weight, bias, win, o);
+        }
+        if ![Some(self), Some(weight), bias]
+            .into_iter()
+            .flatten()
+            .any(|v| v.requires_grad())
+        {
+            // Nothing needs a gradient (inference): each piece's output is written into the
+            // whole's and dropped, so the pieces and their join are never all held at once.
+            let (oh, ow) = win.output;
+            let shape = Shape::new(&[n, ws.dim(0), oh, ow]);
+            let storage = buffer_pool::try_for_overwrite("conv2d", shape.check_size("conv2d")?)?;
+            // Every element is written below: the pieces cover the batch.
+            let mut out = Tensor::from_parts(storage, shape);
+            for start in (0..n).step_by(chunk) {
+                let x = self.narrow(0, start, chunk.min(n - start))?;
+                let y = x.conv2d_piece(weight, bias, win, o)?;
+                out.copy_to_slice(0, start, &y.value())?;
+                x.release();
+                y.release();
+            }
+            return Ok(self.constant(out));
         }
         let mut parts = Vec::with_capacity(n.div_ceil(chunk));
         for start in (0..n).step_by(chunk) {

@@ -146,6 +146,28 @@ impl Tensor {
     /// with `len` entries on that axis: the gradient of a narrowed piece summed into the
     /// whole's without padding it to the whole's shape first. In place as [`Tensor::add_assign`].
     pub fn add_to_slice(&mut self, axis: usize, start: usize, part: &Tensor) -> Result<()> {
+        self.into_slice("add_to_slice", axis, start, part, add_into)
+    }
+
+    /// `self[.., start..start + len, ..] = part` along `axis` (shapes as
+    /// [`Tensor::add_to_slice`]): the pieces of a result written into the whole one by one, so
+    /// that they and their join are never all held at once. In place as [`Tensor::add_assign`].
+    pub fn copy_to_slice(&mut self, axis: usize, start: usize, part: &Tensor) -> Result<()> {
+        self.into_slice("copy_to_slice", axis, start, part, |d, s| {
+            d.copy_from_slice(s)
+        })
+    }
+
+    /// Applies `f(whole's run, part's run)` to each run of the slice of `self` that `part`
+    /// covers (see [`Tensor::add_to_slice`]).
+    fn into_slice(
+        &mut self,
+        op: &'static str,
+        axis: usize,
+        start: usize,
+        part: &Tensor,
+        f: fn(&mut [f32], &[f32]),
+    ) -> Result<()> {
         let (dims, pd) = (self.dims(), part.dims());
         let fits = axis < dims.len()
             && pd.len() == dims.len()
@@ -155,7 +177,7 @@ impl Tensor {
                 .is_some_and(|end| end <= dims[axis]);
         if !fits {
             return Err(Error::shape(
-                "add_to_slice",
+                op,
                 &[self.shape(), part.shape()],
                 format!(
                     "a part equal to the whole but on axis {axis}, placed from {start} inside it"
@@ -170,7 +192,7 @@ impl Tensor {
         }
         let whole = self.data_mut();
         for (dst, src) in whole.chunks_mut(block).zip(part.data().chunks(run)) {
-            add_into(&mut dst[start * inner..][..run], src);
+            f(&mut dst[start * inner..][..run], src);
         }
         Ok(())
     }

@@ -146,21 +146,21 @@ impl Tensor {
     /// with `len` entries on that axis: the gradient of a narrowed piece summed into the
     /// whole's without padding it to the whole's shape first. In place as [`Tensor::add_assign`].
     pub fn add_to_slice(&mut self, axis: usize, start: usize, part: &Tensor) -> Result<()> {
-        self.into_slice("add_to_slice", axis, start, part, add_into)
+        self.apply_to_slice("add_to_slice", axis, start, part, add_into)
     }
 
     /// `self[.., start..start + len, ..] = part` along `axis` (shapes as
     /// [`Tensor::add_to_slice`]): the pieces of a result written into the whole one by one, so
     /// that they and their join are never all held at once. In place as [`Tensor::add_assign`].
     pub fn copy_to_slice(&mut self, axis: usize, start: usize, part: &Tensor) -> Result<()> {
-        self.into_slice("copy_to_slice", axis, start, part, |d, s| {
+        self.apply_to_slice("copy_to_slice", axis, start, part, |d, s| {
             d.copy_from_slice(s)
         })
     }
 
     /// Applies `f(whole's run, part's run)` to each run of the slice of `self` that `part`
     /// covers (see [`Tensor::add_to_slice`]).
-    fn into_slice(
+    fn apply_to_slice(
         &mut self,
         op: &'static str,
         axis: usize,

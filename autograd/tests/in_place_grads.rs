@@ -6,6 +6,7 @@
 //! its pieces with.
 
 use proptest::prelude::*;
+use tapegrad_autograd::gradcheck::gradcheck;
 use tapegrad_autograd::{rng, BackwardOptions, Tape, Tensor, Var};
 
 fn bits(t: &Tensor) -> Vec<u32> {
@@ -118,7 +119,7 @@ proptest! {
     }
 
     #[test]
-    fn pass_where_positive_is_the_masked_product(
+    fn pass_where_positive_is_the_masked_product_and_its_rule_checks(
         dims in prop::collection::vec(1usize..6, 0..=3),
         seed in any::<u64>(),
     ) {
@@ -131,6 +132,9 @@ proptest! {
         let product = grad.mul(&mask).unwrap();
         // Equal values (a product with 0 may be -0).
         prop_assert_eq!(gated.to_vec(), product.to_vec());
+        // Its rule against finite differences (in the gradient; `of` is a constant).
+        let report = gradcheck(move |_, v| v[0].pass_where_positive(&of), &[grad]).unwrap();
+        prop_assert!(report.passed(), "{report}");
     }
 }
 

@@ -61,6 +61,15 @@ impl Tensor {
     /// when asked. Batch dimensions broadcast.
     pub fn matmul_t(&self, other: &Tensor, ta: Transpose, tb: Transpose) -> Result<Tensor> {
         let p = Plan::new(self, other, ta, tb)?;
+        if ta == Transpose::Yes && p.batch.numel() > 1 && self.numel() == p.mat_a && p.m > 1 {
+            // One matrix read transposed by every product of a batch (a convolution's input
+            // gradient, Wᵀ G_i): the kernel would repack it, strided, for each item; laid out
+            // row-major once, it is read as stored. The input gradient of VGG-16's and
+            // ResNet-18's last 3x3 layers (Wᵀ [4608, 512] by G_i [512, 49], batch 8): 114-128
+            // GFLOP/s read strided, 185-201 with the copy (on 2 threads).
+            let rows = self.transpose(-2, -1)?;
+            return rows.matmul_t(other, Transpose::No, tb);
+        }
         let (m, n, nb) = (p.m, p.n, p.batch.numel());
         let mut dims = p.batch.dims().to_vec();
         dims.extend([m, n]);
@@ -114,7 +123,20 @@ impl Tensor {
             ));
         }
         let threads = rayon::current_num_threads();
-        if nb > 1 && p.k < PACK_K && m * n >= PACK_MN {
+        let packed = nb > 1 && p.k < PACK_K && m * n >= PACK_MN;
+        if !packed && m < n {
+            // Summed as Cᵀ = sum op(b_i)ᵀ op(a_i)ᵀ, then transposed: the `gemm` crate runs
+            // faster with C taller than wide. A ResNet-18 weight gradient (G_i [64, 3136] by
+            // unfolded [576, 3136]ᵀ, batch 8, 2 threads): 120 GFLOP/s as [64, 576], 273-277
+            // as [576, 64]; its first layer's ([64, 147]): 168-172 against 238-243.
+            let flip = |t| match t {
+                Transpose::No => Transpose::Yes,
+                Transpose::Yes => Transpose::No,
+            };
+            let ct = other.matmul_t_sum_batch(self, flip(tb), flip(ta))?;
+            return ct.transpose(0, 1);
+        }
+        if packed {
             // A short inner dimension and a large C: accumulating would stream C through memory
             // once per item for little arithmetic each time. Laying the items side by side
             // along k instead makes one product with a long inner dimension.
@@ -291,7 +313,7 @@ impl<'a> Plan<'a> {
     /// The batch of op(a_i) (`[m, k]` each) side by side as one `[m, nb k]` matrix, or of op(b_i)
     /// (`[k, n]` each) stacked as one `[nb k, n]` matrix; returned with its row and column
     /// strides. The copy runs along whichever axis is contiguous in the source.
-    fn pack(&self, which: Operand) -> Result<(Vec<f32>, usize, usize)> {
+    fn pack(&self, which: Operand) -> Result<(buffer_pool::Storage, usize, usize)> {
         let (nb, k) = (self.batch.numel(), self.k);
         let (data, strides, mat, rs, cs, other) = match which {
             Operand::A => (self.a, &self.sa, self.mat_a, self.rsa, self.csa, self.m),
@@ -302,23 +324,28 @@ impl<'a> Plan<'a> {
         let size = Shape::new(&[nb, k, other]).check_size("matmul")?;
         let mut out = buffer_pool::try_for_overwrite("matmul", size)?;
         let wide = nb * k;
-        for i in 0..nb {
-            let src = &data[self.offset(strides, i) * mat..][..mat];
-            if cs == 1 {
-                // Runs along k: `other` rows of `nb k`, item i's run at column i k.
-                for q in 0..other {
-                    out[q * wide + i * k..][..k].copy_from_slice(&src[q * rs..][..k]);
+        let item = |i: usize| &data[self.offset(strides, i) * mat..][..mat];
+        if cs == 1 {
+            // Runs along k: `other` rows of `nb k`, item i's run at column i k.
+            out.par_chunks_mut(wide).enumerate().for_each(|(q, row)| {
+                for (i, run) in row.chunks_mut(k).enumerate() {
+                    run.copy_from_slice(&item(i)[q * rs..][..k]);
                 }
-            } else {
-                // Runs along the other axis (rs == 1): `nb k` rows of `other`.
-                for p in 0..k {
-                    out[(i * k + p) * other..][..other].copy_from_slice(&src[p * cs..][..other]);
-                }
-            }
+            });
+        } else {
+            // Runs along the other axis (rs == 1): `nb k` rows of `other`.
+            out.par_chunks_mut(other).enumerate().for_each(|(r, row)| {
+                let (i, p) = (r / k, r % k);
+                row.copy_from_slice(&item(i)[p * cs..][..other]);
+            });
         }
         // As a matrix of (k index, other index), the packed layout has strides
         // (1, nb k) for runs along k and (other, 1) otherwise.
         let (sk, so) = if cs == 1 { (1, wide) } else { (other, 1) };
+        // Storage, so that the buffer goes back to the pool for the next step's product: freed,
+        // it was faulted in again every step (with the copies on one thread, a ResNet-18
+        // layer3 weight gradient ran at 118 GFLOP/s; pooled and parallel, 225).
+        let out = buffer_pool::Storage::new(out);
         Ok(match which {
             // A is m x (nb k): row stride is the stride of its other index.
             Operand::A => (out, so, sk),

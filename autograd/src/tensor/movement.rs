@@ -335,6 +335,41 @@ pub(crate) fn strided_copy(
     }
     let inner = dims[rank - 1];
     let step = strides[rank - 1];
+    if rank >= 2 && strides[rank - 2] == 1 && step > 1 && dims[rank - 2] > 1 {
+        // A transposition of the last two axes: reading along each output row would touch a
+        // new cache line per element, so planes are copied in square tiles instead.
+        let rows = dims[rank - 2];
+        let plane_base = |p: usize| {
+            let (mut rem, mut base) = (p, offset);
+            for ax in (0..rank - 2).rev() {
+                base += (rem % dims[ax]) * strides[ax];
+                rem /= dims[ax];
+            }
+            base
+        };
+        let tiles = |base: usize, r0: usize, o: &mut [f32]| {
+            transpose_tiles(&src[base..], step, r0, inner, o)
+        };
+        if n >= PAR_THRESHOLD {
+            out.par_chunks_mut(rows * inner)
+                .enumerate()
+                .for_each(|(p, plane)| {
+                    let base = plane_base(p);
+                    plane
+                        .par_chunks_mut(TILE * inner)
+                        .enumerate()
+                        .for_each(|(b, o)| tiles(base, b * TILE, o));
+                });
+        } else {
+            for (p, plane) in out.chunks_mut(rows * inner).enumerate() {
+                let base = plane_base(p);
+                for (b, o) in plane.chunks_mut(TILE * inner).enumerate() {
+                    tiles(base, b * TILE, o);
+                }
+            }
+        }
+        return Ok(Tensor::from_parts(out, shape));
+    }
     let row = |r: usize, o: &mut [f32]| {
         let (mut rem, mut base) = (r, offset);
         for ax in (0..rank - 1).rev() {
@@ -363,6 +398,25 @@ pub(crate) fn strided_copy(
             .for_each(|(r, o)| row(r, o));
     }
     Ok(Tensor::from_parts(out, shape))
+}
+
+/// Side of the square tiles a transposition copies: 16 x 16 values read 16 cache lines and
+/// write 16.
+const TILE: usize = 16;
+
+/// Rows `r0..` of a transposed plane, `o` holding whole rows of `cols` values: `o[r][c] =
+/// src[(r0 + r) + c * step]`.
+fn transpose_tiles(src: &[f32], step: usize, r0: usize, cols: usize, o: &mut [f32]) {
+    let rows = o.len() / cols;
+    for c0 in (0..cols).step_by(TILE) {
+        let c1 = (c0 + TILE).min(cols);
+        for r in 0..rows {
+            let from = r0 + r;
+            for (c, v) in (c0..c1).zip(&mut o[r * cols + c0..r * cols + c1]) {
+                *v = src[from + c * step];
+            }
+        }
+    }
 }
 
 #[cfg(test)]

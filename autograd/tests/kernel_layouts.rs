@@ -132,6 +132,34 @@ proptest! {
         close(&got, &want, k)?;
     }
 
+    /// Products in every pair of transpositions, one matrix or a batch on the left: with a
+    /// long inner dimension and C wider than tall, `a bᵀ` is computed as `(b aᵀ)ᵀ`.
+    #[test]
+    fn products_in_every_layout(
+        (nb, m, k, n) in prop_oneof![
+            (1usize..4, 1usize..30, 1usize..40, 1usize..30),
+            (1usize..4, 1usize..20, 60usize..130, 20usize..60),
+        ],
+        (ta, tb, batched_a) in (any::<bool>(), any::<bool>(), any::<bool>()),
+        seed in 0u64..1000,
+    ) {
+        let mut g = rng(seed);
+        let (ta, tb) = (transpose_flag(ta), transpose_flag(tb));
+        let na = if batched_a { nb } else { 1 };
+        let a = match ta {
+            Transpose::No => Tensor::randn([na, m, k], &mut g),
+            Transpose::Yes => Tensor::randn([na, k, m], &mut g),
+        };
+        let b = match tb {
+            Transpose::No => Tensor::randn([nb, k, n], &mut g),
+            Transpose::Yes => Tensor::randn([nb, n, k], &mut g),
+        };
+        let got = a.matmul_t(&b, ta, tb).unwrap();
+        prop_assert_eq!(got.dims(), &[nb, m, n]);
+        let (want, _, _) = reference(&a, &b, ta, tb, false);
+        close(&got, &want, k)?;
+    }
+
     /// A batch of products summed, for every pair of transpositions: C taller or wider than it
     /// is long (computed in either orientation), and C of 65,536 elements or more with a short
     /// inner dimension (the items packed side by side into one product).

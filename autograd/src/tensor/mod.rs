@@ -12,6 +12,7 @@ mod gemm_bounds;
 mod matmul;
 mod movement;
 mod norm;
+mod pool;
 pub(crate) use movement::infer_shape;
 pub(crate) mod buffer_pool;
 mod reduce;

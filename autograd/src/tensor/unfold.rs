@@ -178,8 +178,30 @@ impl Window2d {
     /// Input row (or column) read by window position `o` at kernel offset `k` along one axis, or
     /// `None` when it falls outside the input.
     #[inline]
-    fn source(o: usize, k: usize, s: usize, p: usize, d: usize, n: usize) -> Option<usize> {
+    pub(crate) fn source(
+        o: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+        n: usize,
+    ) -> Option<usize> {
         (o * s + k * d).checked_sub(p).filter(|&i| i < n)
+    }
+
+    /// The window positions along a row whose column at kernel offset `kj` falls inside the
+    /// input: a contiguous range `[lo, hi)` (empty if none), position `lo` reading column
+    /// `lo * stride.1 + kj * dilation.1 - padding.1`.
+    pub(crate) fn columns(&self, kj: usize) -> (usize, usize) {
+        let (wd, ow) = (self.input.1, self.output.1);
+        let (sw, pw, dw) = (self.stride.1, self.padding.1, self.dilation.1);
+        let lo = (pw.saturating_sub(kj * dw)).div_ceil(sw).min(ow);
+        let hi = if wd + pw > kj * dw {
+            ((wd + pw - kj * dw).div_ceil(sw)).min(ow)
+        } else {
+            0
+        };
+        (lo, hi.max(lo))
     }
 }
 
@@ -273,14 +295,7 @@ fn unfold_plane(src: &[f32], dst: &mut [f32], w: &Window2d, pad: f32) {
     for ki in 0..w.kernel.0 {
         for kj in 0..w.kernel.1 {
             let row = &mut dst[(ki * w.kernel.1 + kj) * oh * ow..][..oh * ow];
-            // Output columns whose input column is inside [0, W): a contiguous range [lo, hi).
-            let lo = (pw.saturating_sub(kj * dw)).div_ceil(sw).min(ow);
-            let hi = if wd + pw > kj * dw {
-                ((wd + pw - kj * dw).div_ceil(sw)).min(ow)
-            } else {
-                0
-            }
-            .max(lo);
+            let (lo, hi) = w.columns(kj);
             for oi in 0..oh {
                 let line = &mut row[oi * ow..(oi + 1) * ow];
                 match Window2d::source(oi, ki, sh, ph, dh, h) {
@@ -317,13 +332,7 @@ fn fold_plane(src: &[f32], dst: &mut [f32], w: &Window2d) {
     for ki in 0..w.kernel.0 {
         for kj in 0..w.kernel.1 {
             let row = &src[(ki * w.kernel.1 + kj) * oh * ow..][..oh * ow];
-            let lo = (pw.saturating_sub(kj * dw)).div_ceil(sw).min(ow);
-            let hi = if wd + pw > kj * dw {
-                ((wd + pw - kj * dw).div_ceil(sw)).min(ow)
-            } else {
-                0
-            }
-            .max(lo);
+            let (lo, hi) = w.columns(kj);
             for oi in 0..oh {
                 if lo == hi {
                     break;

@@ -8,10 +8,9 @@ use tapegrad_autograd::rng;
 /// compositions' names, which the tape gives their result only when no input needs a gradient
 /// (a constant: `Tape::composite`). With a gradient wanted they record their parts.
 const LEAVES: [&str; 3] = ["input", "variable", "param"];
-const COMPOSITIONS: [&str; 6] = [
+const COMPOSITIONS: [&str; 5] = [
     "conv2d",
     "conv_transpose2d",
-    "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
     "local_response_norm",

@@ -1,11 +1,12 @@
 //! The ops whose forward is a fast kernel that other rules call: the max rule's spread, relu's
-//! gate, the batch-summed product of a broadcast weight's gradient, and batch norm's fused
-//! gradients (recorded as their composition, so their rules run in a backward of a backward).
+//! gate, the batch-summed product of a broadcast weight's gradient, and batch norm's and max
+//! pooling's fused gradients (recorded as their composition, so their rules run in a backward of
+//! a backward).
 
 use super::gen::*;
 use super::{Case, Family};
 use rand::Rng as _;
-use tapegrad_autograd::{grad, Result, Rng, Tensor, Transpose, Var};
+use tapegrad_autograd::{grad, Pool2dOptions, Result, Rng, Tape, Tensor, Transpose, Var};
 
 fn transpose(t: bool) -> Transpose {
     if t {
@@ -56,6 +57,28 @@ pub fn families() -> Vec<Family> {
             let ins = vec![uniform(g, &a, -2.0, 2.0), uniform(g, &b, -2.0, 2.0)];
             Case::new(ins, move |_, v| {
                 v[0].matmul_t_sum_batch(v[1], transpose(ta), transpose(tb))
+            })
+        }),
+        Family::new("max_pool2d_grad", |g| {
+            // The input gradient of `sum(max_pool2d(x) * r)`, recorded: a function of x
+            // (distinct values, so each window has one maximum) and r.
+            let (n, c) = (g.gen_range(1..=2), g.gen_range(1..=2));
+            let (h, w) = (g.gen_range(3..=5), g.gen_range(3..=5));
+            let k = g.gen_range(2..=3);
+            let o = Pool2dOptions::new(k)
+                .stride(g.gen_range(1..=2))
+                .padding(g.gen_range(0..=k / 2));
+            let x = distinct(g, &[n, c, h, w], 0.1);
+            let tape = Tape::new();
+            let pooled = tape
+                .input(x.clone())
+                .max_pool2d(o)
+                .expect("a valid window")
+                .shape();
+            let ins = vec![x, uniform(g, pooled.dims(), -1.0, 1.0)];
+            Case::new(ins, move |_, v| {
+                let loss = v[0].max_pool2d(o)?.mul(v[1])?.sum_all();
+                Ok(grad(&[loss], &v[..1], true)?[0])
             })
         }),
         Family::new("batch_norm_input_grad", |g| {

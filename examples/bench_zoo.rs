@@ -16,7 +16,7 @@
 //! 3; it prints the median images/s, its resident memory before building the model, its peak
 //! once the model and input are built, and its peak at the end (`VmHWM`). `--profile` adds,
 //! after the timed steps, the time per op of one step (training mode). `--pool-limit` sets how
-//! much idle tensor storage is kept for reuse (`set_buffer_pool_limit`; default 512 MiB).
+//! much idle tensor storage is kept for reuse (`set_buffer_pool_limit`; default 1 GiB).
 
 // `--features mimalloc` runs the same program on mimalloc, to compare allocators: the
 // library leaves the allocator to the application.

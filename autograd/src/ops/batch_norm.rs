@@ -292,6 +292,58 @@ mod tests {
         agree(&x, false, true);
     }
 
+    /// Evaluation with nothing to differentiate runs one pass, with the composition's bits
+    /// (ranks 2 to 4, with and without a weight, threads or not); with a gradient wanted it is
+    /// the composition.
+    #[test]
+    fn evaluation_in_one_pass_is_the_composition() {
+        let mut g = rng(4);
+        for dims in [
+            vec![6, 3],
+            vec![4, 5, 7],
+            vec![3, 4, 5, 6],
+            vec![4, 16, 24, 24],
+        ] {
+            let c = dims[1];
+            let x = Tensor::randn(dims.as_slice(), &mut g).add_scalar(0.5);
+            let (w, b) = (Tensor::randn([c], &mut g), Tensor::randn([c], &mut g));
+            let mean = Tensor::randn([c], &mut g);
+            let var = Tensor::rand([c], 0.1, 2.0, &mut g);
+            for with_weight in [true, false] {
+                let y = |fused: bool, grad: bool| {
+                    let tape = Tape::new();
+                    let xv = if grad {
+                        tape.var(x.clone())
+                    } else {
+                        tape.input(x.clone())
+                    };
+                    let wv = with_weight.then(|| tape.input(w.clone()));
+                    let bv = Some(tape.input(b.clone()));
+                    let (mut m, mut v) = (mean.clone(), var.clone());
+                    let stats = RunningStats {
+                        mean: &mut m,
+                        var: &mut v,
+                        momentum: 0.1,
+                    };
+                    let y = if fused {
+                        xv.batch_norm(Some(stats), wv, bv, false, 1e-5)
+                    } else {
+                        xv.batch_norm_composition(Some(stats), wv, bv, false, 1e-5)
+                    };
+                    let y = y.unwrap();
+                    let dx = grad.then(|| y.sum_all().backward().unwrap().get(xv).unwrap());
+                    (y.value(), dx)
+                };
+                let bits = |t: &Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let (one_pass, _) = y(true, false);
+                assert_eq!(bits(&one_pass), bits(&y(false, false).0), "{dims:?}");
+                let (recorded, dx) = y(true, true);
+                assert_eq!(bits(&recorded), bits(&one_pass));
+                assert!(dx.is_some(), "a gradient through the composition");
+            }
+        }
+    }
+
     #[test]
     fn one_value_per_channel_is_an_error() {
         let tape = Tape::new();

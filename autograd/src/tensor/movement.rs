@@ -191,15 +191,14 @@ impl Tensor {
         dims[a] = total.unwrap_or(usize::MAX);
         let shape = Shape::new(&dims);
         let n = shape.check_size("concat")?;
-        let mut out = Vec::new();
-        out.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
-            op: "concat",
-            bytes: n * 4,
-        })?;
+        // Every element is written below: the parts fill the result.
+        let mut out = buffer_pool::try_for_overwrite("concat", n)?;
+        let mut at = 0;
         for o in 0..outer {
             for p in parts {
                 let block = p.dims()[a] * inner;
-                out.extend_from_slice(&p.data()[o * block..(o + 1) * block]);
+                out[at..at + block].copy_from_slice(&p.data()[o * block..(o + 1) * block]);
+                at += block;
             }
         }
         Ok(Tensor::from_parts(out, shape))

@@ -363,6 +363,25 @@ mod tests {
         }
     }
 
+    /// Planes large enough to run in parallel, with ties: the same bits.
+    #[test]
+    fn large_inputs_pool_as_the_composition() {
+        let mut g = crate::tensor::rng(7);
+        let x = Tensor::randn([2, 8, 45, 47], &mut g).map(|v| (v * 2.0).round());
+        for o in [
+            Pool2dOptions::new(3).stride(1).padding(1),
+            Pool2dOptions::new(3).stride(2).ceil_mode(true),
+            Pool2dOptions::new(2),
+        ] {
+            let w = o.window("max_pool2d", x.shape()).unwrap();
+            let fused = run(&x, |v| v.max_pool2d(o), &mut crate::tensor::rng(1));
+            let composed = run(&x, |v| composition(v, &w), &mut crate::tensor::rng(1));
+            assert_eq!(bits(&fused.0), bits(&composed.0), "{o:?}");
+            assert_eq!(bits(&fused.1), bits(&composed.1), "{o:?}");
+            assert_eq!(bits(&fused.2), bits(&composed.2), "{o:?}");
+        }
+    }
+
     #[test]
     fn the_gradient_kernel_checks_its_shapes() {
         let x = Tensor::zeros([1, 2, 4, 4]);

@@ -10,7 +10,7 @@
 //! into each cell in `fold`'s order: kernel offset, then window row, then window column.
 
 use super::buffer_pool::{self, Storage};
-use super::unfold::Window2d;
+use super::unfold::{check_nchw, Window2d};
 use super::{Tensor, PAR_THRESHOLD};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
@@ -85,17 +85,10 @@ impl Tensor {
     }
 }
 
-/// Batch and channels of an `[N, C, H, W]` tensor whose planes `w` was built for.
+/// Batch and channels of an `[N, C, H, W]` tensor whose planes `w` (checked) was built for.
 fn planes(op: &'static str, t: &Tensor, w: &Window2d) -> Result<(usize, usize)> {
     w.validate(op)?;
-    if t.rank() != 4 || (t.dims()[2], t.dims()[3]) != w.input {
-        return Err(Error::shape(
-            op,
-            &[t.shape()],
-            format!("an [N, C, {}, {}] input", w.input.0, w.input.1),
-        ));
-    }
-    Ok((t.dims()[0], t.dims()[1]))
+    check_nchw(op, t, w)
 }
 
 /// For every kernel offset `(ki, kj)` and window row whose input row at `ki` is inside the

@@ -205,7 +205,8 @@ impl Window2d {
     }
 }
 
-fn check_nchw(op: &'static str, t: &Tensor, w: &Window2d) -> Result<(usize, usize)> {
+/// Batch and channels of an `[N, C, H, W]` tensor whose planes `w` was built for.
+pub(super) fn check_nchw(op: &'static str, t: &Tensor, w: &Window2d) -> Result<(usize, usize)> {
     if t.rank() != 4 || (t.dims()[2], t.dims()[3]) != w.input {
         return Err(Error::shape(
             op,

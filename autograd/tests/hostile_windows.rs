@@ -7,7 +7,7 @@ mod hostile;
 use hostile::{config, dim, option, returns, tensor, usually, Capped};
 use proptest::prelude::*;
 use tapegrad_autograd::ops::max_pool2d_indices;
-use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Tape, Window2d};
+use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Tape, Tensor, Window2d};
 
 #[global_allocator]
 static ALLOCATOR: Capped = Capped;
@@ -189,4 +189,39 @@ fn ceil_mode_with_a_huge_input_and_stride() {
     )
     .expect("a window whose positions fit");
     assert_eq!(w.output, (usize::MAX.div_ceil(1 << 31), 1));
+}
+
+/// A column stride far beyond the plane: every window holds one column, and max pooling's
+/// strided layout of the plane stays the plane's size, forward and backward.
+#[test]
+fn max_pooling_with_a_huge_stride() {
+    let t = Tensor::from_vec((0..9).map(|v| v as f32).collect(), [1, 1, 3, 3]).unwrap();
+    let o = Pool2dOptions {
+        kernel: (1, 1),
+        stride: (1, 1 << 62),
+        padding: (0, 0),
+        dilation: (1, 1),
+        ceil_mode: false,
+    };
+    let tape = Tape::new();
+    let x = tape.var(t);
+    let y = x.max_pool2d(o).unwrap();
+    assert_eq!(y.value().to_vec(), vec![0.0, 3.0, 6.0]);
+    let g = y.sum_all().backward().unwrap().get(x).unwrap();
+    assert_eq!(
+        g.to_vec(),
+        vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    );
+}
+
+/// An empty batch and empty weights may name channels whose unfolded image could not exist:
+/// the convolution says so, naming the op that refuses the size.
+#[test]
+fn convolution_of_an_empty_batch_with_huge_channels() {
+    let tape = Tape::new();
+    // 2^30 channels, 2^14 x 2^14 kernels over 2^15 x 2^15 planes: 2^88 bytes per image.
+    let x = tape.var(Tensor::zeros([0, 1 << 30, 1 << 15, 1 << 15]));
+    let w = tape.var(Tensor::zeros([0, 1 << 30, 1 << 14, 1 << 14]));
+    let err = x.conv2d(w, None, Conv2dOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("unfold"), "{err}");
 }

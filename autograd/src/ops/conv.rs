@@ -123,8 +123,16 @@ impl<'t> Var<'t> {
     ) -> Result<Var<'t>> {
         let (n, c) = (self.shape().dim(0), self.shape().dim(1));
         let ws = weight.shape();
-        // Each image of the batch unfolds to `C kh kw` rows of `oh ow` columns.
-        let per_image = c * ws.dim(2) * ws.dim(3) * win.positions() * std::mem::size_of::<f32>();
+        // Each image of the batch unfolds to `C kh kw` rows of `oh ow` columns (saturated: an
+        // empty batch may carry sizes whose unfolded image could not exist).
+        let per_image = [
+            ws.dim(2),
+            ws.dim(3),
+            win.positions(),
+            std::mem::size_of::<f32>(),
+        ]
+        .into_iter()
+        .fold(c, usize::saturating_mul);
         let chunk = images_per_piece(per_image);
         if chunk >= n {
             return self.conv2d_piece(weight, bias, win, o);

@@ -148,9 +148,10 @@ impl Phases {
         ((j % self.stride) * self.rows + i) * self.per_phase + j / self.stride
     }
 
-    /// Room for a plane in this layout.
+    /// Room for a plane in this layout: the non-empty phases (a stride wider than the plane
+    /// leaves one column per phase), under twice the plane's size.
     fn len(&self) -> usize {
-        self.stride * self.rows * self.per_phase
+        self.stride.min(self.width) * self.rows * self.per_phase
     }
 
     /// The runs of cells of one phase of one row: `f(plane row slice start, layout start,

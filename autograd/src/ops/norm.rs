@@ -57,7 +57,8 @@ impl<'t> Var<'t> {
                 // Evaluation with nothing to differentiate (inference): the composition's
                 // three passes over the activation as one, with its bits (the same
                 // operations on each element, in the same order). 8% of a ResNet-18
-                // inference pass (batch 8) was those passes.
+                // inference pass (batch 8) was those passes. Only with a bias: without one the
+                // composition adds nothing, and the kernel's `+ 0` would turn -0 into +0.
                 check_stats(&s, c, r.mean, r.var)?;
                 let mut scale = r.var.add_scalar(eps).powf(-0.5);
                 if let Some(w) = weight {

@@ -104,11 +104,8 @@ fn take(len: usize) -> Option<Vec<f32>> {
     let mut p = pool();
     // The smallest idle buffer that holds `len` values and wastes at most half of itself.
     let Some(cap) = p.free.range(len..=2 * len).next().map(|(&c, _)| c) else {
-        // The caller allocates `len` values: storage alive and idle may come to the most alive
-        // at once plus `HEADROOM`, no more.
-        let most = p.most_live.max(p.live + len * 4);
-        let excess = (p.live + len * 4 + p.held).saturating_sub(most.saturating_add(HEADROOM));
-        let evicted = evict(&mut p, excess);
+        // The caller allocates `len` values.
+        let evicted = beyond_bound(&mut p, len.saturating_mul(4));
         drop(p);
         // Freed outside the lock.
         drop(evicted);
@@ -142,6 +139,19 @@ fn pop(p: &mut Pool, cap: usize) -> Vec<f32> {
     }
     p.held -= cap * 4;
     v
+}
+
+/// The idle buffers to free (outside the lock) so that storage alive and idle, with `pending`
+/// bytes about to be allocated, stays within the most alive at once plus [`HEADROOM`].
+fn beyond_bound(p: &mut Pool, pending: usize) -> Vec<Vec<f32>> {
+    let alive = p.live.saturating_add(pending);
+    let most = p.most_live.max(alive);
+    evict(
+        p,
+        alive
+            .saturating_add(p.held)
+            .saturating_sub(most.saturating_add(HEADROOM)),
+    )
 }
 
 /// Idle buffers of at least `bytes` (all if fewer), the largest first, for the caller to free.
@@ -235,8 +245,7 @@ impl Storage {
             // comes back to it when dropped: the bound is kept here too, else such buffers
             // pile up idle. GoogLeNet inference (batch 8) gained 40 MB of idle concatenations
             // every pass.
-            let excess = (p.live + p.held).saturating_sub(p.most_live.saturating_add(HEADROOM));
-            let evicted = evict(&mut p, excess);
+            let evicted = beyond_bound(&mut p, 0);
             drop(p);
             drop(evicted);
         }

@@ -334,18 +334,19 @@ pub(crate) fn strided_copy(
     }
     let inner = dims[rank - 1];
     let step = strides[rank - 1];
+    // Where item `i` of the leading `lead` axes (a row, or a plane) starts in `src`.
+    let start = |i: usize, lead: usize| {
+        let (mut rem, mut base) = (i, offset);
+        for ax in (0..lead).rev() {
+            base += (rem % dims[ax]) * strides[ax];
+            rem /= dims[ax];
+        }
+        base
+    };
     if rank >= 2 && strides[rank - 2] == 1 && step > 1 && dims[rank - 2] > 1 {
         // A transposition of the last two axes: reading along each output row would touch a
         // new cache line per element, so planes are copied in square tiles instead.
         let rows = dims[rank - 2];
-        let plane_base = |p: usize| {
-            let (mut rem, mut base) = (p, offset);
-            for ax in (0..rank - 2).rev() {
-                base += (rem % dims[ax]) * strides[ax];
-                rem /= dims[ax];
-            }
-            base
-        };
         let tiles = |base: usize, r0: usize, o: &mut [f32]| {
             transpose_tiles(&src[base..], step, r0, inner, o)
         };
@@ -353,7 +354,7 @@ pub(crate) fn strided_copy(
             out.par_chunks_mut(rows * inner)
                 .enumerate()
                 .for_each(|(p, plane)| {
-                    let base = plane_base(p);
+                    let base = start(p, rank - 2);
                     plane
                         .par_chunks_mut(TILE * inner)
                         .enumerate()
@@ -361,7 +362,7 @@ pub(crate) fn strided_copy(
                 });
         } else {
             for (p, plane) in out.chunks_mut(rows * inner).enumerate() {
-                let base = plane_base(p);
+                let base = start(p, rank - 2);
                 for (b, o) in plane.chunks_mut(TILE * inner).enumerate() {
                     tiles(base, b * TILE, o);
                 }
@@ -370,11 +371,7 @@ pub(crate) fn strided_copy(
         return Ok(Tensor::from_parts(out, shape));
     }
     let row = |r: usize, o: &mut [f32]| {
-        let (mut rem, mut base) = (r, offset);
-        for ax in (0..rank - 1).rev() {
-            base += (rem % dims[ax]) * strides[ax];
-            rem /= dims[ax];
-        }
+        let base = start(r, rank - 1);
         if step == 1 {
             o.copy_from_slice(&src[base..base + inner]);
         } else if step == 0 {
